@@ -1,0 +1,13 @@
+/* cli.h - the `kiln` command's subcommands; each lives in api/cmd_<name>.c
+ * and returns the process exit status (0 ok, 1 failure, 2 usage). */
+#ifndef KILN_API_CLI_H
+#define KILN_API_CLI_H
+
+int kiln_cmd_ingest(int argc, char **argv);
+int kiln_cmd_gen(int argc, char **argv);
+int kiln_cmd_inspect(int argc, char **argv);
+int kiln_cmd_featurize(int argc, char **argv);
+
+
+
+#endif

@@ -1,0 +1,42 @@
+/* kiln.c - the `kiln` command: dispatches to one file per subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} commands[] = {
+    {"ingest",    kiln_cmd_ingest,    "convert CWRU .mat, C-MAPSS text or CSV into a sensor dataset"},
+    {"gen",       kiln_cmd_gen,       "generate a synthetic vibration sensor dataset"},
+    {"inspect",   kiln_cmd_inspect,   "print a dataset's schema, shape, channels, labels and hash"},
+    {"featurize", kiln_cmd_featurize, "run a feature spec over a sensor dataset"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: kiln COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n`kiln COMMAND --help` shows a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "kiln: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

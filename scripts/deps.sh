@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# deps.sh - installs what kiln needs and is missing: Debian packages with
+# apt-get (as root), then the pinned Python virtualenv .venv built from
+# Debian's /usr/bin/python3.  Idempotent and quiet when all is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS="build-essential pkg-config libhdf5-dev hdf5-tools libjansson-dev libmatio-dev
+      libcmocka-dev libfftw3-dev python3 python3-venv valgrind"
+missing=""
+for p in $PKGS; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "deps: installing$missing"
+    if [ "$(id -u)" != 0 ]; then
+        echo "deps: need root to apt-get install$missing" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# The venv is rebuilt when requirements.txt changes.
+stamp=.venv/.kiln-requirements
+if [ ! -x .venv/bin/python ] || ! cmp -s requirements.txt "$stamp"; then
+    echo "deps: building .venv from requirements.txt"
+    rm -rf .venv
+    /usr/bin/python3 -m venv .venv
+    .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+    cp requirements.txt "$stamp"
+fi

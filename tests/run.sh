@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# run.sh - runs every unit test binary (each in its own process, so a crash
+# is one failed test) and every system test script, then prints one line
+# "N passed, N failed" and exits non-zero on any failure.
+set -u
+cd "$(dirname "$0")/.."
+B=${B:-build}
+export KILN_ROOT=$PWD
+export KILN_PYTHON=${KILN_PYTHON:-$PWD/.venv/bin/python}
+export KILN_DATA=${KILN_DATA:-$PWD/../shared/data}
+export KILN_BIN=$PWD/bin/kiln
+export CMOCKA_MESSAGE_OUTPUT=stdout
+TMPROOT=$(mktemp -d /tmp/kiln-test.XXXXXX)
+export TMPDIR=$TMPROOT
+trap 'rm -rf "$TMPROOT"' EXIT
+
+passed=0; failed=0; failures=""
+for t in "$B"/tests/test_*; do
+    [ -x "$t" ] || continue
+    name=$(basename "$t")
+    log="$TMPROOT/$name.log"
+    timeout 600 "$t" >"$log" 2>&1
+    rc=$?
+    run=$(grep -c '^\[ RUN      \]' "$log")
+    ok=$(grep -c '^\[       OK \]' "$log")
+    skip=$(grep -c '^\[  SKIPPED \]' "$log")
+    bad=$((run - ok - skip))
+    if [ $rc -ne 0 ] && [ $bad -eq 0 ]; then bad=1; fi
+    passed=$((passed + ok)); failed=$((failed + bad))
+    if [ $bad -ne 0 ]; then
+        failures="$failures $name"
+        echo "---- $name (exit $rc) ----"; tail -n 40 "$log"
+    else
+        echo "ok   $name ($ok tests)"
+    fi
+done
+for s in tests/system/*.sh; do
+    [ -f "$s" ] || continue
+    name=$(basename "$s" .sh)
+    log="$TMPROOT/$name.log"
+    if timeout 900 bash "$s" >"$log" 2>&1; then
+        passed=$((passed + 1)); echo "ok   system/$name"
+    else
+        failed=$((failed + 1)); failures="$failures system/$name"
+        echo "---- system/$name ----"; tail -n 40 "$log"
+    fi
+done
+[ -n "$failures" ] && echo "failed:$failures"
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]
