@@ -1,0 +1,49 @@
+/* featurize.h - the featurize job: a feature spec over a sensor dataset into
+ * a feature dataset, streaming batch by batch, compute spread over threads.
+ * The CLI (`kiln featurize`) and, later, the cluster worker call this. */
+#ifndef KILN_JOBS_FEATURIZE_H
+#define KILN_JOBS_FEATURIZE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "featspec.h"
+
+/* A parsed featurize job spec: {"type": "featurize", "name", "project",
+ * "input", "output", "features": {...}} plus the common job fields of
+ * DESIGN.md, which are type-checked here and used by the scheduler. */
+typedef struct {
+    char          name[128];
+    char          project[128];
+    char          input[1024];
+    char          output[1024];
+    jb_featspec_t features;
+} jb_featurize_job_t;
+
+/* Parses job JSON text; `source` names it in messages (e.g. the file name).
+ * Free with jb_featurize_job_free. */
+int  jb_featurize_job_parse(const char *json_text, const char *source,
+                            jb_featurize_job_t *job, kiln_err_t *err);
+void jb_featurize_job_free(jb_featurize_job_t *job);
+
+typedef struct {
+    int    n_threads;       /* compute threads; 0 = cores online */
+    size_t batch_windows;   /* windows per read batch; 0 = 256 */
+    int    compress;        /* deflate level for the output, 0 = none */
+    /* called from the calling thread after each batch; may be NULL */
+    void (*progress)(void *ud, size_t done, size_t total);
+    void  *progress_ud;
+} jb_featurize_opts_t;
+
+typedef struct {
+    size_t   windows, channels, window_len, n_features;
+    double   seconds;
+    uint64_t signal_bytes;    /* raw float32 samples read */
+    char     output_sha256[65];
+} jb_featurize_stats_t;
+
+int jb_featurize_run(const jb_featspec_t *spec, const char *input, const char *output,
+                     const jb_featurize_opts_t *opts, jb_featurize_stats_t *stats,
+                     kiln_err_t *err);
+
+#endif
