@@ -7,7 +7,6 @@ int kiln_cmd_ingest(int argc, char **argv);
 int kiln_cmd_gen(int argc, char **argv);
 int kiln_cmd_inspect(int argc, char **argv);
 int kiln_cmd_featurize(int argc, char **argv);
-
-
+int kiln_cmd_classes(int argc, char **argv);
 
 #endif

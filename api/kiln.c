@@ -13,6 +13,7 @@ static const struct {
     {"gen",       kiln_cmd_gen,       "generate a synthetic vibration sensor dataset"},
     {"inspect",   kiln_cmd_inspect,   "print a dataset's schema, shape, channels, labels and hash"},
     {"featurize", kiln_cmd_featurize, "run a feature spec over a sensor dataset"},
+    {"classes",   kiln_cmd_classes,   "rank features by how well they separate the labelled classes"},
 };
 
 static void usage(FILE *f)
