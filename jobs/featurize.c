@@ -101,9 +101,16 @@ int jb_featurize_job_parse(const char *text, const char *source, jb_featurize_jo
         goto out;
     if ((rc = jb_featspec_parse(json_object_get(root, "features"), &job->features, err)) < 0) {
         if (err) {
+            /* prefix the spec's name; the field message keeps what fits */
             char msg[sizeof err->msg];
-            snprintf(msg, sizeof msg, "%s: %s", source, err->msg);
-            memcpy(err->msg, msg, sizeof msg);
+            size_t sl = strlen(source);
+            if (sl + 2 < sizeof msg) {
+                memcpy(msg, source, sl);
+                memcpy(msg + sl, ": ", 2);
+                snprintf(msg + sl + 2, sizeof msg - sl - 2, "%.*s",
+                         (int)(sizeof msg - sl - 3), err->msg);
+                memcpy(err->msg, msg, sizeof msg);
+            }
         }
         goto out;
     }
@@ -398,7 +405,7 @@ static int add_rolling(roll_map_t *m, const jb_featspec_t *s, size_t n_channels,
 {
     int rc;
     for (size_t i = 0; i < n; i++) {
-        kn_rolling_t *rings;
+        kn_rolling_t *rings = NULL;
         float *row = b->rows + i * n_cols;
         float *roll = row + n_channels * per_channel;
         if ((rc = roll_map_get(m, b->asset[i], &rings, err)) < 0)
