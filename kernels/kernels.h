@@ -41,6 +41,9 @@ void kn_cfft(const kn_fft_plan_t *plan, const float *in, float *out,
  * Population moments (ddof = 0).  skew = m3 / m2^1.5, kurt = m4 / m2^2
  * (Pearson, 3 for a Gaussian; scipy.stats.kurtosis(fisher=False)).  For a
  * constant window skew = 0 and kurt = 0, crest = 0 when rms = 0.
+ * ("Constant" as scipy tests it: m2 <= (DBL_EPSILON * mean)^2, where scipy
+ * returns NaN.)  peak = max |x|, p2p = max x - min x, crest = peak / rms.
+ * n = 1: slope 0; n = 0: every field 0.
  * slope: least-squares slope in signal units per second, sample i at
  * t = i / sample_rate_hz.  util: fraction of samples strictly above
  * util_threshold. */
@@ -81,7 +84,8 @@ void   kn_envelope_spectrum(const kn_fft_plan_t *plan, const float *x,
                             double sample_rate_hz, double lo_hz, double hi_hz,
                             float *amp, float *scratch);
 
-/* Largest amp within [f_hz - tol_hz, f_hz + tol_hz] (at least the nearest bin). */
+/* Largest amp within [f_hz - tol_hz, f_hz + tol_hz] (at least the nearest bin,
+ * clamped to 0..n/2, so f outside [0, fs/2] reads the edge bin). */
 double kn_spectrum_peak_near(const float *amp, size_t n, double sample_rate_hz,
                              double f_hz, double tol_hz);
 
@@ -107,6 +111,8 @@ typedef struct {
 
 int  kn_rolling_init(kn_rolling_t *r, size_t k, kiln_err_t *err);
 void kn_rolling_free(kn_rolling_t *r);
+/* init: k >= 1 (KILN_EINVAL otherwise); free is safe twice and after a
+ * failed init.  push: mean or std may be NULL. */
 void kn_rolling_push(kn_rolling_t *r, double v, double *mean, double *std);
 
 /* ---- resampling (kernels/cpu/resample.c) -------------------------------
@@ -120,7 +126,9 @@ typedef struct kn_resampler kn_resampler_t;
 int    kn_resampler_new(int up, int down, kn_resampler_t **out, kiln_err_t *err);
 void   kn_resampler_destroy(kn_resampler_t **r);
 size_t kn_resample_out_len(const kn_resampler_t *r, size_t n_in);
-/* Whole-signal resampling; out has kn_resample_out_len(r, n_in) slots. */
+/* Whole-signal resampling; out has kn_resample_out_len(r, n_in) slots and
+ * does not overlap in.  up, down >= 1 and each at most 65536 after gcd
+ * reduction (KILN_EINVAL); up == down copies in. */
 void   kn_resample(const kn_resampler_t *r, const double *in, size_t n_in, double *out);
 
 #endif
