@@ -11,7 +11,7 @@ CPPFLAGS_PKG := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS_PKG     := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # -march: the build machine's own vector units (the product is built where it runs).
 ARCH    ?= -march=native
-OPT     ?= -O2
+OPT     ?= -O3
 CFLAGS  := -std=c11 -Wall -Wextra -Werror -g $(OPT) $(ARCH) -fno-math-errno
 CPPFLAGS:= -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -I. $(CPPFLAGS_PKG)
 LDLIBS  := $(LIBS_PKG) -lm -lpthread

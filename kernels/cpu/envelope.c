@@ -23,6 +23,19 @@ size_t kn_envelope_scratch_floats(const kn_fft_plan_t *plan)
     return round16(2 * n) + round16(n) + kn_fft_scratch_floats(plan);
 }
 
+/* First bin k (0..n_bins) with k fs / n >= f_hz: an estimate, then the
+ * exact test of kn_band_energy moves it to the right bin. */
+static size_t band_first_bin(double f_hz, size_t n, size_t n_bins, double fs)
+{
+    double est = f_hz * (double)n / fs;
+    size_t k = !(est > 1.0) ? 0 : est >= (double)n_bins ? n_bins : (size_t)est - 1;
+    while (k > 0 && (double)(k - 1) * fs / (double)n >= f_hz)
+        k--;
+    while (k < n_bins && !((double)k * fs / (double)n >= f_hz))
+        k++;
+    return k;
+}
+
 void kn_envelope_spectrum(const kn_fft_plan_t *plan, const float *x,
                           double sample_rate_hz, double lo_hz, double hi_hz,
                           float *amp, float *scratch)
@@ -37,37 +50,48 @@ void kn_envelope_spectrum(const kn_fft_plan_t *plan, const float *x,
      *    (f = k fs / n, as in kn_band_energy). */
     kn_rfft(plan, x, z, fft_scratch);
     /* 2. One-sided spectrum of the analytic signal: DC (and the Nyquist bin
-     *    of an even n) once, positive frequencies twice, negative ones 0. */
-    for (size_t k = 0; k < n_bins; k++) {
-        double f_hz = (double)k * sample_rate_hz / (double)n;
-        float gain = (f_hz >= lo_hz && f_hz < hi_hz) ? 2.0f : 0.0f;
-        if (k == 0 || (n % 2 == 0 && k == n / 2))
-            gain *= 0.5f;
-        z[2 * k] *= gain;
-        z[2 * k + 1] *= gain;
-    }
-    for (size_t k = 2 * n_bins; k < 2 * n; k++)
+     *    of an even n) once, positive frequencies twice, negative ones 0.
+     *    The pass band is found once as a bin range [k0, k1) with the same
+     *    test as above, so the loops below carry no per-bin division. */
+    size_t k0 = band_first_bin(lo_hz, n, n_bins, sample_rate_hz);
+    size_t k1 = band_first_bin(hi_hz, n, n_bins, sample_rate_hz);
+    if (k1 < k0)
+        k1 = k0;
+    for (size_t k = 0; k < 2 * k0; k++)
         z[k] = 0.0f;
+    for (size_t k = 2 * k0; k < 2 * k1; k++)
+        z[k] *= 2.0f;
+    for (size_t k = 2 * k1; k < 2 * n; k++)
+        z[k] = 0.0f;
+    if (k0 == 0 && k1 > 0) {
+        z[0] *= 0.5f;
+        z[1] *= 0.5f;
+    }
+    if (n % 2 == 0 && n / 2 >= k0 && n / 2 < k1) {
+        z[n] *= 0.5f;
+        z[n + 1] *= 0.5f;
+    }
     /* 3. Analytic signal (times n: the inverse is unnormalized) and its
-     *    magnitude, the envelope; its mean comes off before the spectrum. */
+     *    magnitude, the envelope, in float (relative error ~1e-7, far below
+     *    the float FFT's); its mean, summed in double, comes off before the
+     *    spectrum. */
     kn_cfft(plan, z, z, 1, fft_scratch);
-    const double inv_n = 1.0 / (double)n;
+    const float inv_nf = 1.0f / (float)n;
     double sum = 0;
     for (size_t t = 0; t < n; t++) {
-        double re = z[2 * t], im = z[2 * t + 1];
-        sum += sqrt(re * re + im * im);
+        float re = z[2 * t], im = z[2 * t + 1];
+        env[t] = sqrtf(re * re + im * im) * inv_nf;
+        sum += env[t];
     }
-    const double mean = sum * inv_n * inv_n;
-    for (size_t t = 0; t < n; t++) {     /* recomputed: e - mean in double */
-        double re = z[2 * t], im = z[2 * t + 1];
-        env[t] = (float)(sqrt(re * re + im * im) * inv_n - mean);
-    }
+    const float mean = (float)(sum / (double)n);
+    for (size_t t = 0; t < n; t++)
+        env[t] -= mean;
     /* 4. Amplitude spectrum of the envelope: |E_k| * 2/n. */
     kn_rfft(plan, env, z, fft_scratch);
-    const double amp_scale = 2.0 * inv_n;
+    const float amp_scale = 2.0f / (float)n;
     for (size_t k = 0; k < n_bins; k++) {
-        double re = z[2 * k], im = z[2 * k + 1];
-        amp[k] = (float)(sqrt(re * re + im * im) * amp_scale);
+        float re = z[2 * k], im = z[2 * k + 1];
+        amp[k] = sqrtf(re * re + im * im) * amp_scale;
     }
 }
 
