@@ -96,12 +96,12 @@ static int parse_channels(json_t *arr, jb_featspec_t *s, kiln_err_t *err)
     json_array_foreach(arr, i, v) {
         snprintf(field, sizeof field, "features.channels[%zu]", i);
         if (!json_is_string(v) || json_string_length(v) == 0 ||
-            json_string_length(v) >= JB_NAME_MAX)
+            json_string_length(v) >= JB_FEAT_NAME_MAX)
             return bad(err, field, "%s", "must be a channel name (1-95 characters)");
         for (size_t j = 0; j < i; j++)
             if (!strcmp(s->channels[j], json_string_value(v)))
                 return bad(err, field, "channel '%s' listed twice", json_string_value(v));
-        snprintf(s->channels[i], JB_NAME_MAX, "%s", json_string_value(v));
+        snprintf(s->channels[i], JB_FEAT_NAME_MAX, "%s", json_string_value(v));
     }
     s->n_channels = json_array_size(arr);
     return 0;
@@ -266,7 +266,7 @@ static int parse_rolling(json_t *o, jb_featspec_t *s, kiln_err_t *err)
 {
     static const char *const keys[] = {"k", "of", NULL};
     double k = 0;
-    char field[256], name[JB_NAME_MAX];
+    char field[256], name[JB_FEAT_NAME_MAX];
     size_t i;
     json_t *v;
     int rc;
@@ -306,24 +306,24 @@ size_t jb_featspec_per_channel(const jb_featspec_t *s)
 void jb_featspec_feature_name(const jb_featspec_t *s, size_t i, char *buf)
 {
     if (i < s->n_time) {
-        snprintf(buf, JB_NAME_MAX, "%s", time_names[s->time[i]]);
+        snprintf(buf, JB_FEAT_NAME_MAX, "%s", time_names[s->time[i]]);
         return;
     }
     i -= s->n_time;
     if (i < s->n_bands) {
-        snprintf(buf, JB_NAME_MAX, "band_%g_%g", s->bands_hz[i][0], s->bands_hz[i][1]);
+        snprintf(buf, JB_FEAT_NAME_MAX, "band_%g_%g", s->bands_hz[i][0], s->bands_hz[i][1]);
         return;
     }
     i -= s->n_bands;
     if (s->centroid && i-- == 0) {
-        snprintf(buf, JB_NAME_MAX, "centroid");
+        snprintf(buf, JB_FEAT_NAME_MAX, "centroid");
         return;
     }
     if (s->dominant && i-- == 0) {
-        snprintf(buf, JB_NAME_MAX, "dominant");
+        snprintf(buf, JB_FEAT_NAME_MAX, "dominant");
         return;
     }
-    snprintf(buf, JB_NAME_MAX, "env_%s", line_names[s->lines[i]]);
+    snprintf(buf, JB_FEAT_NAME_MAX, "env_%s", line_names[s->lines[i]]);
 }
 
 int jb_featspec_parse(const void *features_json, jb_featspec_t *s, kiln_err_t *err)

@@ -11,7 +11,7 @@
 
 #define JB_MAX_BANDS 64
 #define JB_MAX_ROLL 16
-#define JB_NAME_MAX 96
+#define JB_FEAT_NAME_MAX 96
 
 typedef enum {
     JB_T_MEAN, JB_T_STD, JB_T_RMS, JB_T_PEAK, JB_T_P2P, JB_T_CREST,
@@ -23,7 +23,7 @@ typedef enum { JB_LINE_BPFO, JB_LINE_BPFI, JB_LINE_BSF, JB_LINE_FTF, JB_LINE_COU
 typedef struct {
     /* channels: names as in the dataset; n_channels = 0 means all */
     size_t n_channels;
-    char   channels[64][JB_NAME_MAX];
+    char   channels[64][JB_FEAT_NAME_MAX];
 
     size_t            n_time;
     jb_time_feature_t time[JB_T_COUNT];
@@ -57,7 +57,7 @@ int  jb_featspec_parse(const void *features_json, jb_featspec_t *spec, kiln_err_
 void jb_featspec_free(jb_featspec_t *spec);
 
 /* Per-channel feature count and the name of per-channel feature i
- * ("rms", "band_0_1000", "env_bpfo"), written into buf[JB_NAME_MAX]. */
+ * ("rms", "band_0_1000", "env_bpfo"), written into buf[JB_FEAT_NAME_MAX]. */
 size_t jb_featspec_per_channel(const jb_featspec_t *spec);
 void   jb_featspec_feature_name(const jb_featspec_t *spec, size_t i, char *buf);
 

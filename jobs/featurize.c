@@ -428,7 +428,7 @@ static int make_names(const jb_featspec_t *s, const st_sensor_meta_t *im, const 
                       size_t n_channels, char **names, size_t n_cols, kiln_err_t *err)
 {
     size_t per = jb_featspec_per_channel(s), col = 0;
-    char fname[JB_NAME_MAX];
+    char fname[JB_FEAT_NAME_MAX];
     for (size_t c = 0; c < n_channels; c++)
         for (size_t f = 0; f < per; f++) {
             jb_featspec_feature_name(s, f, fname);

@@ -1,4 +1,5 @@
-/* sha256.h - FIPS 180-4 SHA-256, streaming, for content hashes. */
+/* sha256.h - FIPS 180-4 SHA-256, streaming, for content hashes.  Plain C,
+ * with the x86 SHA extensions used when the CPU has them (same digests). */
 #ifndef KILN_STORAGE_SHA256_H
 #define KILN_STORAGE_SHA256_H
 
@@ -10,6 +11,9 @@ typedef struct {
     uint64_t bytes;
     uint8_t  buf[64];
     size_t   buf_len;
+    int      accel;     /* set by init: 1 when the CPU's SHA extensions do the
+                           work (x86 SHA-NI); a test may clear it after init to
+                           exercise the portable code */
 } st_sha256_t;
 
 void st_sha256_init(st_sha256_t *h);

@@ -26,7 +26,7 @@ static void test_good_spec(void **state)
     (void)state;
     jb_featurize_job_t job;
     kiln_err_t err;
-    char name[JB_NAME_MAX];
+    char name[JB_FEAT_NAME_MAX];
 
     assert_int_equal(jb_featurize_job_parse(good_spec, "good.json", &job, &err), 0);
     const jb_featspec_t *s = &job.features;
