@@ -16,11 +16,13 @@ CFLAGS  := -std=c11 -Wall -Wextra -Werror -g $(OPT) $(ARCH) -fno-math-errno
 CPPFLAGS:= -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -I. $(CPPFLAGS_PKG)
 LDLIBS  := $(LIBS_PKG) -lm -lpthread
 B       := build
+KILN    := bin/kiln
 
 ifeq ($(SAN),1)
   CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDFLAGS += -fsanitize=address,undefined
   B       := build/san
+  KILN    := build/san/bin/kiln
 endif
 
 NVCC    ?= $(shell command -v nvcc 2>/dev/null)
@@ -42,7 +44,7 @@ NVFLAGS := -O3 -std=c++17 -Werror all-warnings -Xcompiler -Wall,-Wextra -I.
 
 .PHONY: all deps test demo bench clean cuda
 .SECONDARY:
-all: bin/kiln $(TEST_BIN) $(BENCH_BIN) $(if $(filter 1,$(CUDA)),cuda)
+all: $(KILN) $(TEST_BIN) $(BENCH_BIN) $(if $(filter 1,$(CUDA)),cuda)
 
 deps:
 	@scripts/deps.sh
@@ -55,8 +57,8 @@ $(B)/libkiln.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-bin/kiln: $(CLI_OBJ) $(B)/libkiln.a
-	@mkdir -p bin
+$(KILN): $(CLI_OBJ) $(B)/libkiln.a
+	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $(CLI_OBJ) $(B)/libkiln.a $(LDLIBS)
 
 $(B)/tests/%: tests/unit/%.c $(TEST_SUPPORT) $(B)/libkiln.a
@@ -75,7 +77,7 @@ $(B)/%.o: %.cu
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@B=$(B) tests/run.sh
+	@B=$(B) KILN_BIN=$(abspath $(KILN)) tests/run.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory bin/kiln
