@@ -47,16 +47,28 @@ void kn_envelope_spectrum(const kn_fft_plan_t *plan, const float *x,
     float *fft_scratch = env + round16(n);
 
     /* 1. Spectrum of x, band-passed by keeping bins with lo <= f < hi
-     *    (f = k fs / n, as in kn_band_energy). */
-    kn_rfft(plan, x, z, fft_scratch);
-    /* 2. One-sided spectrum of the analytic signal: DC (and the Nyquist bin
-     *    of an even n) once, positive frequencies twice, negative ones 0.
-     *    The pass band is found once as a bin range [k0, k1) with the same
-     *    test as above, so the loops below carry no per-bin division. */
+     *    (f = k fs / n, as in kn_band_energy).  The pass band is found once
+     *    as a bin range [k0, k1), so the loops below carry no division. */
     size_t k0 = band_first_bin(lo_hz, n, n_bins, sample_rate_hz);
     size_t k1 = band_first_bin(hi_hz, n, n_bins, sample_rate_hz);
     if (k1 < k0)
         k1 = k0;
+    if (k0 > 0) {
+        /* DC is outside the band, so the mean can come off first: a large
+         * offset (a temperature near 40 with millikelvin noise) would
+         * otherwise spread float rounding into the small in-band bins. */
+        double sum = 0;
+        for (size_t t = 0; t < n; t++)
+            sum += x[t];
+        const float mean = (float)(sum / (double)n);
+        for (size_t t = 0; t < n; t++)
+            env[t] = x[t] - mean;
+        kn_rfft(plan, env, z, fft_scratch);
+    } else {
+        kn_rfft(plan, x, z, fft_scratch);
+    }
+    /* 2. One-sided spectrum of the analytic signal: DC (and the Nyquist bin
+     *    of an even n) once, positive frequencies twice, negative ones 0. */
     for (size_t k = 0; k < 2 * k0; k++)
         z[k] = 0.0f;
     for (size_t k = 2 * k0; k < 2 * k1; k++)
