@@ -23,6 +23,24 @@ size_t kn_envelope_scratch_floats(const kn_fft_plan_t *plan)
     return round16(2 * n) + round16(n) + kn_fft_scratch_floats(plan);
 }
 
+/* Sum of n floats in double.  Eight independent partial sums: a single
+ * accumulator is a serial dependency the compiler may not reorder (no
+ * -ffast-math), eight fixed lanes vectorize. */
+static double sum_lanes(const float *x, size_t n)
+{
+    double part[8] = {0};
+    size_t main_n = n - n % 8;
+    for (size_t i = 0; i < main_n; i += 8)
+        for (int l = 0; l < 8; l++)
+            part[l] += (double)x[i + (size_t)l];
+    for (size_t i = main_n; i < n; i++)
+        part[0] += (double)x[i];
+    double total = 0;
+    for (int l = 0; l < 8; l++)
+        total += part[l];
+    return total;
+}
+
 /* First bin k (0..n_bins) with k fs / n >= f_hz: an estimate, then the
  * exact test of kn_band_energy moves it to the right bin. */
 static size_t band_first_bin(double f_hz, size_t n, size_t n_bins, double fs)
@@ -57,10 +75,7 @@ void kn_envelope_spectrum(const kn_fft_plan_t *plan, const float *x,
         /* DC is outside the band, so the mean can come off first: a large
          * offset (a temperature near 40 with millikelvin noise) would
          * otherwise spread float rounding into the small in-band bins. */
-        double sum = 0;
-        for (size_t t = 0; t < n; t++)
-            sum += x[t];
-        const float mean = (float)(sum / (double)n);
+        const float mean = (float)(sum_lanes(x, n) / (double)n);
         for (size_t t = 0; t < n; t++)
             env[t] = x[t] - mean;
         kn_rfft(plan, env, z, fft_scratch);
@@ -89,13 +104,11 @@ void kn_envelope_spectrum(const kn_fft_plan_t *plan, const float *x,
      *    spectrum. */
     kn_cfft(plan, z, z, 1, fft_scratch);
     const float inv_nf = 1.0f / (float)n;
-    double sum = 0;
     for (size_t t = 0; t < n; t++) {
         float re = z[2 * t], im = z[2 * t + 1];
         env[t] = sqrtf(re * re + im * im) * inv_nf;
-        sum += env[t];
     }
-    const float mean = (float)(sum / (double)n);
+    const float mean = (float)(sum_lanes(env, n) / (double)n);
     for (size_t t = 0; t < n; t++)
         env[t] -= mean;
     /* 4. Amplitude spectrum of the envelope: |E_k| * 2/n. */

@@ -44,23 +44,40 @@ static double bin_hz(size_t k, size_t n, double sample_rate_hz)
     return (double)k * sample_rate_hz / (double)n;
 }
 
+/* First bin k (0..n_bins) with k fs / n >= f_hz: an estimate, then the
+ * exact per-bin test moves it onto the right bin, so the summing loops
+ * below carry no division. */
+static size_t first_bin_at(double f_hz, size_t n, size_t n_bins, double sample_rate_hz)
+{
+    double est = f_hz * (double)n / sample_rate_hz;
+    size_t k = !(est > 1.0) ? 0 : est >= (double)n_bins ? n_bins : (size_t)est - 1;
+    while (k > 0 && bin_hz(k - 1, n, sample_rate_hz) >= f_hz)
+        k--;
+    while (k < n_bins && !(bin_hz(k, n, sample_rate_hz) >= f_hz))
+        k++;
+    return k;
+}
+
+/* Eight partial sums so the loops vectorize (see stats.c). */
+#define LANES 8
+
 double kn_band_energy(const float *power, size_t n, double sample_rate_hz,
                       double lo_hz, double hi_hz)
 {
     if (n == 0 || !(lo_hz < hi_hz) || !(sample_rate_hz > 0))
         return 0.0;
     const size_t n_bins = n / 2 + 1;
-    /* Start one bin below the estimate of the first bin >= lo, then let the
-     * exact per-bin test decide. */
-    size_t k = 0;
-    double k_est = floor(lo_hz * (double)n / sample_rate_hz) - 1.0;
-    if (k_est > 0)
-        k = k_est >= (double)n_bins ? n_bins : (size_t)k_est;
-    while (k < n_bins && bin_hz(k, n, sample_rate_hz) < lo_hz)
-        k++;
-    double energy = 0;
-    for (; k < n_bins && bin_hz(k, n, sample_rate_hz) < hi_hz; k++)
+    size_t k0 = first_bin_at(lo_hz, n, n_bins, sample_rate_hz);
+    size_t k1 = first_bin_at(hi_hz, n, n_bins, sample_rate_hz);
+    double part[LANES] = {0}, energy = 0;
+    size_t k = k0;
+    for (; k + LANES <= k1; k += LANES)
+        for (int l = 0; l < LANES; l++)
+            part[l] += power[k + (size_t)l];
+    for (; k < k1; k++)
         energy += power[k];
+    for (int l = 0; l < LANES; l++)
+        energy += part[l];
     return energy;
 }
 
@@ -69,12 +86,23 @@ double kn_spectral_centroid(const float *power, size_t n, double sample_rate_hz)
     if (n == 0)
         return 0.0;
     const size_t n_bins = n / 2 + 1;
-    double weighted = 0, total = 0;
-    for (size_t k = 0; k < n_bins; k++) {
-        weighted += bin_hz(k, n, sample_rate_hz) * power[k];
+    /* sum f_k p_k = (fs / n) sum k p_k: the bin spacing comes out once. */
+    double w[LANES] = {0}, t[LANES] = {0}, weighted = 0, total = 0;
+    size_t k = 0;
+    for (; k + LANES <= n_bins; k += LANES)
+        for (int l = 0; l < LANES; l++) {
+            w[l] += (double)(k + (size_t)l) * power[k + (size_t)l];
+            t[l] += power[k + (size_t)l];
+        }
+    for (; k < n_bins; k++) {
+        weighted += (double)k * power[k];
         total += power[k];
     }
-    return total > 0 ? weighted / total : 0.0;
+    for (int l = 0; l < LANES; l++) {
+        weighted += w[l];
+        total += t[l];
+    }
+    return total > 0 ? weighted * sample_rate_hz / (double)n / total : 0.0;
 }
 
 double kn_dominant_freq(const float *power, size_t n, double sample_rate_hz)
@@ -82,9 +110,22 @@ double kn_dominant_freq(const float *power, size_t n, double sample_rate_hz)
     const size_t n_bins = n / 2 + 1;
     if (n < 2)
         return 0.0;
-    size_t best = 1;
-    for (size_t k = 2; k < n_bins; k++)
-        if (power[k] > power[best])
-            best = k;
-    return bin_hz(best, n, sample_rate_hz);
+    /* The largest value first (sixteen lanes vectorize), then its first bin:
+     * the same bin as a single scan that keeps the first of equal maxima. */
+    float lane[16];
+    for (int l = 0; l < 16; l++)
+        lane[l] = power[1];
+    size_t k = 1;
+    for (; k + 16 <= n_bins; k += 16)
+        for (int l = 0; l < 16; l++)
+            lane[l] = power[k + (size_t)l] > lane[l] ? power[k + (size_t)l] : lane[l];
+    float best = lane[0];
+    for (int l = 1; l < 16; l++)
+        best = lane[l] > best ? lane[l] : best;
+    for (; k < n_bins; k++)
+        best = power[k] > best ? power[k] : best;
+    size_t at = 1;
+    while (at < n_bins && !(power[at] == best))
+        at++;
+    return bin_hz(at < n_bins ? at : 1, n, sample_rate_hz);
 }

@@ -5,6 +5,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 
 /* Independent accumulators per sum: without -ffast-math the compiler may not
  * reorder a floating-point reduction, so the lanes are written out and the
@@ -20,37 +21,54 @@ void kn_time_stats(const float *x, size_t n, double sample_rate_hz,
         return;
     }
 
-    /* Pass 1: sum, sum of squares, min, max, count above threshold. */
-    double sum[LANES] = {0}, sumsq[LANES] = {0}, above[LANES] = {0};
-    double lo[LANES], hi[LANES];
-    for (int l = 0; l < LANES; l++)
+    /* Pass 1a: min and max in float (exact), sixteen lanes. */
+    float lo[16], hi[16];
+    for (int l = 0; l < 16; l++)
         lo[l] = hi[l] = x[0];
+    const size_t n16 = n - n % 16;
+    for (size_t i = 0; i < n16; i += 16)
+        for (int l = 0; l < 16; l++) {
+            float v = x[i + (size_t)l];
+            lo[l] = v < lo[l] ? v : lo[l];
+            hi[l] = v > hi[l] ? v : hi[l];
+        }
+    for (size_t i = n16; i < n; i++) {
+        lo[0] = x[i] < lo[0] ? x[i] : lo[0];
+        hi[0] = x[i] > hi[0] ? x[i] : hi[0];
+    }
+    double x_min = lo[0], x_max = hi[0];
+    for (int l = 1; l < 16; l++) {
+        x_min = lo[l] < x_min ? lo[l] : x_min;
+        x_max = hi[l] > x_max ? hi[l] : x_max;
+    }
+
+    /* Pass 1b: sum, sum of squares and count above the threshold, in
+     * double.  (Kept apart from 1a: mixing float and double lanes in one
+     * loop stopped gcc from vectorizing it.) */
+    double sum[LANES] = {0}, sumsq[LANES] = {0};
+    int64_t above[LANES] = {0};
     const size_t n_main = n - n % LANES;
     for (size_t i = 0; i < n_main; i += LANES) {
         for (int l = 0; l < LANES; l++) {
             double v = x[i + (size_t)l];
             sum[l] += v;
             sumsq[l] += v * v;
-            above[l] += v > util_threshold ? 1.0 : 0.0;
-            lo[l] = v < lo[l] ? v : lo[l];
-            hi[l] = v > hi[l] ? v : hi[l];
         }
     }
+    for (size_t i = 0; i < n_main; i += LANES)
+        for (int l = 0; l < LANES; l++)
+            above[l] += (double)x[i + (size_t)l] > util_threshold;
     for (size_t i = n_main; i < n; i++) {
         double v = x[i];
         sum[0] += v;
         sumsq[0] += v * v;
-        above[0] += v > util_threshold ? 1.0 : 0.0;
-        lo[0] = v < lo[0] ? v : lo[0];
-        hi[0] = v > hi[0] ? v : hi[0];
+        above[0] += v > util_threshold;
     }
-    double total = 0, total_sq = 0, n_above = 0, x_min = lo[0], x_max = hi[0];
+    double total = 0, total_sq = 0, n_above = 0;
     for (int l = 0; l < LANES; l++) {
         total += sum[l];
         total_sq += sumsq[l];
-        n_above += above[l];
-        x_min = lo[l] < x_min ? lo[l] : x_min;
-        x_max = hi[l] > x_max ? hi[l] : x_max;
+        n_above += (double)above[l];
     }
     const double dn = (double)n;
     const double mean = total / dn;
@@ -59,6 +77,11 @@ void kn_time_stats(const float *x, size_t n, double sample_rate_hz,
      * trend numerator sum (i - i_mean) (x_i - mean). */
     const double i_mean = 0.5 * (dn - 1.0);
     double m2[LANES] = {0}, m3[LANES] = {0}, m4[LANES] = {0}, cov[LANES] = {0};
+    /* i - i_mean carried in double (exact: integers and halves far below
+     * 2^53); converting the size_t index each time kept the loop scalar. */
+    double t_lane[LANES];
+    for (int l = 0; l < LANES; l++)
+        t_lane[l] = (double)l - i_mean;
     for (size_t i = 0; i < n_main; i += LANES) {
         for (int l = 0; l < LANES; l++) {
             double d = (double)x[i + (size_t)l] - mean;
@@ -66,7 +89,8 @@ void kn_time_stats(const float *x, size_t n, double sample_rate_hz,
             m2[l] += d2;
             m3[l] += d2 * d;
             m4[l] += d2 * d2;
-            cov[l] += ((double)(i + (size_t)l) - i_mean) * d;
+            cov[l] += t_lane[l] * d;
+            t_lane[l] += (double)LANES;
         }
     }
     for (size_t i = n_main; i < n; i++) {
