@@ -137,23 +137,11 @@ int st_features_append(st_features_writer_t *w, size_t n, const float *rows,
     int rc;
     if (!w)
         return kiln_err_set(err, KILN_EINVAL, "st_features_append: no writer");
-    if (w->broken)
-        return kiln_err_set(err, KILN_EIO, "%s: an earlier write failed; abort this dataset",
-                            w->path);
-    if (n == 0)
-        return 0;
-    if (n > (SIZE_MAX / sizeof(float)) / w->n_features)
-        return kiln_err_set(err, KILN_EINVAL, "%s: batch of %zu rows is too large", w->path, n);
-    if (!rows)
-        return kiln_err_at(err, KILN_EINVAL, "/features", "%s: /features: no values given", w->path);
-    for (size_t i = 0; i < n * w->n_features; i++)
-        if (!isfinite(rows[i]))
-            return kiln_err_at(err, KILN_ENONFINITE, "/features",
-                               "%s: /features: %s at row %llu, feature %zu", w->path,
-                               isnan(rows[i]) ? "NaN" : "Inf",
-                               (unsigned long long)(w->n_rows + i / w->n_features),
-                               i % w->n_features);
-    if ((rc = st_h5_rowcols_check(&w->rows, w->path, w->n_rows, n, asset, timestamp_ns, label,
+    if ((rc = st_h5_check_batch(w->path, w->broken, n, w->n_features, "row", err)) < 0 || n == 0)
+        return rc;
+    if ((rc = st_h5_check_floats(w->path, "/features", rows, n, w->n_features, w->n_rows, "row",
+                                 "feature", err)) < 0 ||
+        (rc = st_h5_rowcols_check(&w->rows, w->path, w->n_rows, n, asset, timestamp_ns, label,
                                   target, "row", err)) < 0)
         return rc;
     st_h5_quiet_begin(&q);
@@ -173,7 +161,7 @@ int st_features_commit(st_features_writer_t **wp, char *hash_hex, kiln_err_t *er
     st_h5_quiet_t q;
     st_h5_part_t parts[5];
     size_t n_parts = 0;
-    char hex[65], created[32];
+    char hex[65];
     int rc;
 
     if (!wp || !*wp)
@@ -186,17 +174,9 @@ int st_features_commit(st_features_writer_t **wp, char *hash_hex, kiln_err_t *er
         goto out;
     }
     st_h5_col_part(&w->features, &parts[n_parts++]);
-    st_h5_col_part(&w->rows.asset, &parts[n_parts++]);
-    st_h5_col_part(&w->rows.timestamp, &parts[n_parts++]);
-    if (w->rows.has_label)
-        st_h5_col_part(&w->rows.label, &parts[n_parts++]);
-    if (w->rows.has_target)
-        st_h5_col_part(&w->rows.target, &parts[n_parts++]);
+    st_h5_rowcols_parts(&w->rows, parts, &n_parts);
     st_sha256_t h = w->header;
-    st_h5_hash_finish(&h, parts, n_parts, hex);
-    st_h5_now_iso8601(created);
-    if ((rc = st_h5_attr_put_str(w->file, w->path, "/", "created", created, err)) < 0 ||
-        (rc = st_h5_attr_put_str(w->file, w->path, "/", "content_sha256", hex, err)) < 0)
+    if ((rc = st_h5_seal(w->file, w->path, &h, parts, n_parts, hex, err)) < 0)
         goto out;
     st_h5_col_close(&w->features);
     st_h5_rowcols_close(&w->rows);
@@ -247,8 +227,6 @@ int st_features_open(const char *path, st_features_t **out, kiln_err_t *err)
 {
     st_h5_quiet_t q;
     st_features_t *ds = NULL;
-    char *schema = NULL, *names[256];
-    size_t n_names = 0;
     int rc;
 
     *out = NULL;
@@ -267,15 +245,8 @@ int st_features_open(const char *path, st_features_t **out, kiln_err_t *err)
         goto out;
     }
     st_features_meta_t *m = &ds->meta;
-    if ((rc = st_h5_open_ro(path, &ds->file, err)) < 0 ||
-        (rc = st_h5_attr_get_str(ds->file, path, "/", "schema", 1, 64, &schema, err)) < 0)
-        goto out;
-    if (strcmp(schema, ST_FEATURES_SCHEMA) != 0) {
-        rc = kiln_err_at(err, KILN_ESCHEMA, "/", "%s: /: schema is '%s', expected '%s'", path,
-                         schema, ST_FEATURES_SCHEMA);
-        goto out;
-    }
-    if ((rc = st_h5_attr_get_str(ds->file, path, "/", "source_sha256", 0, 64,
+    if ((rc = st_h5_open_schema(path, ST_FEATURES_SCHEMA, &ds->file, err)) < 0 ||
+        (rc = st_h5_attr_get_str(ds->file, path, "/", "source_sha256", 0, 64,
                                  (char **)&m->source_sha256, err)) < 0 ||
         (rc = st_h5_attr_get_str(ds->file, path, "/", "spec_sha256", 0, 64,
                                  (char **)&m->spec_sha256, err)) < 0 ||
@@ -285,10 +256,8 @@ int st_features_open(const char *path, st_features_t **out, kiln_err_t *err)
         (rc = st_h5_attr_get_str(ds->file, path, "/", "content_sha256", 0, 64,
                                  (char **)&m->content_sha256, err)) < 0 ||
         (rc = st_h5_attr_get_strs(ds->file, path, "/", "label_names", 0, 256, ST_H5_NAME_MAX,
-                                  names, &n_names, err)) < 0)
+                                  (char **)m->label_names, &m->n_label_names, err)) < 0)
         goto out;
-    memcpy((void *)m->label_names, names, n_names * sizeof names[0]);
-    m->n_label_names = n_names;
     if ((rc = st_h5_ds_open(&ds->features, ds->file, path, "/features", ST_H5_F32, SIZE_MAX, err)) < 0)
         goto out;
     if (ds->features.row_len > ST_MAX_FEATURES) {
@@ -316,7 +285,6 @@ int st_features_open(const char *path, st_features_t **out, kiln_err_t *err)
     *out = ds;
     ds = NULL;
 out:
-    kiln_free(schema);
     if (ds)
         reader_free(ds);
     st_h5_quiet_end(&q);
@@ -363,13 +331,7 @@ int st_features_hash(st_features_t *ds, char *hash_hex, kiln_err_t *err)
     st_h5_quiet_begin(&q);
     rc = st_h5_ds_part(&ds->features, ds->path, &parts[n_parts++], err);
     if (rc == 0)
-        rc = st_h5_ds_part(&ds->rows.asset, ds->path, &parts[n_parts++], err);
-    if (rc == 0)
-        rc = st_h5_ds_part(&ds->rows.timestamp, ds->path, &parts[n_parts++], err);
-    if (rc == 0 && ds->rows.has_label)
-        rc = st_h5_ds_part(&ds->rows.label, ds->path, &parts[n_parts++], err);
-    if (rc == 0 && ds->rows.has_target)
-        rc = st_h5_ds_part(&ds->rows.target, ds->path, &parts[n_parts++], err);
+        rc = st_h5_rowds_parts(&ds->rows, ds->path, parts, &n_parts, err);
     st_h5_quiet_end(&q);
     if (rc < 0)
         return rc;

@@ -415,6 +415,34 @@ void st_h5_rowcols_close(st_h5_rowcols_t *r)
     st_h5_col_close(&r->target);
 }
 
+int st_h5_check_floats(const char *file_label, const char *ds_path, const float *values,
+                       size_t n, size_t row_len, uint64_t row0, const char *row_word,
+                       const char *elem_word, kiln_err_t *err)
+{
+    if (!values)
+        return kiln_err_at(err, KILN_EINVAL, ds_path, "%s: %s: no values given", file_label,
+                           ds_path);
+    for (size_t i = 0; i < n * row_len; i++)
+        if (!isfinite(values[i]))
+            return kiln_err_at(err, KILN_ENONFINITE, ds_path, "%s: %s: %s at %s %llu, %s %zu",
+                               file_label, ds_path, isnan(values[i]) ? "NaN" : "Inf", row_word,
+                               (unsigned long long)(row0 + i / row_len), elem_word,
+                               i % row_len);
+    return 0;
+}
+
+int st_h5_check_batch(const char *file_label, int broken, size_t n, size_t row_len,
+                      const char *row_word, kiln_err_t *err)
+{
+    if (broken)
+        return kiln_err_set(err, KILN_EIO, "%s: an earlier write failed; abort this dataset",
+                            file_label);
+    if (n > (SIZE_MAX / sizeof(float)) / row_len)
+        return kiln_err_set(err, KILN_EINVAL, "%s: batch of %zu %ss is too large", file_label,
+                            n, row_word);
+    return 0;
+}
+
 void st_h5_rowds_init(st_h5_rowds_t *r)
 {
     memset(r, 0, sizeof *r);
@@ -584,4 +612,39 @@ void st_h5_hash_finish(st_sha256_t *h, st_h5_part_t *parts, size_t n, char hex[6
     }
     st_sha256_final(h, digest);
     st_sha256_hex(digest, hex);
+}
+
+void st_h5_rowcols_parts(const st_h5_rowcols_t *r, st_h5_part_t *parts, size_t *n_parts)
+{
+    st_h5_col_part(&r->asset, &parts[(*n_parts)++]);
+    st_h5_col_part(&r->timestamp, &parts[(*n_parts)++]);
+    if (r->has_label)
+        st_h5_col_part(&r->label, &parts[(*n_parts)++]);
+    if (r->has_target)
+        st_h5_col_part(&r->target, &parts[(*n_parts)++]);
+}
+
+int st_h5_rowds_parts(st_h5_rowds_t *r, const char *file_label, st_h5_part_t *parts,
+                      size_t *n_parts, kiln_err_t *err)
+{
+    int rc;
+    if ((rc = st_h5_ds_part(&r->asset, file_label, &parts[(*n_parts)++], err)) < 0 ||
+        (rc = st_h5_ds_part(&r->timestamp, file_label, &parts[(*n_parts)++], err)) < 0 ||
+        (r->has_label && (rc = st_h5_ds_part(&r->label, file_label, &parts[(*n_parts)++], err)) < 0) ||
+        (r->has_target && (rc = st_h5_ds_part(&r->target, file_label, &parts[(*n_parts)++], err)) < 0))
+        return rc;
+    return 0;
+}
+
+int st_h5_seal(hid_t file, const char *file_label, st_sha256_t *h, st_h5_part_t *parts,
+               size_t n_parts, char hex[65], kiln_err_t *err)
+{
+    char created[32];
+    int rc;
+    st_h5_hash_finish(h, parts, n_parts, hex);
+    st_h5_now_iso8601(created);
+    if ((rc = st_h5_attr_put_str(file, file_label, "/", "created", created, err)) < 0 ||
+        (rc = st_h5_attr_put_str(file, file_label, "/", "content_sha256", hex, err)) < 0)
+        return rc;
+    return 0;
 }

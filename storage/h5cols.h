@@ -93,6 +93,18 @@ int  st_h5_rowcols_append(st_h5_rowcols_t *r, const char *file_label, size_t n,
                           const float *target, kiln_err_t *err);
 void st_h5_rowcols_close(st_h5_rowcols_t *r);
 
+/* Checks a batch of n rows of row_len float32 values for dataset ds_path
+ * before anything is written: present (KILN_EINVAL "no values given") and
+ * finite (KILN_ENONFINITE "NaN at row_word R, elem_word E", R from row0). */
+int  st_h5_check_floats(const char *file_label, const char *ds_path, const float *values,
+                        size_t n, size_t row_len, uint64_t row0, const char *row_word,
+                        const char *elem_word, kiln_err_t *err);
+/* The checks an append starts with: KILN_EIO if an earlier write `broken`
+ * the writer, KILN_EINVAL if n rows of row_len float32 overflow a size_t
+ * ("batch of N <row_word>s is too large"). */
+int  st_h5_check_batch(const char *file_label, int broken, size_t n, size_t row_len,
+                       const char *row_word, kiln_err_t *err);
+
 typedef struct {
     st_h5_ds_t asset, timestamp, label, target;
     int        has_label, has_target;
@@ -130,5 +142,15 @@ void st_h5_col_part(const st_h5_col_t *c, st_h5_part_t *part);
 int  st_h5_ds_part(st_h5_ds_t *d, const char *file_label, st_h5_part_t *part, kiln_err_t *err);
 /* Sorts parts by path (bytewise) and hashes each record; then finalizes h. */
 void st_h5_hash_finish(st_sha256_t *h, st_h5_part_t *parts, size_t n, char hex[65]);
+/* Adds the parts of the per-row columns present (asset, timestamp, then
+ * label and target if declared) at parts[*n_parts], advancing *n_parts. */
+void st_h5_rowcols_parts(const st_h5_rowcols_t *r, st_h5_part_t *parts, size_t *n_parts);
+int  st_h5_rowds_parts(st_h5_rowds_t *r, const char *file_label, st_h5_part_t *parts,
+                       size_t *n_parts, kiln_err_t *err);
+/* A writer's last step before closing: finishes the hash h (a copy of the
+ * header) over parts into hex and writes the root attrs `created` and
+ * `content_sha256`. */
+int  st_h5_seal(hid_t file, const char *file_label, st_sha256_t *h, st_h5_part_t *parts,
+                size_t n_parts, char hex[65], kiln_err_t *err);
 
 #endif

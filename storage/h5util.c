@@ -198,6 +198,20 @@ int st_h5_open_ro(const char *path, hid_t *file, kiln_err_t *err)
     return 0;
 }
 
+int st_h5_open_schema(const char *path, const char *schema, hid_t *file, kiln_err_t *err)
+{
+    char *found = NULL;
+    int rc;
+    if ((rc = st_h5_open_ro(path, file, err)) < 0 ||
+        (rc = st_h5_attr_get_str(*file, path, "/", "schema", 1, 64, &found, err)) < 0)
+        return rc;
+    if (strcmp(found, schema) != 0)
+        rc = kiln_err_at(err, KILN_ESCHEMA, "/", "%s: /: schema is '%s', expected '%s'", path,
+                         found, schema);
+    kiln_free(found);
+    return rc;
+}
+
 /* Words for a type a file holds, for "expected float32, found float64". */
 void st_h5_type_words(hid_t t, char *buf, size_t len)
 {

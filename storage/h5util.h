@@ -57,6 +57,10 @@ void st_h5_now_iso8601(char buf[32]);
 /* Checks path exists (KILN_ENOTFOUND) and is HDF5 (KILN_EFORMAT), then opens
  * it read-only. */
 int st_h5_open_ro(const char *path, hid_t *file, kiln_err_t *err);
+/* st_h5_open_ro, then checks the root attr `schema` is `schema`
+ * (KILN_ESCHEMA otherwise).  *file is left open on a schema error too: the
+ * caller closes it. */
+int st_h5_open_schema(const char *path, const char *schema, hid_t *file, kiln_err_t *err);
 
 /* Reads a scalar string attr (fixed or variable length) into a new string
  * (kiln_free).  Absent: KILN_ESCHEMA if required, else 0 with *out NULL. */

@@ -168,29 +168,15 @@ int st_sensor_append(st_sensor_writer_t *w, size_t n, const float *const *signal
     int rc;
     if (!w)
         return kiln_err_set(err, KILN_EINVAL, "st_sensor_append: no writer");
-    if (w->broken)
-        return kiln_err_set(err, KILN_EIO, "%s: an earlier write failed; abort this dataset",
-                            w->path);
-    if (n == 0)
-        return 0;
-    if (n > (SIZE_MAX / sizeof(float)) / w->window_len)
-        return kiln_err_set(err, KILN_EINVAL, "%s: batch of %zu windows is too large", w->path, n);
+    if ((rc = st_h5_check_batch(w->path, w->broken, n, w->window_len, "window", err)) < 0 || n == 0)
+        return rc;
     if (!signals)
         return kiln_err_set(err, KILN_EINVAL, "%s: no signals given", w->path);
     /* Check the whole batch first, so a rejected batch writes nothing. */
-    for (size_t c = 0; c < w->n_channels; c++) {
-        const float *s = signals[c];
-        if (!s)
-            return kiln_err_at(err, KILN_EINVAL, w->signals[c].path, "%s: %s: no values given",
-                               w->path, w->signals[c].path);
-        for (size_t i = 0; i < n * w->window_len; i++)
-            if (!isfinite(s[i]))
-                return kiln_err_at(err, KILN_ENONFINITE, w->signals[c].path,
-                                   "%s: %s: %s at window %llu, sample %zu", w->path,
-                                   w->signals[c].path, isnan(s[i]) ? "NaN" : "Inf",
-                                   (unsigned long long)(w->n_windows + i / w->window_len),
-                                   i % w->window_len);
-    }
+    for (size_t c = 0; c < w->n_channels; c++)
+        if ((rc = st_h5_check_floats(w->path, w->signals[c].path, signals[c], n, w->window_len,
+                                     w->n_windows, "window", "sample", err)) < 0)
+            return rc;
     if ((rc = st_h5_rowcols_check(&w->rows, w->path, w->n_windows, n, asset, timestamp_ns, label,
                                   target, "window", err)) < 0)
         return rc;
@@ -212,7 +198,7 @@ int st_sensor_commit(st_sensor_writer_t **wp, char *hash_hex, kiln_err_t *err)
     st_h5_quiet_t q;
     st_h5_part_t parts[ST_MAX_CHANNELS + 4];
     size_t n_parts = 0;
-    char hex[65], created[32];
+    char hex[65];
     int rc;
 
     if (!wp || !*wp)
@@ -226,17 +212,9 @@ int st_sensor_commit(st_sensor_writer_t **wp, char *hash_hex, kiln_err_t *err)
     }
     for (size_t c = 0; c < w->n_channels; c++)
         st_h5_col_part(&w->signals[c], &parts[n_parts++]);
-    st_h5_col_part(&w->rows.asset, &parts[n_parts++]);
-    st_h5_col_part(&w->rows.timestamp, &parts[n_parts++]);
-    if (w->rows.has_label)
-        st_h5_col_part(&w->rows.label, &parts[n_parts++]);
-    if (w->rows.has_target)
-        st_h5_col_part(&w->rows.target, &parts[n_parts++]);
+    st_h5_rowcols_parts(&w->rows, parts, &n_parts);
     st_sha256_t h = w->header;
-    st_h5_hash_finish(&h, parts, n_parts, hex);
-    st_h5_now_iso8601(created);
-    if ((rc = st_h5_attr_put_str(w->file, w->path, "/", "created", created, err)) < 0 ||
-        (rc = st_h5_attr_put_str(w->file, w->path, "/", "content_sha256", hex, err)) < 0)
+    if ((rc = st_h5_seal(w->file, w->path, &h, parts, n_parts, hex, err)) < 0)
         goto out;
     for (size_t c = 0; c < w->n_channels; c++)
         st_h5_col_close(&w->signals[c]);
@@ -339,10 +317,8 @@ int st_sensor_open(const char *path, st_sensor_t **out, kiln_err_t *err)
     st_h5_quiet_t q;
     st_sensor_t *ds = NULL;
     hid_t grp = H5I_INVALID_HID;
-    char *schema = NULL, *names[ST_MAX_LABELS];
     char chpath[ST_H5_PATH_MAX], rows_from[ST_H5_PATH_MAX + 16];
     double rate = 0, window_len = 0;
-    size_t n_names = 0;
     int rc;
 
     *out = NULL;
@@ -362,15 +338,8 @@ int st_sensor_open(const char *path, st_sensor_t **out, kiln_err_t *err)
         goto out;
     }
     st_sensor_meta_t *m = &ds->meta;
-    if ((rc = st_h5_open_ro(path, &ds->file, err)) < 0 ||
-        (rc = st_h5_attr_get_str(ds->file, path, "/", "schema", 1, 64, &schema, err)) < 0)
-        goto out;
-    if (strcmp(schema, ST_SENSOR_SCHEMA) != 0) {
-        rc = kiln_err_at(err, KILN_ESCHEMA, "/", "%s: /: schema is '%s', expected '%s'", path,
-                         schema, ST_SENSOR_SCHEMA);
-        goto out;
-    }
-    if ((rc = st_h5_attr_get_f64(ds->file, path, "/", "sample_rate_hz", &rate, err)) < 0 ||
+    if ((rc = st_h5_open_schema(path, ST_SENSOR_SCHEMA, &ds->file, err)) < 0 ||
+        (rc = st_h5_attr_get_f64(ds->file, path, "/", "sample_rate_hz", &rate, err)) < 0 ||
         (rc = st_h5_attr_get_f64(ds->file, path, "/", "window_len", &window_len, err)) < 0)
         goto out;
     if (!isfinite(rate) || rate <= 0 || rate > 1e12) {
@@ -388,10 +357,9 @@ int st_sensor_open(const char *path, st_sensor_t **out, kiln_err_t *err)
         (rc = st_h5_attr_get_str(ds->file, path, "/", "content_sha256", 0, 64,
                                  (char **)&m->content_sha256, err)) < 0 ||
         (rc = st_h5_attr_get_strs(ds->file, path, "/", "label_names", 0, ST_MAX_LABELS,
-                                  ST_H5_NAME_MAX, names, &n_names, err)) < 0)
+                                  ST_H5_NAME_MAX, (char **)m->label_names, &m->n_label_names,
+                                  err)) < 0)
         goto out;
-    memcpy((void *)m->label_names, names, n_names * sizeof names[0]);
-    m->n_label_names = n_names;
     if (H5Lexists(ds->file, "/signals", H5P_DEFAULT) <= 0) {
         rc = kiln_err_at(err, KILN_ESCHEMA, "/signals", "%s: /signals: missing group", path);
         goto out;
@@ -429,7 +397,6 @@ int st_sensor_open(const char *path, st_sensor_t **out, kiln_err_t *err)
 out:
     if (grp >= 0)
         H5Gclose(grp);
-    kiln_free(schema);
     if (ds)
         reader_free(ds);
     st_h5_quiet_end(&q);
@@ -488,13 +455,7 @@ int st_sensor_hash(st_sensor_t *ds, char *hash_hex, kiln_err_t *err)
     for (size_t c = 0; c < ds->meta.n_channels && rc == 0; c++)
         rc = st_h5_ds_part(&ds->signals[c], ds->path, &parts[n_parts++], err);
     if (rc == 0)
-        rc = st_h5_ds_part(&ds->rows.asset, ds->path, &parts[n_parts++], err);
-    if (rc == 0)
-        rc = st_h5_ds_part(&ds->rows.timestamp, ds->path, &parts[n_parts++], err);
-    if (rc == 0 && ds->rows.has_label)
-        rc = st_h5_ds_part(&ds->rows.label, ds->path, &parts[n_parts++], err);
-    if (rc == 0 && ds->rows.has_target)
-        rc = st_h5_ds_part(&ds->rows.target, ds->path, &parts[n_parts++], err);
+        rc = st_h5_rowds_parts(&ds->rows, ds->path, parts, &n_parts, err);
     st_h5_quiet_end(&q);
     if (rc < 0)
         return rc;
