@@ -7,6 +7,7 @@
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define ST_SHA_X86 1
 #endif
@@ -88,11 +89,16 @@ static void compress_shani(uint32_t state[8], const uint8_t *data, size_t blocks
     _mm_storeu_si128((__m128i *)&state[4], state1);
 }
 
+/* CPUID rather than __builtin_cpu_supports("sha"), which clang 14 lacks:
+ * leaf 7 EBX bit 29 is SHA, leaf 1 ECX bits 9 and 19 are SSSE3 and SSE4.1. */
 static int cpu_has_sha(void)
 {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1") &&
-           __builtin_cpu_supports("ssse3");
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 9)) || !(c & (1u << 19)))
+        return 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
+        return 0;
+    return (b >> 29) & 1u;
 }
 #endif
 
