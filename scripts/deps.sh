@@ -6,9 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # fftw: the benchmark's peer only (the product has its own FFT); time and
-# util-linux-extra (fincore): CPU seconds and page-cache residency in make bench.
+# util-linux-extra (fincore): CPU seconds and page-cache residency in make bench;
+# clang with its libFuzzer runtime: the fuzz targets in tests/fuzz.
 PKGS="build-essential pkg-config libhdf5-dev hdf5-tools libjansson-dev libmatio-dev
-      libcmocka-dev libfftw3-dev python3 python3-venv time util-linux-extra"
+      libcmocka-dev libfftw3-dev python3 python3-venv time util-linux-extra
+      clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
