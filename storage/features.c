@@ -13,22 +13,15 @@
 #define SPEC_JSON_MAX (1u << 20)
 
 struct st_features_writer {
-    char           *path, *tmp_path;
-    hid_t           file;
-    size_t          n_features;
-    uint64_t        n_rows;
-    int             broken;
-    st_sha256_t     header;
-    st_h5_col_t     features;
-    st_h5_rowcols_t rows;
+    st_h5_writer_t base;                     /* file, per-row columns, hash header */
+    size_t         n_features;
+    st_h5_col_t    features;
 };
 
 struct st_features {
-    char              *path;
-    hid_t              file;
+    st_h5_reader_t     base;                 /* path, file, per-row datasets */
     st_features_meta_t meta;                 /* strings owned here */
     st_h5_ds_t         features;
-    st_h5_rowds_t      rows;
 };
 
 /* The header of the content hash (the rule is in sensor.h). */
@@ -68,13 +61,11 @@ static int check_meta(const char *path, const st_features_meta_t *m, int compres
     return 0;
 }
 
-static void writer_free(st_features_writer_t *w)
+static void writer_free(void *p)
 {
+    st_features_writer_t *w = p;
     st_h5_col_close(&w->features);
-    st_h5_rowcols_close(&w->rows);
-    st_h5_tmp_discard(&w->file, w->tmp_path);
-    kiln_free(w->tmp_path);
-    kiln_free(w->path);
+    st_h5_writer_free(&w->base);
     kiln_free(w);
 }
 
@@ -83,6 +74,7 @@ int st_features_create(const char *path, const st_features_meta_t *meta, int com
 {
     st_h5_quiet_t q;
     st_features_writer_t *w = NULL;
+    hid_t file;
     int rc;
 
     *out = NULL;
@@ -95,31 +87,26 @@ int st_features_create(const char *path, const st_features_meta_t *meta, int com
         rc = kiln_err_set(err, KILN_ENOMEM, "%s: out of memory", path);
         goto out;
     }
-    w->file = H5I_INVALID_HID;
+    st_h5_writer_init(&w->base);
     st_h5_col_init(&w->features);
-    st_h5_rowcols_init(&w->rows);
     w->n_features = meta->n_features;
-    if (!(w->path = kiln_strdup(path))) {
-        rc = kiln_err_set(err, KILN_ENOMEM, "%s: out of memory", path);
+    if ((rc = st_h5_writer_start(&w->base, path, ST_FEATURES_SCHEMA, err)) < 0)
         goto out;
-    }
-    if ((rc = st_h5_tmp_create(path, &w->file, &w->tmp_path, err)) < 0)
-        goto out;
-    if ((rc = st_h5_attr_put_str(w->file, path, "/", "schema", ST_FEATURES_SCHEMA, err)) < 0 ||
-        (rc = st_h5_attr_put_str(w->file, path, "/", "source_sha256", meta->source_sha256, err)) < 0 ||
-        (rc = st_h5_attr_put_str(w->file, path, "/", "spec_sha256", meta->spec_sha256, err)) < 0 ||
-        (rc = st_h5_attr_put_str(w->file, path, "/", "spec_json", meta->spec_json, err)) < 0 ||
-        (rc = st_h5_attr_put_strs(w->file, path, "/", "label_names", meta->label_names,
+    file = w->base.file;
+    if ((rc = st_h5_attr_put_str(file, path, "/", "source_sha256", meta->source_sha256, err)) < 0 ||
+        (rc = st_h5_attr_put_str(file, path, "/", "spec_sha256", meta->spec_sha256, err)) < 0 ||
+        (rc = st_h5_attr_put_str(file, path, "/", "spec_json", meta->spec_json, err)) < 0 ||
+        (rc = st_h5_attr_put_strs(file, path, "/", "label_names", meta->label_names,
                                   meta->n_label_names, err)) < 0)
         goto out;
-    if ((rc = st_h5_col_create(&w->features, w->file, path, "/features", ST_H5_F32,
+    if ((rc = st_h5_col_create(&w->features, file, path, "/features", ST_H5_F32,
                                meta->n_features, 1024, compress, err)) < 0 ||
         (rc = st_h5_attr_put_strs(w->features.dset, path, "/features", "feature_names",
                                   meta->feature_names, meta->n_features, err)) < 0 ||
-        (rc = st_h5_rowcols_create(&w->rows, w->file, path, meta->has_label, meta->has_target,
+        (rc = st_h5_rowcols_create(&w->base.rows, file, path, meta->has_label, meta->has_target,
                                    meta->n_label_names, compress, err)) < 0)
         goto out;
-    hash_header(&w->header, meta);
+    hash_header(&w->base.header, meta);
     *out = w;
     w = NULL;
 out:
@@ -137,22 +124,18 @@ int st_features_append(st_features_writer_t *w, size_t n, const float *rows,
     int rc;
     if (!w)
         return kiln_err_set(err, KILN_EINVAL, "st_features_append: no writer");
-    if ((rc = st_h5_check_batch(w->path, w->broken, n, w->n_features, "row", err)) < 0 || n == 0)
+    st_h5_writer_t *b = &w->base;
+    if ((rc = st_h5_check_batch(b->path, b->broken, n, w->n_features, "row", err)) < 0 || n == 0)
         return rc;
-    if ((rc = st_h5_check_floats(w->path, "/features", rows, n, w->n_features, w->n_rows, "row",
+    if ((rc = st_h5_check_floats(b->path, "/features", rows, n, w->n_features, b->n_rows, "row",
                                  "feature", err)) < 0 ||
-        (rc = st_h5_rowcols_check(&w->rows, w->path, w->n_rows, n, asset, timestamp_ns, label,
+        (rc = st_h5_rowcols_check(&b->rows, b->path, b->n_rows, n, asset, timestamp_ns, label,
                                   target, "row", err)) < 0)
         return rc;
     st_h5_quiet_begin(&q);
-    rc = st_h5_col_append(&w->features, w->path, rows, n, err);
-    if (rc == 0)
-        rc = st_h5_rowcols_append(&w->rows, w->path, n, asset, timestamp_ns, label, target, err);
+    rc = st_h5_col_append(&w->features, b->path, rows, n, err);
+    rc = st_h5_writer_append_rows(b, rc, n, asset, timestamp_ns, label, target, err);
     st_h5_quiet_end(&q);
-    if (rc < 0)
-        w->broken = 1;
-    else
-        w->n_rows += n;
     return rc;
 }
 
@@ -169,21 +152,11 @@ int st_features_commit(st_features_writer_t **wp, char *hash_hex, kiln_err_t *er
     st_features_writer_t *w = *wp;
     *wp = NULL;
     st_h5_quiet_begin(&q);
-    if (w->broken) {
-        rc = kiln_err_set(err, KILN_EIO, "%s: an earlier write failed; nothing committed", w->path);
-        goto out;
-    }
     st_h5_col_part(&w->features, &parts[n_parts++]);
-    st_h5_rowcols_parts(&w->rows, parts, &n_parts);
-    st_sha256_t h = w->header;
-    if ((rc = st_h5_seal(w->file, w->path, &h, parts, n_parts, hex, err)) < 0)
+    if ((rc = st_h5_writer_seal(&w->base, parts, n_parts, hex, err)) < 0)
         goto out;
     st_h5_col_close(&w->features);
-    st_h5_rowcols_close(&w->rows);
-    if ((rc = st_h5_tmp_commit(&w->file, w->tmp_path, w->path, err)) < 0)
-        goto out;
-    if (hash_hex)
-        memcpy(hash_hex, hex, 65);
+    rc = st_h5_writer_commit(&w->base, hex, hash_hex, err);
 out:
     writer_free(w);
     st_h5_quiet_end(&q);
@@ -194,22 +167,18 @@ void st_features_abort(st_features_writer_t **wp)
 {
     if (!wp || !*wp)
         return;
-    st_h5_quiet_t q;
-    st_h5_quiet_begin(&q);
-    writer_free(*wp);
-    st_h5_quiet_end(&q);
+    st_h5_quiet_free(writer_free, *wp);
     *wp = NULL;
 }
 
 /* ---- reading ---------------------------------------------------------- */
 
-static void reader_free(st_features_t *ds)
+static void reader_free(void *p)
 {
+    st_features_t *ds = p;
     st_features_meta_t *m = &ds->meta;
     st_h5_ds_close(&ds->features);
-    st_h5_rowds_close(&ds->rows);
-    if (ds->file >= 0)
-        H5Fclose(ds->file);
+    st_h5_reader_free(&ds->base);
     for (size_t i = 0; i < m->n_features; i++)
         kiln_free((void *)m->feature_names[i]);
     for (size_t i = 0; i < m->n_label_names; i++)
@@ -219,7 +188,6 @@ static void reader_free(st_features_t *ds)
     kiln_free((void *)m->spec_json);
     kiln_free((void *)m->created);
     kiln_free((void *)m->content_sha256);
-    kiln_free(ds->path);
     kiln_free(ds);
 }
 
@@ -227,6 +195,7 @@ int st_features_open(const char *path, st_features_t **out, kiln_err_t *err)
 {
     st_h5_quiet_t q;
     st_features_t *ds = NULL;
+    hid_t file;
     int rc;
 
     *out = NULL;
@@ -237,28 +206,25 @@ int st_features_open(const char *path, st_features_t **out, kiln_err_t *err)
         rc = kiln_err_set(err, KILN_ENOMEM, "%s: out of memory", path);
         goto out;
     }
-    ds->file = H5I_INVALID_HID;
+    st_h5_reader_init(&ds->base);
     st_h5_ds_init(&ds->features);
-    st_h5_rowds_init(&ds->rows);
-    if (!(ds->path = kiln_strdup(path))) {
-        rc = kiln_err_set(err, KILN_ENOMEM, "%s: out of memory", path);
-        goto out;
-    }
     st_features_meta_t *m = &ds->meta;
-    if ((rc = st_h5_open_schema(path, ST_FEATURES_SCHEMA, &ds->file, err)) < 0 ||
-        (rc = st_h5_attr_get_str(ds->file, path, "/", "source_sha256", 0, 64,
+    if ((rc = st_h5_reader_start(&ds->base, path, ST_FEATURES_SCHEMA, err)) < 0)
+        goto out;
+    file = ds->base.file;
+    if ((rc = st_h5_attr_get_str(file, path, "/", "source_sha256", 0, 64,
                                  (char **)&m->source_sha256, err)) < 0 ||
-        (rc = st_h5_attr_get_str(ds->file, path, "/", "spec_sha256", 0, 64,
+        (rc = st_h5_attr_get_str(file, path, "/", "spec_sha256", 0, 64,
                                  (char **)&m->spec_sha256, err)) < 0 ||
-        (rc = st_h5_attr_get_str(ds->file, path, "/", "spec_json", 0, SPEC_JSON_MAX,
+        (rc = st_h5_attr_get_str(file, path, "/", "spec_json", 0, SPEC_JSON_MAX,
                                  (char **)&m->spec_json, err)) < 0 ||
-        (rc = st_h5_attr_get_str(ds->file, path, "/", "created", 0, 64, (char **)&m->created, err)) < 0 ||
-        (rc = st_h5_attr_get_str(ds->file, path, "/", "content_sha256", 0, 64,
+        (rc = st_h5_attr_get_str(file, path, "/", "created", 0, 64, (char **)&m->created, err)) < 0 ||
+        (rc = st_h5_attr_get_str(file, path, "/", "content_sha256", 0, 64,
                                  (char **)&m->content_sha256, err)) < 0 ||
-        (rc = st_h5_attr_get_strs(ds->file, path, "/", "label_names", 0, 256, ST_H5_NAME_MAX,
+        (rc = st_h5_attr_get_strs(file, path, "/", "label_names", 0, 256, ST_H5_NAME_MAX,
                                   (char **)m->label_names, &m->n_label_names, err)) < 0)
         goto out;
-    if ((rc = st_h5_ds_open(&ds->features, ds->file, path, "/features", ST_H5_F32, SIZE_MAX, err)) < 0)
+    if ((rc = st_h5_ds_open(&ds->features, file, path, "/features", ST_H5_F32, SIZE_MAX, err)) < 0)
         goto out;
     if (ds->features.row_len > ST_MAX_FEATURES) {
         rc = kiln_err_at(err, KILN_ESHAPE, "/features", "%s: /features: %zu features, at most %d",
@@ -277,11 +243,11 @@ int st_features_open(const char *path, st_features_t **out, kiln_err_t *err)
         goto out;
     }
     m->n_rows = ds->features.n_rows;
-    if ((rc = st_h5_rowds_open(&ds->rows, ds->file, path, m->n_rows, "rows of /features",
+    if ((rc = st_h5_rowds_open(&ds->base.rows, file, path, m->n_rows, "rows of /features",
                                m->n_label_names, err)) < 0)
         goto out;
-    m->has_label = ds->rows.has_label;
-    m->has_target = ds->rows.has_target;
+    m->has_label = ds->base.rows.has_label;
+    m->has_target = ds->base.rows.has_target;
     *out = ds;
     ds = NULL;
 out:
@@ -299,7 +265,7 @@ int st_features_read(st_features_t *ds, size_t row0, size_t n, float *rows, kiln
         return kiln_err_set(err, KILN_EINVAL, "st_features_read: no dataset");
     st_h5_quiet_t q;
     st_h5_quiet_begin(&q);
-    int rc = st_h5_ds_read(&ds->features, ds->path, row0, n, rows, "row", err);
+    int rc = st_h5_ds_read(&ds->features, ds->base.path, row0, n, rows, "row", err);
     st_h5_quiet_end(&q);
     return rc;
 }
@@ -310,12 +276,8 @@ int st_features_read_meta(st_features_t *ds, size_t row0, size_t n, int32_t *ass
 {
     if (!ds)
         return kiln_err_set(err, KILN_EINVAL, "st_features_read_meta: no dataset");
-    st_h5_quiet_t q;
-    st_h5_quiet_begin(&q);
-    int rc = st_h5_rowds_read(&ds->rows, ds->path, row0, n, asset, timestamp_ns, label, target,
-                              "row", err);
-    st_h5_quiet_end(&q);
-    return rc;
+    return st_h5_reader_read_meta(&ds->base, row0, n, asset, timestamp_ns, label, target, "row",
+                                  err);
 }
 
 int st_features_hash(st_features_t *ds, char *hash_hex, kiln_err_t *err)
@@ -329,9 +291,9 @@ int st_features_hash(st_features_t *ds, char *hash_hex, kiln_err_t *err)
     if (!ds)
         return kiln_err_set(err, KILN_EINVAL, "st_features_hash: no dataset");
     st_h5_quiet_begin(&q);
-    rc = st_h5_ds_part(&ds->features, ds->path, &parts[n_parts++], err);
+    rc = st_h5_ds_part(&ds->features, ds->base.path, &parts[n_parts++], err);
     if (rc == 0)
-        rc = st_h5_rowds_parts(&ds->rows, ds->path, parts, &n_parts, err);
+        rc = st_h5_rowds_parts(&ds->base.rows, ds->base.path, parts, &n_parts, err);
     st_h5_quiet_end(&q);
     if (rc < 0)
         return rc;
@@ -344,9 +306,6 @@ void st_features_close(st_features_t **ds)
 {
     if (!ds || !*ds)
         return;
-    st_h5_quiet_t q;
-    st_h5_quiet_begin(&q);
-    reader_free(*ds);
-    st_h5_quiet_end(&q);
+    st_h5_quiet_free(reader_free, *ds);
     *ds = NULL;
 }

@@ -614,7 +614,7 @@ void st_h5_hash_finish(st_sha256_t *h, st_h5_part_t *parts, size_t n, char hex[6
     st_sha256_hex(digest, hex);
 }
 
-void st_h5_rowcols_parts(const st_h5_rowcols_t *r, st_h5_part_t *parts, size_t *n_parts)
+static void rowcols_parts(const st_h5_rowcols_t *r, st_h5_part_t *parts, size_t *n_parts)
 {
     st_h5_col_part(&r->asset, &parts[(*n_parts)++]);
     st_h5_col_part(&r->timestamp, &parts[(*n_parts)++]);
@@ -636,15 +636,112 @@ int st_h5_rowds_parts(st_h5_rowds_t *r, const char *file_label, st_h5_part_t *pa
     return 0;
 }
 
-int st_h5_seal(hid_t file, const char *file_label, st_sha256_t *h, st_h5_part_t *parts,
-               size_t n_parts, char hex[65], kiln_err_t *err)
+/* ---- writers and readers --------------------------------------------- */
+
+void st_h5_writer_init(st_h5_writer_t *w)
+{
+    memset(w, 0, sizeof *w);
+    w->file = H5I_INVALID_HID;
+    st_h5_rowcols_init(&w->rows);
+}
+
+int st_h5_writer_start(st_h5_writer_t *w, const char *path, const char *schema,
+                       kiln_err_t *err)
+{
+    int rc;
+    if (!(w->path = kiln_strdup(path)))
+        return kiln_err_set(err, KILN_ENOMEM, "%s: out of memory", path);
+    if ((rc = st_h5_tmp_create(path, &w->file, &w->tmp_path, err)) < 0 ||
+        (rc = st_h5_attr_put_str(w->file, path, "/", "schema", schema, err)) < 0)
+        return rc;
+    return 0;
+}
+
+int st_h5_writer_append_rows(st_h5_writer_t *w, int own_rc, size_t n, const int32_t *asset,
+                             const int64_t *timestamp, const int32_t *label,
+                             const float *target, kiln_err_t *err)
+{
+    int rc = own_rc;
+    if (rc == 0)
+        rc = st_h5_rowcols_append(&w->rows, w->path, n, asset, timestamp, label, target, err);
+    if (rc < 0)
+        w->broken = 1;
+    else
+        w->n_rows += n;
+    return rc;
+}
+
+int st_h5_writer_seal(st_h5_writer_t *w, st_h5_part_t *parts, size_t n_parts, char hex[65],
+                      kiln_err_t *err)
 {
     char created[32];
     int rc;
-    st_h5_hash_finish(h, parts, n_parts, hex);
+    if (w->broken)
+        return kiln_err_set(err, KILN_EIO, "%s: an earlier write failed; nothing committed",
+                            w->path);
+    rowcols_parts(&w->rows, parts, &n_parts);
+    st_sha256_t h = w->header;
+    st_h5_hash_finish(&h, parts, n_parts, hex);
     st_h5_now_iso8601(created);
-    if ((rc = st_h5_attr_put_str(file, file_label, "/", "created", created, err)) < 0 ||
-        (rc = st_h5_attr_put_str(file, file_label, "/", "content_sha256", hex, err)) < 0)
+    if ((rc = st_h5_attr_put_str(w->file, w->path, "/", "created", created, err)) < 0 ||
+        (rc = st_h5_attr_put_str(w->file, w->path, "/", "content_sha256", hex, err)) < 0)
         return rc;
     return 0;
+}
+
+int st_h5_writer_commit(st_h5_writer_t *w, const char hex[65], char *hash_hex, kiln_err_t *err)
+{
+    int rc;
+    st_h5_rowcols_close(&w->rows);
+    if ((rc = st_h5_tmp_commit(&w->file, w->tmp_path, w->path, err)) < 0)
+        return rc;
+    if (hash_hex)
+        memcpy(hash_hex, hex, 65);
+    return 0;
+}
+
+void st_h5_writer_free(st_h5_writer_t *w)
+{
+    st_h5_rowcols_close(&w->rows);
+    st_h5_tmp_discard(&w->file, w->tmp_path);     /* after a commit: a no-op */
+    kiln_free(w->tmp_path);
+    kiln_free(w->path);
+    w->tmp_path = w->path = NULL;
+}
+
+void st_h5_reader_init(st_h5_reader_t *r)
+{
+    memset(r, 0, sizeof *r);
+    r->file = H5I_INVALID_HID;
+    st_h5_rowds_init(&r->rows);
+}
+
+int st_h5_reader_start(st_h5_reader_t *r, const char *path, const char *schema,
+                       kiln_err_t *err)
+{
+    if (!(r->path = kiln_strdup(path)))
+        return kiln_err_set(err, KILN_ENOMEM, "%s: out of memory", path);
+    return st_h5_open_schema(path, schema, &r->file, err);
+}
+
+int st_h5_reader_read_meta(st_h5_reader_t *r, uint64_t row0, size_t n, int32_t *asset,
+                           int64_t *timestamp, int32_t *label, float *target,
+                           const char *row_word, kiln_err_t *err)
+{
+    st_h5_quiet_t q;
+    st_h5_quiet_begin(&q);
+    int rc = st_h5_rowds_read(&r->rows, r->path, row0, n, asset, timestamp, label, target,
+                              row_word, err);
+    st_h5_quiet_end(&q);
+    return rc;
+}
+
+void st_h5_reader_free(st_h5_reader_t *r)
+{
+    st_h5_rowds_close(&r->rows);
+    if (r->file >= 0)
+        H5Fclose(r->file);
+    r->file = H5I_INVALID_HID;
+    kiln_free(r->path);
+    r->path = NULL;
 }

@@ -142,15 +142,61 @@ void st_h5_col_part(const st_h5_col_t *c, st_h5_part_t *part);
 int  st_h5_ds_part(st_h5_ds_t *d, const char *file_label, st_h5_part_t *part, kiln_err_t *err);
 /* Sorts parts by path (bytewise) and hashes each record; then finalizes h. */
 void st_h5_hash_finish(st_sha256_t *h, st_h5_part_t *parts, size_t n, char hex[65]);
-/* Adds the parts of the per-row columns present (asset, timestamp, then
- * label and target if declared) at parts[*n_parts], advancing *n_parts. */
-void st_h5_rowcols_parts(const st_h5_rowcols_t *r, st_h5_part_t *parts, size_t *n_parts);
+/* Adds the parts of the per-row datasets present (asset, timestamp, then
+ * label and target if there) at parts[*n_parts], advancing *n_parts. */
 int  st_h5_rowds_parts(st_h5_rowds_t *r, const char *file_label, st_h5_part_t *parts,
                        size_t *n_parts, kiln_err_t *err);
-/* A writer's last step before closing: finishes the hash h (a copy of the
- * header) over parts into hex and writes the root attrs `created` and
- * `content_sha256`. */
-int  st_h5_seal(hid_t file, const char *file_label, st_sha256_t *h, st_h5_part_t *parts,
-                size_t n_parts, char hex[65], kiln_err_t *err);
+
+/* ---- what every writer and reader holds -------------------------------- */
+
+/* A writer's file and per-row columns; sensor.c and features.c embed one
+ * beside their own columns.  The writer owns path and tmp_path. */
+typedef struct {
+    char           *path, *tmp_path;
+    hid_t           file;
+    uint64_t        n_rows;
+    int             broken;           /* an I/O error left columns uneven */
+    st_sha256_t     header;           /* the hash's header, already fed */
+    st_h5_rowcols_t rows;
+} st_h5_writer_t;
+
+void st_h5_writer_init(st_h5_writer_t *w);
+/* Copies path, creates the temp file and writes the root attr schema. */
+int  st_h5_writer_start(st_h5_writer_t *w, const char *path, const char *schema,
+                        kiln_err_t *err);
+/* Appends the per-row columns once the schema's own went in with own_rc;
+ * a failure marks the writer broken, success counts the n rows. */
+int  st_h5_writer_append_rows(st_h5_writer_t *w, int own_rc, size_t n, const int32_t *asset,
+                              const int64_t *timestamp, const int32_t *label,
+                              const float *target, kiln_err_t *err);
+/* KILN_EIO if broken; else adds the per-row parts to parts[0..*n_parts)
+ * (the schema's own) and seals the file (st_h5_seal) with hash hex.  parts
+ * needs room for 4 more. */
+int  st_h5_writer_seal(st_h5_writer_t *w, st_h5_part_t *parts, size_t n_parts, char hex[65],
+                       kiln_err_t *err);
+/* After the schema's own objects are closed: closes the per-row columns,
+ * renames the temp file into place and copies hex to hash_hex (if given). */
+int  st_h5_writer_commit(st_h5_writer_t *w, const char hex[65], char *hash_hex, kiln_err_t *err);
+/* Closes what is open, removes the temp file unless committed, frees the
+ * paths (not w itself). */
+void st_h5_writer_free(st_h5_writer_t *w);
+
+/* A reader's file and per-row datasets.  The reader owns path. */
+typedef struct {
+    char         *path;
+    hid_t         file;
+    st_h5_rowds_t rows;
+} st_h5_reader_t;
+
+void st_h5_reader_init(st_h5_reader_t *r);
+/* Copies path and opens it, checking the root attr schema. */
+int  st_h5_reader_start(st_h5_reader_t *r, const char *path, const char *schema,
+                        kiln_err_t *err);
+/* st_h5_rowds_read with HDF5's error printing off. */
+int  st_h5_reader_read_meta(st_h5_reader_t *r, uint64_t row0, size_t n, int32_t *asset,
+                            int64_t *timestamp, int32_t *label, float *target,
+                            const char *row_word, kiln_err_t *err);
+/* Closes the datasets and the file and frees path (not r itself). */
+void st_h5_reader_free(st_h5_reader_t *r);
 
 #endif

@@ -24,6 +24,15 @@ void st_h5_quiet_begin(st_h5_quiet_t *q)
 }
 
 void st_h5_quiet_end(const st_h5_quiet_t *q) { H5Eset_auto2(H5E_DEFAULT, q->func, q->data); }
+
+void st_h5_quiet_free(void (*free_fn)(void *), void *obj)
+{
+    st_h5_quiet_t q;
+    st_h5_quiet_begin(&q);
+    free_fn(obj);
+    st_h5_quiet_end(&q);
+}
+
 int st_h5_tmp_create(const char *path, hid_t *file, char **tmp_path, kiln_err_t *err)
 {
     size_t len = strlen(path) + 32;

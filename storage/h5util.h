@@ -27,6 +27,8 @@ typedef struct {
 } st_h5_quiet_t;
 void st_h5_quiet_begin(st_h5_quiet_t *q);
 void st_h5_quiet_end(const st_h5_quiet_t *q);
+/* free_fn(obj) between begin and end: the close and abort of a handle. */
+void st_h5_quiet_free(void (*free_fn)(void *), void *obj);
 
 /* ---- files ------------------------------------------------------------ */
 

@@ -11,22 +11,16 @@
 #include "h5cols.h"
 
 struct st_sensor_writer {
-    char           *path, *tmp_path;
-    hid_t           file, signals_grp;
-    size_t          n_channels, window_len;
-    uint64_t        n_windows;
-    int             broken;                  /* an I/O error left columns uneven */
-    st_sha256_t     header;                  /* the hash's header, already fed */
-    st_h5_col_t     signals[ST_MAX_CHANNELS];
-    st_h5_rowcols_t rows;
+    st_h5_writer_t base;                     /* file, per-row columns; a row is a window */
+    hid_t          signals_grp;
+    size_t         n_channels, window_len;
+    st_h5_col_t    signals[ST_MAX_CHANNELS];
 };
 
 struct st_sensor {
-    char         *path;
-    hid_t         file;
+    st_h5_reader_t   base;                   /* path, file, per-row datasets */
     st_sensor_meta_t meta;                   /* strings owned here */
-    st_h5_ds_t    signals[ST_MAX_CHANNELS];
-    st_h5_rowds_t rows;
+    st_h5_ds_t       signals[ST_MAX_CHANNELS];
 };
 
 /* The header of the content hash (definition in sensor.h). */
@@ -81,16 +75,14 @@ static size_t signal_chunk_rows(size_t window_len)
     return rows_64k > 64 ? rows_64k : 64;
 }
 
-static void writer_free(st_sensor_writer_t *w)
+static void writer_free(void *p)
 {
+    st_sensor_writer_t *w = p;
     for (size_t c = 0; c < ST_MAX_CHANNELS; c++)
         st_h5_col_close(&w->signals[c]);
-    st_h5_rowcols_close(&w->rows);
     if (w->signals_grp >= 0)
         H5Gclose(w->signals_grp);
-    st_h5_tmp_discard(&w->file, w->tmp_path);
-    kiln_free(w->tmp_path);
-    kiln_free(w->path);
+    st_h5_writer_free(&w->base);
     kiln_free(w);
 }
 
@@ -100,6 +92,7 @@ int st_sensor_create(const char *path, const st_sensor_meta_t *meta, int compres
     st_h5_quiet_t q;
     st_sensor_writer_t *w = NULL;
     char chpath[ST_H5_PATH_MAX];
+    hid_t file;
     int rc;
 
     *out = NULL;
@@ -113,26 +106,22 @@ int st_sensor_create(const char *path, const st_sensor_meta_t *meta, int compres
         rc = kiln_err_set(err, KILN_ENOMEM, "%s: out of memory", path);
         goto out;
     }
-    w->file = w->signals_grp = H5I_INVALID_HID;
+    st_h5_writer_init(&w->base);
+    w->signals_grp = H5I_INVALID_HID;
     for (size_t c = 0; c < ST_MAX_CHANNELS; c++)
         st_h5_col_init(&w->signals[c]);
-    st_h5_rowcols_init(&w->rows);
     w->n_channels = meta->n_channels;
     w->window_len = meta->window_len;
-    if (!(w->path = kiln_strdup(path))) {
-        rc = kiln_err_set(err, KILN_ENOMEM, "%s: out of memory", path);
+    if ((rc = st_h5_writer_start(&w->base, path, ST_SENSOR_SCHEMA, err)) < 0)
         goto out;
-    }
-    if ((rc = st_h5_tmp_create(path, &w->file, &w->tmp_path, err)) < 0)
-        goto out;
-    if ((rc = st_h5_attr_put_str(w->file, path, "/", "schema", ST_SENSOR_SCHEMA, err)) < 0 ||
-        (rc = st_h5_attr_put_f64(w->file, path, "/", "sample_rate_hz", meta->sample_rate_hz, err)) < 0 ||
-        (rc = st_h5_attr_put_i64(w->file, path, "/", "window_len", (int64_t)meta->window_len, err)) < 0 ||
-        (rc = st_h5_attr_put_str(w->file, path, "/", "source", meta->source, err)) < 0 ||
-        (rc = st_h5_attr_put_strs(w->file, path, "/", "label_names", meta->label_names,
+    file = w->base.file;
+    if ((rc = st_h5_attr_put_f64(file, path, "/", "sample_rate_hz", meta->sample_rate_hz, err)) < 0 ||
+        (rc = st_h5_attr_put_i64(file, path, "/", "window_len", (int64_t)meta->window_len, err)) < 0 ||
+        (rc = st_h5_attr_put_str(file, path, "/", "source", meta->source, err)) < 0 ||
+        (rc = st_h5_attr_put_strs(file, path, "/", "label_names", meta->label_names,
                                   meta->n_label_names, err)) < 0)
         goto out;
-    w->signals_grp = H5Gcreate2(w->file, "/signals", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    w->signals_grp = H5Gcreate2(file, "/signals", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (w->signals_grp < 0) {
         rc = kiln_err_at(err, KILN_EIO, "/signals", "%s: /signals: cannot create group", path);
         goto out;
@@ -142,15 +131,15 @@ int st_sensor_create(const char *path, const st_sensor_meta_t *meta, int compres
         goto out;
     for (size_t c = 0; c < meta->n_channels; c++) {
         snprintf(chpath, sizeof chpath, "/signals/%s", meta->channels[c]);
-        if ((rc = st_h5_col_create(&w->signals[c], w->file, path, chpath, ST_H5_F32,
+        if ((rc = st_h5_col_create(&w->signals[c], file, path, chpath, ST_H5_F32,
                                    meta->window_len, signal_chunk_rows(meta->window_len),
                                    compress, err)) < 0)
             goto out;
     }
-    if ((rc = st_h5_rowcols_create(&w->rows, w->file, path, meta->has_label, meta->has_target,
+    if ((rc = st_h5_rowcols_create(&w->base.rows, file, path, meta->has_label, meta->has_target,
                                    meta->n_label_names, compress, err)) < 0)
         goto out;
-    hash_header(&w->header, meta);
+    hash_header(&w->base.header, meta);
     *out = w;
     w = NULL;
 out:
@@ -168,28 +157,24 @@ int st_sensor_append(st_sensor_writer_t *w, size_t n, const float *const *signal
     int rc;
     if (!w)
         return kiln_err_set(err, KILN_EINVAL, "st_sensor_append: no writer");
-    if ((rc = st_h5_check_batch(w->path, w->broken, n, w->window_len, "window", err)) < 0 || n == 0)
+    st_h5_writer_t *b = &w->base;
+    if ((rc = st_h5_check_batch(b->path, b->broken, n, w->window_len, "window", err)) < 0 || n == 0)
         return rc;
     if (!signals)
-        return kiln_err_set(err, KILN_EINVAL, "%s: no signals given", w->path);
+        return kiln_err_set(err, KILN_EINVAL, "%s: no signals given", b->path);
     /* Check the whole batch first, so a rejected batch writes nothing. */
     for (size_t c = 0; c < w->n_channels; c++)
-        if ((rc = st_h5_check_floats(w->path, w->signals[c].path, signals[c], n, w->window_len,
-                                     w->n_windows, "window", "sample", err)) < 0)
+        if ((rc = st_h5_check_floats(b->path, w->signals[c].path, signals[c], n, w->window_len,
+                                     b->n_rows, "window", "sample", err)) < 0)
             return rc;
-    if ((rc = st_h5_rowcols_check(&w->rows, w->path, w->n_windows, n, asset, timestamp_ns, label,
+    if ((rc = st_h5_rowcols_check(&b->rows, b->path, b->n_rows, n, asset, timestamp_ns, label,
                                   target, "window", err)) < 0)
         return rc;
     st_h5_quiet_begin(&q);
     for (size_t c = 0; c < w->n_channels && rc == 0; c++)
-        rc = st_h5_col_append(&w->signals[c], w->path, signals[c], n, err);
-    if (rc == 0)
-        rc = st_h5_rowcols_append(&w->rows, w->path, n, asset, timestamp_ns, label, target, err);
+        rc = st_h5_col_append(&w->signals[c], b->path, signals[c], n, err);
+    rc = st_h5_writer_append_rows(b, rc, n, asset, timestamp_ns, label, target, err);
     st_h5_quiet_end(&q);
-    if (rc < 0)
-        w->broken = 1;
-    else
-        w->n_windows += n;
     return rc;
 }
 
@@ -206,27 +191,17 @@ int st_sensor_commit(st_sensor_writer_t **wp, char *hash_hex, kiln_err_t *err)
     st_sensor_writer_t *w = *wp;
     *wp = NULL;
     st_h5_quiet_begin(&q);
-    if (w->broken) {
-        rc = kiln_err_set(err, KILN_EIO, "%s: an earlier write failed; nothing committed", w->path);
-        goto out;
-    }
     for (size_t c = 0; c < w->n_channels; c++)
         st_h5_col_part(&w->signals[c], &parts[n_parts++]);
-    st_h5_rowcols_parts(&w->rows, parts, &n_parts);
-    st_sha256_t h = w->header;
-    if ((rc = st_h5_seal(w->file, w->path, &h, parts, n_parts, hex, err)) < 0)
+    if ((rc = st_h5_writer_seal(&w->base, parts, n_parts, hex, err)) < 0)
         goto out;
     for (size_t c = 0; c < w->n_channels; c++)
         st_h5_col_close(&w->signals[c]);
-    st_h5_rowcols_close(&w->rows);
     H5Gclose(w->signals_grp);
     w->signals_grp = H5I_INVALID_HID;
-    if ((rc = st_h5_tmp_commit(&w->file, w->tmp_path, w->path, err)) < 0)
-        goto out;
-    if (hash_hex)
-        memcpy(hash_hex, hex, 65);
+    rc = st_h5_writer_commit(&w->base, hex, hash_hex, err);
 out:
-    writer_free(w);              /* after a commit the temp name is gone: unlink is a no-op */
+    writer_free(w);
     st_h5_quiet_end(&q);
     return rc;
 }
@@ -235,23 +210,19 @@ void st_sensor_abort(st_sensor_writer_t **wp)
 {
     if (!wp || !*wp)
         return;
-    st_h5_quiet_t q;
-    st_h5_quiet_begin(&q);
-    writer_free(*wp);
-    st_h5_quiet_end(&q);
+    st_h5_quiet_free(writer_free, *wp);
     *wp = NULL;
 }
 
 /* ---- reading ---------------------------------------------------------- */
 
-static void reader_free(st_sensor_t *ds)
+static void reader_free(void *p)
 {
+    st_sensor_t *ds = p;
     st_sensor_meta_t *m = &ds->meta;
     for (size_t c = 0; c < ST_MAX_CHANNELS; c++)
         st_h5_ds_close(&ds->signals[c]);
-    st_h5_rowds_close(&ds->rows);
-    if (ds->file >= 0)
-        H5Fclose(ds->file);
+    st_h5_reader_free(&ds->base);
     for (size_t c = 0; c < m->n_channels; c++)
         kiln_free((void *)m->channels[c]);
     for (size_t i = 0; i < m->n_label_names; i++)
@@ -259,7 +230,6 @@ static void reader_free(st_sensor_t *ds)
     kiln_free((void *)m->source);
     kiln_free((void *)m->created);
     kiln_free((void *)m->content_sha256);
-    kiln_free(ds->path);
     kiln_free(ds);
 }
 
@@ -275,9 +245,9 @@ static int read_channels(st_sensor_t *ds, hid_t grp, kiln_err_t *err)
 
     if (H5Gget_info(grp, &info) < 0)
         return kiln_err_at(err, KILN_EFORMAT, "/signals", "%s: /signals: cannot list the group",
-                           ds->path);
+                           ds->base.path);
     if (H5Aexists(grp, "channels") > 0) {
-        if ((rc = st_h5_attr_get_strs(grp, ds->path, "/signals", "channels", 1, ST_MAX_CHANNELS,
+        if ((rc = st_h5_attr_get_strs(grp, ds->base.path, "/signals", "channels", 1, ST_MAX_CHANNELS,
                                       ST_H5_NAME_MAX, names, &n, err)) < 0)
             return rc;
         memcpy((void *)m->channels, names, n * sizeof names[0]);
@@ -285,11 +255,11 @@ static int read_channels(st_sensor_t *ds, hid_t grp, kiln_err_t *err)
         if (n != info.nlinks)
             return kiln_err_at(err, KILN_ESCHEMA, "/signals",
                                "%s: /signals: holds %llu datasets but attr channels lists %zu",
-                               ds->path, (unsigned long long)info.nlinks, n);
+                               ds->base.path, (unsigned long long)info.nlinks, n);
     } else {
         if (info.nlinks > ST_MAX_CHANNELS)
             return kiln_err_at(err, KILN_ESCHEMA, "/signals", "%s: /signals: %llu channels, at most %d",
-                               ds->path, (unsigned long long)info.nlinks, ST_MAX_CHANNELS);
+                               ds->base.path, (unsigned long long)info.nlinks, ST_MAX_CHANNELS);
         for (hsize_t i = 0; i < info.nlinks; i++) {
             char buf[ST_H5_NAME_MAX + 1];
             ssize_t len = H5Lget_name_by_idx(grp, ".", H5_INDEX_NAME, H5_ITER_INC, i, buf,
@@ -297,18 +267,18 @@ static int read_channels(st_sensor_t *ds, hid_t grp, kiln_err_t *err)
             if (len < 0 || (size_t)len > ST_H5_NAME_MAX)
                 return kiln_err_at(err, KILN_ESCHEMA, "/signals",
                                    "%s: /signals: member %llu has an unreadable or too long name",
-                                   ds->path, (unsigned long long)i);
+                                   ds->base.path, (unsigned long long)i);
             if (!(m->channels[m->n_channels] = kiln_strdup(buf)))
-                return kiln_err_set(err, KILN_ENOMEM, "%s: out of memory", ds->path);
+                return kiln_err_set(err, KILN_ENOMEM, "%s: out of memory", ds->base.path);
             m->n_channels++;
         }
     }
     if (m->n_channels == 0)
-        return kiln_err_at(err, KILN_ESCHEMA, "/signals", "%s: /signals: no channels", ds->path);
+        return kiln_err_at(err, KILN_ESCHEMA, "/signals", "%s: /signals: no channels", ds->base.path);
     for (size_t c = 0; c < m->n_channels; c++)
         if (st_h5_check_name(m->channels[c], "channel", NULL) < 0)
             return kiln_err_at(err, KILN_ESCHEMA, "/signals", "%s: /signals: bad channel name '%s'",
-                               ds->path, m->channels[c]);
+                               ds->base.path, m->channels[c]);
     return 0;
 }
 
@@ -316,7 +286,7 @@ int st_sensor_open(const char *path, st_sensor_t **out, kiln_err_t *err)
 {
     st_h5_quiet_t q;
     st_sensor_t *ds = NULL;
-    hid_t grp = H5I_INVALID_HID;
+    hid_t file, grp = H5I_INVALID_HID;
     char chpath[ST_H5_PATH_MAX], rows_from[ST_H5_PATH_MAX + 16];
     double rate = 0, window_len = 0;
     int rc;
@@ -329,18 +299,15 @@ int st_sensor_open(const char *path, st_sensor_t **out, kiln_err_t *err)
         rc = kiln_err_set(err, KILN_ENOMEM, "%s: out of memory", path);
         goto out;
     }
-    ds->file = H5I_INVALID_HID;
+    st_h5_reader_init(&ds->base);
     for (size_t c = 0; c < ST_MAX_CHANNELS; c++)
         st_h5_ds_init(&ds->signals[c]);
-    st_h5_rowds_init(&ds->rows);
-    if (!(ds->path = kiln_strdup(path))) {
-        rc = kiln_err_set(err, KILN_ENOMEM, "%s: out of memory", path);
-        goto out;
-    }
     st_sensor_meta_t *m = &ds->meta;
-    if ((rc = st_h5_open_schema(path, ST_SENSOR_SCHEMA, &ds->file, err)) < 0 ||
-        (rc = st_h5_attr_get_f64(ds->file, path, "/", "sample_rate_hz", &rate, err)) < 0 ||
-        (rc = st_h5_attr_get_f64(ds->file, path, "/", "window_len", &window_len, err)) < 0)
+    if ((rc = st_h5_reader_start(&ds->base, path, ST_SENSOR_SCHEMA, err)) < 0)
+        goto out;
+    file = ds->base.file;
+    if ((rc = st_h5_attr_get_f64(file, path, "/", "sample_rate_hz", &rate, err)) < 0 ||
+        (rc = st_h5_attr_get_f64(file, path, "/", "window_len", &window_len, err)) < 0)
         goto out;
     if (!isfinite(rate) || rate <= 0 || rate > 1e12) {
         rc = kiln_err_at(err, KILN_ESCHEMA, "/", "%s: /: bad sample_rate_hz %g", path, rate);
@@ -352,19 +319,19 @@ int st_sensor_open(const char *path, st_sensor_t **out, kiln_err_t *err)
     }
     m->sample_rate_hz = rate;
     m->window_len = (size_t)window_len;
-    if ((rc = st_h5_attr_get_str(ds->file, path, "/", "source", 0, 4096, (char **)&m->source, err)) < 0 ||
-        (rc = st_h5_attr_get_str(ds->file, path, "/", "created", 0, 64, (char **)&m->created, err)) < 0 ||
-        (rc = st_h5_attr_get_str(ds->file, path, "/", "content_sha256", 0, 64,
+    if ((rc = st_h5_attr_get_str(file, path, "/", "source", 0, 4096, (char **)&m->source, err)) < 0 ||
+        (rc = st_h5_attr_get_str(file, path, "/", "created", 0, 64, (char **)&m->created, err)) < 0 ||
+        (rc = st_h5_attr_get_str(file, path, "/", "content_sha256", 0, 64,
                                  (char **)&m->content_sha256, err)) < 0 ||
-        (rc = st_h5_attr_get_strs(ds->file, path, "/", "label_names", 0, ST_MAX_LABELS,
+        (rc = st_h5_attr_get_strs(file, path, "/", "label_names", 0, ST_MAX_LABELS,
                                   ST_H5_NAME_MAX, (char **)m->label_names, &m->n_label_names,
                                   err)) < 0)
         goto out;
-    if (H5Lexists(ds->file, "/signals", H5P_DEFAULT) <= 0) {
+    if (H5Lexists(file, "/signals", H5P_DEFAULT) <= 0) {
         rc = kiln_err_at(err, KILN_ESCHEMA, "/signals", "%s: /signals: missing group", path);
         goto out;
     }
-    hid_t obj = H5Oopen(ds->file, "/signals", H5P_DEFAULT);
+    hid_t obj = H5Oopen(file, "/signals", H5P_DEFAULT);
     if (obj >= 0 && H5Iget_type(obj) == H5I_GROUP)
         grp = obj;
     else if (obj >= 0)
@@ -377,7 +344,7 @@ int st_sensor_open(const char *path, st_sensor_t **out, kiln_err_t *err)
         goto out;
     for (size_t c = 0; c < m->n_channels; c++) {
         snprintf(chpath, sizeof chpath, "/signals/%s", m->channels[c]);
-        if ((rc = st_h5_ds_open(&ds->signals[c], ds->file, path, chpath, ST_H5_F32,
+        if ((rc = st_h5_ds_open(&ds->signals[c], file, path, chpath, ST_H5_F32,
                                 m->window_len, err)) < 0)
             goto out;
         if (c == 0)
@@ -387,11 +354,11 @@ int st_sensor_open(const char *path, st_sensor_t **out, kiln_err_t *err)
             goto out;
     }
     snprintf(rows_from, sizeof rows_from, "n_windows of %s", ds->signals[0].path);
-    if ((rc = st_h5_rowds_open(&ds->rows, ds->file, path, m->n_windows, rows_from,
+    if ((rc = st_h5_rowds_open(&ds->base.rows, file, path, m->n_windows, rows_from,
                                m->n_label_names, err)) < 0)
         goto out;
-    m->has_label = ds->rows.has_label;
-    m->has_target = ds->rows.has_target;
+    m->has_label = ds->base.rows.has_label;
+    m->has_target = ds->base.rows.has_target;
     *out = ds;
     ds = NULL;
 out:
@@ -404,7 +371,7 @@ out:
 }
 
 const st_sensor_meta_t *st_sensor_meta(const st_sensor_t *ds) { return &ds->meta; }
-const char *st_sensor_path(const st_sensor_t *ds) { return ds->path; }
+const char *st_sensor_path(const st_sensor_t *ds) { return ds->base.path; }
 
 int st_sensor_channel_index(const st_sensor_t *ds, const char *name)
 {
@@ -419,10 +386,10 @@ int st_sensor_read(st_sensor_t *ds, size_t ch, size_t win0, size_t n, float *out
 {
     if (!ds || ch >= ds->meta.n_channels)
         return kiln_err_set(err, KILN_EINVAL, "%s: no channel %zu (it has %zu)",
-                            ds ? ds->path : "?", ch, ds ? ds->meta.n_channels : 0);
+                            ds ? ds->base.path : "?", ch, ds ? ds->meta.n_channels : 0);
     st_h5_quiet_t q;
     st_h5_quiet_begin(&q);
-    int rc = st_h5_ds_read(&ds->signals[ch], ds->path, win0, n, out, "window", err);
+    int rc = st_h5_ds_read(&ds->signals[ch], ds->base.path, win0, n, out, "window", err);
     st_h5_quiet_end(&q);
     return rc;
 }
@@ -433,12 +400,8 @@ int st_sensor_read_meta(st_sensor_t *ds, size_t win0, size_t n, int32_t *asset,
 {
     if (!ds)
         return kiln_err_set(err, KILN_EINVAL, "st_sensor_read_meta: no dataset");
-    st_h5_quiet_t q;
-    st_h5_quiet_begin(&q);
-    int rc = st_h5_rowds_read(&ds->rows, ds->path, win0, n, asset, timestamp_ns, label, target,
-                              "window", err);
-    st_h5_quiet_end(&q);
-    return rc;
+    return st_h5_reader_read_meta(&ds->base, win0, n, asset, timestamp_ns, label, target,
+                                  "window", err);
 }
 
 int st_sensor_hash(st_sensor_t *ds, char *hash_hex, kiln_err_t *err)
@@ -453,9 +416,9 @@ int st_sensor_hash(st_sensor_t *ds, char *hash_hex, kiln_err_t *err)
         return kiln_err_set(err, KILN_EINVAL, "st_sensor_hash: no dataset");
     st_h5_quiet_begin(&q);
     for (size_t c = 0; c < ds->meta.n_channels && rc == 0; c++)
-        rc = st_h5_ds_part(&ds->signals[c], ds->path, &parts[n_parts++], err);
+        rc = st_h5_ds_part(&ds->signals[c], ds->base.path, &parts[n_parts++], err);
     if (rc == 0)
-        rc = st_h5_rowds_parts(&ds->rows, ds->path, parts, &n_parts, err);
+        rc = st_h5_rowds_parts(&ds->base.rows, ds->base.path, parts, &n_parts, err);
     st_h5_quiet_end(&q);
     if (rc < 0)
         return rc;
@@ -468,10 +431,7 @@ void st_sensor_close(st_sensor_t **ds)
 {
     if (!ds || !*ds)
         return;
-    st_h5_quiet_t q;
-    st_h5_quiet_begin(&q);
-    reader_free(*ds);
-    st_h5_quiet_end(&q);
+    st_h5_quiet_free(reader_free, *ds);
     *ds = NULL;
 }
 
