@@ -1,12 +1,12 @@
 /* cmd_gen.c - `kiln gen`: synthetic bearing vibration dataset (jobs/gen.h);
  * prints what was written and how fast. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli.h"
+#include "cli_util.h"
 #include "../jobs/gen.h"
 
 static void usage(FILE *f)
@@ -24,20 +24,7 @@ static void usage(FILE *f)
 
 static int bad_usage(const char *msg, const char *arg)
 {
-    fprintf(stderr, "kiln gen: %s%s%s\n\n", msg, arg ? " " : "", arg ? arg : "");
-    usage(stderr);
-    return 2;
-}
-
-static int parse_u64(const char *s, unsigned long long *out, int allow_zero)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (!*s || *end || errno || s[0] == '-' || (!allow_zero && v == 0))
-        return -1;
-    *out = v;
-    return 0;
+    return ka_usage_error("gen", usage, msg, arg);
 }
 
 int kiln_cmd_gen(int argc, char **argv)
@@ -59,22 +46,22 @@ int kiln_cmd_gen(int argc, char **argv)
         if (!strcmp(a, "-o") || !strcmp(a, "--output"))
             out = v;
         else if (!strcmp(a, "--windows")) {
-            bad = parse_u64(v, &u, 0);
+            bad = ka_parse_u64(v, &u, 0);
             o.n_windows = (size_t)u;
         } else if (!strcmp(a, "--window-len")) {
-            bad = parse_u64(v, &u, 0);
+            bad = ka_parse_u64(v, &u, 0);
             o.window_len = (size_t)u;
         } else if (!strcmp(a, "--assets")) {
-            bad = parse_u64(v, &u, 0);
+            bad = ka_parse_u64(v, &u, 0);
             o.n_assets = (size_t)u;
         } else if (!strcmp(a, "--seed")) {
-            bad = parse_u64(v, &u, 1);
+            bad = ka_parse_u64(v, &u, 1);
             o.seed = u;
         } else if (!strcmp(a, "--threads")) {
-            bad = parse_u64(v, &u, 0) || u > 16;
+            bad = ka_parse_u64(v, &u, 0) || u > 16;
             o.n_threads = (int)u;
         } else if (!strcmp(a, "--compress")) {
-            bad = parse_u64(v, &u, 1) || u > 9;
+            bad = ka_parse_u64(v, &u, 1) || u > 9;
             o.compress = (int)u;
         }
         else if (!strcmp(a, "--channels"))
@@ -112,17 +99,7 @@ int kiln_cmd_gen(int argc, char **argv)
     }
     double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     double mb = (double)s->n_windows * (double)s->window_len * (double)s->n_channels * 4.0 / 1e6;
-    printf("wrote %s\n", out);
-    printf("  windows     %zu\n", s->n_windows);
-    printf("  window_len  %zu\n", s->window_len);
-    printf("  rate_hz     %g\n", s->sample_rate_hz);
-    printf("  channels    %zu:", s->n_channels);
-    for (size_t c = 0; c < s->n_channels; c++)
-        printf("%s%s", c ? ", " : " ", s->channels[c]);
-    printf("\n  classes    ");
-    for (size_t l = 0; l < s->n_labels; l++)
-        printf("%s %s %zu", l ? "," : "", s->label_names[l], s->label_counts[l]);
-    printf("\n  sha256      %s\n", s->hash);
+    ka_print_summary(out, s);      /* gen always labels every window and drops nothing */
     printf("  time        %.2f s (%.0f windows/s, %.0f MB/s of float32 signal)\n", secs,
            secs > 0 ? (double)s->n_windows / secs : 0.0, secs > 0 ? mb / secs : 0.0);
     free(s);

@@ -1,11 +1,11 @@
 /* cmd_ingest.c - `kiln ingest cwru|cmapss|csv`: parses options and calls the
  * ingest job (jobs/ingest.h); prints what was written. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "cli_util.h"
 #include "../jobs/ingest.h"
 
 static void usage(FILE *f)
@@ -31,20 +31,7 @@ static void usage(FILE *f)
 
 static int bad_usage(const char *msg, const char *arg)
 {
-    fprintf(stderr, "kiln ingest: %s%s%s\n\n", msg, arg ? " " : "", arg ? arg : "");
-    usage(stderr);
-    return 2;
-}
-
-static int parse_size(const char *s, size_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (!*s || *end || errno || s[0] == '-' || v == 0)
-        return -1;
-    *out = (size_t)v;
-    return 0;
+    return ka_usage_error("ingest", usage, msg, arg);
 }
 
 static int parse_pos_double(const char *s, double *out)
@@ -55,29 +42,6 @@ static int parse_pos_double(const char *s, double *out)
         return -1;
     *out = v;
     return 0;
-}
-
-static void print_summary(const char *out, const jb_ingest_summary_t *s)
-{
-    printf("wrote %s\n", out);
-    printf("  windows     %zu\n", s->n_windows);
-    printf("  window_len  %zu\n", s->window_len);
-    printf("  rate_hz     %g\n", s->sample_rate_hz);
-    printf("  channels    %zu:", s->n_channels);
-    for (size_t c = 0; c < s->n_channels; c++)
-        printf("%s%s", c ? ", " : " ", s->channels[c]);
-    printf("\n");
-    if (s->n_labels) {
-        printf("  classes    ");
-        for (size_t l = 0; l < s->n_labels; l++)
-            printf("%s %s %zu", l ? "," : "", s->label_names[l], s->label_counts[l]);
-        if (s->n_unlabelled)
-            printf(", unlabelled %zu", s->n_unlabelled);
-        printf("\n");
-    }
-    if (s->n_dropped_samples)
-        printf("  dropped     %zu trailing samples short of a window\n", s->n_dropped_samples);
-    printf("  sha256      %s\n", s->hash);
 }
 
 int kiln_cmd_ingest(int argc, char **argv)
@@ -125,9 +89,9 @@ int kiln_cmd_ingest(int argc, char **argv)
         else if (!strcmp(a, "--normal-rate"))
             bad = parse_pos_double(v, &o.cwru_unprefixed_rate_hz);
         else if (!strcmp(a, "--window-len"))
-            bad = parse_size(v, &o.window_len);
+            bad = ka_parse_size(v, &o.window_len);
         else if (!strcmp(a, "--hop"))
-            bad = parse_size(v, &o.hop);
+            bad = ka_parse_size(v, &o.hop);
         else if (!strcmp(a, "--channels"))
             o.channels = v;
         else if (!strcmp(a, "--compress")) {
@@ -189,7 +153,7 @@ int kiln_cmd_ingest(int argc, char **argv)
         fprintf(stderr, "kiln ingest: %s\n", err.msg[0] ? err.msg : kiln_strerror(jrc));
         rc = 1;
     } else {
-        print_summary(out, sum);
+        ka_print_summary(out, sum);
         rc = 0;
     }
     free(sum);
