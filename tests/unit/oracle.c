@@ -2,10 +2,15 @@
  * raw float64 file out, one python process per call. */
 #include "oracle.h"
 
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
+#include <cmocka.h>
 
 static int seq;
 
@@ -93,4 +98,60 @@ int oracle_run_f(const char *op, const char *params_json, const float *in,
     int rc = oracle_run(op, params_json, d, rows, cols, out, n_out);
     free(d);
     return rc;
+}
+
+/* ---- helpers the cmocka tests share ----------------------------------- */
+
+double oracle_uniform01(uint64_t *state)
+{
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return (double)(*state >> 11) / 9007199254740992.0;
+}
+
+double *oracle_pyf(size_t *n, const char *op, const char *fmt, ...)
+{
+    char params[4096];
+    double dummy = 0, *out = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(params, sizeof params, fmt, ap);
+    va_end(ap);
+    assert_int_equal(oracle_run(op, params, &dummy, 1, 1, &out, n), 0);
+    return out;
+}
+
+void oracle_content_hash(const char *path, char hex[65])
+{
+    size_t n;
+    double *d = oracle_pyf(&n, "content_hash", "{\"path\": \"%s\"}", path);
+    assert_int_equal(n, 32);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", (unsigned)d[i]);
+    free(d);
+}
+
+void oracle_assert_attr(const char *path, const char *obj, const char *name,
+                        const char *const *want, size_t n_want)
+{
+    size_t n, at = 0;
+    double *d = oracle_pyf(&n, "h5_attr", "{\"path\": \"%s\", \"obj\": \"%s\", \"name\": \"%s\"}",
+                           path, obj, name);
+    for (size_t i = 0; i < n_want; i++) {
+        size_t len = strlen(want[i]);
+        assert_true(at + len + 1 <= n);
+        for (size_t k = 0; k < len; k++)
+            assert_int_equal((int)d[at + k], (unsigned char)want[i][k]);
+        assert_int_equal((int)d[at + len], 0);
+        at += len + 1;
+    }
+    assert_int_equal(at, n);
+    free(d);
+}
+
+int oracle_file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
 }

@@ -4,6 +4,7 @@
 #define KILN_TEST_ORACLE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Runs op (a function registered in tests/oracle/ops_*.py) on a float64
  * matrix in[rows*cols] with params (a JSON object text, may be "{}").
@@ -21,5 +22,27 @@ const char *oracle_tmp_path(char *buf, const char *suffix);
 
 /* $KILN_DATA or ../shared/data. */
 const char *oracle_data_dir(void);
+
+/* ---- helpers the cmocka tests share (these assert) -------------------- */
+
+/* One xorshift64 step of *state (nonzero; each test seeds its own): a
+ * uniform double in [0, 1) with 53 random bits. */
+double oracle_uniform01(uint64_t *state);
+
+/* oracle_run of op with no input array and printf-style params (at most
+ * 4095 bytes); asserts it succeeded.  Returns *n doubles (free()). */
+double *oracle_pyf(size_t *n, const char *op, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The independent python content hash of the kiln file at path, as hex. */
+void oracle_content_hash(const char *path, char hex[65]);
+
+/* Asserts the string attr `name` of HDF5 object obj, as h5py reads it
+ * (elements NUL-separated), holds exactly want[0..n_want). */
+void oracle_assert_attr(const char *path, const char *obj, const char *name,
+                        const char *const *want, size_t n_want);
+
+/* 1 if path exists (stat succeeds), else 0. */
+int oracle_file_exists(const char *path);
 
 #endif

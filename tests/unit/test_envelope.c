@@ -24,13 +24,7 @@
 
 static uint64_t rng_state = 0xD1B54A32D192ED03ull;
 
-static double uniform01(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 9007199254740992.0;
-}
+static double uniform01(void) { return oracle_uniform01(&rng_state); }
 
 /* A 3.1 kHz carrier amplitude-modulated at 107 Hz, plus a 50 Hz line outside
  * the band and broadband noise: a bearing-like signal with a known envelope. */

@@ -95,54 +95,6 @@ static int write_data(const char *path, const st_features_meta_t *m, const data_
     return rc;
 }
 
-static double *pyf(size_t *n, const char *op, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static double *pyf(size_t *n, const char *op, const char *fmt, ...)
-{
-    char params[4096];
-    double dummy = 0, *out = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(params, sizeof params, fmt, ap);
-    va_end(ap);
-    assert_int_equal(oracle_run(op, params, &dummy, 1, 1, &out, n), 0);
-    return out;
-}
-
-static void py_hash(const char *path, char hex[65])
-{
-    size_t n;
-    double *d = pyf(&n, "content_hash", "{\"path\": \"%s\"}", path);
-    assert_int_equal(n, 32);
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", (unsigned)d[i]);
-    free(d);
-}
-
-static void py_attr_equals(const char *path, const char *obj, const char *name,
-                           const char *const *want, size_t n_want)
-{
-    size_t n, at = 0;
-    double *d = pyf(&n, "h5_attr", "{\"path\": \"%s\", \"obj\": \"%s\", \"name\": \"%s\"}",
-                    path, obj, name);
-    for (size_t i = 0; i < n_want; i++) {
-        size_t len = strlen(want[i]);
-        assert_true(at + len + 1 <= n);
-        for (size_t k = 0; k < len; k++)
-            assert_int_equal((int)d[at + k], (unsigned char)want[i][k]);
-        assert_int_equal((int)d[at + len], 0);
-        at += len + 1;
-    }
-    assert_int_equal(at, n);
-    free(d);
-}
-
-static int file_exists(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0;
-}
-
 static void test_roundtrip(void **state)
 {
     (void)state;
@@ -207,34 +159,35 @@ static void test_h5py_reads_ours(void **state)
     oracle_tmp_path(path, ".h5");
     assert_int_equal(write_data(path, m, d, batches, 2, 4, hash, &err), 0);
     size_t n;
-    double *v = pyf(&n, "h5_dataset", "{\"path\": \"%s\", \"name\": \"/features\"}", path);
+    double *v = oracle_pyf(&n, "h5_dataset", "{\"path\": \"%s\", \"name\": \"/features\"}", path);
     assert_int_equal(n, N_ROWS * N_FEAT);
     for (size_t i = 0; i < n; i++)
         assert_true(v[i] == (double)d->rows[i]);
     free(v);
-    v = pyf(&n, "h5_info", "{\"path\": \"%s\", \"name\": \"/features\"}", path);
+    v = oracle_pyf(&n, "h5_info", "{\"path\": \"%s\", \"name\": \"/features\"}", path);
     assert_true(v[0] == 4 && v[1] == 1 && v[2] == 2 && v[3] == -1 && v[5] == 1);
     assert_true(v[4] >= 1 && v[4] <= 1024);
     assert_true(v[7] == N_ROWS && v[8] == N_FEAT);
     free(v);
-    v = pyf(&n, "h5_dataset", "{\"path\": \"%s\", \"name\": \"/timestamp\", \"split64\": true}", path);
+    v = oracle_pyf(&n, "h5_dataset", "{\"path\": \"%s\", \"name\": \"/timestamp\", \"split64\": true}",
+                   path);
     for (int i = 0; i < N_ROWS; i++)
         assert_true((int64_t)v[2 * i] * 4294967296 + (int64_t)v[2 * i + 1] == d->ts[i]);
     free(v);
-    v = pyf(&n, "h5_dataset", "{\"path\": \"%s\", \"name\": \"/label\"}", path);
+    v = oracle_pyf(&n, "h5_dataset", "{\"path\": \"%s\", \"name\": \"/label\"}", path);
     for (int i = 0; i < N_ROWS; i++)
         assert_true(v[i] == d->label[i]);
     free(v);
     const char *schema[] = {"kiln.features.v1"}, *src[] = {SRC}, *spec[] = {SPEC},
                *json[] = {m->spec_json}, *h[] = {hash};
-    py_attr_equals(path, "/", "schema", schema, 1);
-    py_attr_equals(path, "/", "source_sha256", src, 1);
-    py_attr_equals(path, "/", "spec_sha256", spec, 1);
-    py_attr_equals(path, "/", "spec_json", json, 1);
-    py_attr_equals(path, "/", "content_sha256", h, 1);
-    py_attr_equals(path, "/", "label_names", LABELS, 3);
-    py_attr_equals(path, "/features", "feature_names", FEATURES, N_FEAT);
-    py_hash(path, want);
+    oracle_assert_attr(path, "/", "schema", schema, 1);
+    oracle_assert_attr(path, "/", "source_sha256", src, 1);
+    oracle_assert_attr(path, "/", "spec_sha256", spec, 1);
+    oracle_assert_attr(path, "/", "spec_json", json, 1);
+    oracle_assert_attr(path, "/", "content_sha256", h, 1);
+    oracle_assert_attr(path, "/", "label_names", LABELS, 3);
+    oracle_assert_attr(path, "/features", "feature_names", FEATURES, N_FEAT);
+    oracle_content_hash(path, want);
     assert_string_equal(want, hash);
     free(m);
     free(d);
@@ -249,8 +202,8 @@ static void test_read_h5py_file(void **state)
         kiln_err_t err;
         size_t n;
         oracle_tmp_path(path, ".h5");
-        double *want = pyf(&n, "h5_write", "{\"path\": \"%s\", \"kind\": \"features\", \"n\": 40, "
-                           "\"fixed_strings\": %s}", path, fixed ? "true" : "false");
+        double *want = oracle_pyf(&n, "h5_write", "{\"path\": \"%s\", \"kind\": \"features\", \"n\": 40, "
+                                  "\"fixed_strings\": %s}", path, fixed ? "true" : "false");
         assert_int_equal(n, 40 * 4 + 40 * 5);
         st_features_t *ds;
         assert_int_equal(st_features_open(path, &ds, &err), 0);
@@ -322,8 +275,8 @@ static void test_temp_and_rejects(void **state)
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
 
     assert_int_equal(st_features_create(path, m, 0, &w, &err), 0);
-    assert_true(file_exists(tmp));
-    assert_false(file_exists(path));
+    assert_true(oracle_file_exists(tmp));
+    assert_false(oracle_file_exists(path));
     assert_int_equal(st_features_append(w, 3, d->rows, d->asset, d->ts, d->label, d->target, &err), 0);
     d->rows[4 * N_FEAT + 2] = NAN;          /* row 4, feature 2 */
     assert_int_equal(st_features_append(w, 3, d->rows + 3 * N_FEAT, d->asset, d->ts, d->label,
@@ -333,8 +286,8 @@ static void test_temp_and_rejects(void **state)
     assert_non_null(strstr(err.msg, path));
     st_features_abort(&w);
     assert_null(w);
-    assert_false(file_exists(tmp));
-    assert_false(file_exists(path));
+    assert_false(oracle_file_exists(tmp));
+    assert_false(oracle_file_exists(path));
 
     st_features_meta_t *b = make_meta();
     b->feature_names[3] = "DE.rms";
@@ -349,7 +302,7 @@ static void test_temp_and_rejects(void **state)
     assert_int_equal(st_features_create(path, b, 0, &w, &err), KILN_EINVAL);
     b->n_features = ST_MAX_FEATURES + 1;
     assert_int_equal(st_features_create(path, b, 0, &w, &err), KILN_EINVAL);
-    assert_false(file_exists(tmp));
+    assert_false(oracle_file_exists(tmp));
     free(b);
     free(m);
     free(d);
@@ -387,7 +340,7 @@ static void test_max_features(void **state)
     assert_int_equal(st_features_read(ds, 2, 1, back, &err), 0);
     assert_memory_equal(back, rows + 2 * ST_MAX_FEATURES, sizeof back);
     st_features_close(&ds);
-    py_hash(path, want);
+    oracle_content_hash(path, want);
     assert_string_equal(want, hash);
     free(rows);
     free(m);
@@ -419,7 +372,8 @@ static void test_bad_files(void **state)
         size_t n;
         oracle_tmp_path(path, ".h5");
         const char *kind = strstr(cases[k].params, "\"kind\"") ? "" : "\"kind\": \"features\", ";
-        free(pyf(&n, "h5_write", "{\"path\": \"%s\", \"n\": 40, %s%s}", path, kind, cases[k].params));
+        free(oracle_pyf(&n, "h5_write", "{\"path\": \"%s\", \"n\": 40, %s%s}",
+                        path, kind, cases[k].params));
         st_features_t *ds = (st_features_t *)1;
         int rc = st_features_open(path, &ds, &err);
         if (rc != cases[k].code || strcmp(err.where, cases[k].where) != 0 ||
@@ -440,7 +394,7 @@ static void test_bad_files(void **state)
     size_t n;
     float rows[40 * 4];
     oracle_tmp_path(path, ".h5");
-    free(pyf(&n, "h5_write", "{\"path\": \"%s\", \"n\": 40, \"kind\": \"features\", "
+    free(oracle_pyf(&n, "h5_write", "{\"path\": \"%s\", \"n\": 40, \"kind\": \"features\", "
                             "\"defect\": \"nan_feature\", \"bad_row\": 30}", path));
     assert_int_equal(st_features_open(path, &ds, &err), 0);
     assert_int_equal(st_features_read(ds, 0, 30, rows, &err), 0);
@@ -485,7 +439,7 @@ static void test_alloc_failure(void **state)
         if (!done) {
             if (rc != KILN_ENOMEM)
                 fail_msg("k=%ld: expected KILN_ENOMEM, got %s: %s", k, kiln_err_name(rc), err.msg);
-            assert_false(file_exists(tmp));
+            assert_false(oracle_file_exists(tmp));
         }
         unlink(path);
     }

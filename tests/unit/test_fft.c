@@ -42,13 +42,8 @@ static const size_t BLUESTEIN[] = {7, 14, 17, 1021, 2046, 2047, 4094};
 #define COUNT(a) (sizeof(a) / sizeof *(a))
 
 static uint64_t rng = 88172645463325252ull;
-static double uniform(void)     /* xorshift64: [-1, 1) */
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (double)(rng >> 11) / 4503599627370496.0 - 1.0;
-}
+/* [-1, 1): 2u - 1 is exact, so the values are those of (bits >> 11) / 2^52 - 1. */
+static double uniform(void) { return 2.0 * oracle_uniform01(&rng) - 1.0; }
 
 static void fill(float *x, size_t count, int kind)
 {

@@ -19,13 +19,7 @@
 
 static uint64_t rng_state = 0xA0761D6478BD642Full;
 
-static double uniform01(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 9007199254740992.0;
-}
+static double uniform01(void) { return oracle_uniform01(&rng_state); }
 
 static void random_signal(double *x, size_t n)
 {

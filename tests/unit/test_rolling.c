@@ -18,13 +18,7 @@
 
 static uint64_t rng_state = 0x853C49E6748FEA9Bull;
 
-static double uniform01(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 9007199254740992.0;
-}
+static double uniform01(void) { return oracle_uniform01(&rng_state); }
 
 /* Tolerance: both sides sum the same doubles in double, in different orders
  * (the ring's slot order is not time order); 1e-12 of the values' scale

@@ -100,62 +100,6 @@ static int write_data(const char *path, const st_sensor_meta_t *m, const data_t 
     return rc;
 }
 
-static double *py(const char *op, const char *params, size_t *n)
-{
-    double dummy = 0, *out = NULL;
-    assert_int_equal(oracle_run(op, params, &dummy, 1, 1, &out, n), 0);
-    return out;
-}
-
-/* py() with printf-style params. */
-static double *pyf(size_t *n, const char *op, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static double *pyf(size_t *n, const char *op, const char *fmt, ...)
-{
-    char params[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(params, sizeof params, fmt, ap);
-    va_end(ap);
-    return py(op, params, n);
-}
-
-/* The independent python content hash of path, as hex. */
-static void py_hash(const char *path, char hex[65])
-{
-    size_t n;
-    double *d = pyf(&n, "content_hash", "{\"path\": \"%s\"}", path);
-    assert_int_equal(n, 32);
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", (unsigned)d[i]);
-    free(d);
-}
-
-/* The bytes h5py finds in a string attr (elements NUL-separated). */
-static void py_attr_equals(const char *path, const char *obj, const char *name,
-                           const char *const *want, size_t n_want)
-{
-    size_t n, at = 0;
-    double *d = pyf(&n, "h5_attr", "{\"path\": \"%s\", \"obj\": \"%s\", \"name\": \"%s\"}",
-                    path, obj, name);
-    for (size_t i = 0; i < n_want; i++) {
-        size_t len = strlen(want[i]);
-        assert_true(at + len + 1 <= n);
-        for (size_t k = 0; k < len; k++)
-            assert_int_equal((int)d[at + k], (unsigned char)want[i][k]);
-        assert_int_equal((int)d[at + len], 0);
-        at += len + 1;
-    }
-    assert_int_equal(at, n);
-    free(d);
-}
-
-static int file_exists(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0;
-}
-
 static void tmp_name(char *buf, size_t len, const char *path)
 {
     snprintf(buf, len, "%s.tmp.%ld", path, (long)getpid());
@@ -269,7 +213,7 @@ static void test_optional_columns(void **state)
     assert_string_equal(h, st_sensor_meta(ds)->content_sha256);
     st_sensor_close(&ds);
     char want[65];
-    py_hash(path, want);
+    oracle_content_hash(path, want);
     assert_string_equal(want, h);
     free(d);
     unlink(path);
@@ -292,14 +236,14 @@ static void test_h5py_reads_ours(void **state)
         assert_int_equal(write_data(path, &m, d, batches, 3, compress, hash, &err), 0);
         size_t n;
         for (int c = 0; c < N_CH; c++) {
-            double *v = pyf(&n, "h5_dataset", "{\"path\": \"%s\", \"name\": \"/signals/%s\"}", path,
-                            CHANNELS[c]);
+            double *v = oracle_pyf(&n, "h5_dataset", "{\"path\": \"%s\", \"name\": \"/signals/%s\"}",
+                                   path, CHANNELS[c]);
             assert_int_equal(n, N_WIN * WLEN);
             for (size_t i = 0; i < n; i++)
                 assert_true(v[i] == (double)d->sig[c][i]);
             free(v);
-            double *info = pyf(&n, "h5_info", "{\"path\": \"%s\", \"name\": \"/signals/%s\"}", path,
-                               CHANNELS[c]);
+            double *info = oracle_pyf(&n, "h5_info", "{\"path\": \"%s\", \"name\": \"/signals/%s\"}",
+                                      path, CHANNELS[c]);
             /* float32, 2-D, unlimited rows, 64-window chunks, deflate+shuffle iff asked, shape */
             assert_int_equal(n, 9);
             assert_true(info[0] == 4 && info[1] == 1 && info[2] == 2 && info[3] == -1);
@@ -308,47 +252,49 @@ static void test_h5py_reads_ours(void **state)
             assert_true(info[7] == N_WIN && info[8] == WLEN);
             free(info);
         }
-        double *v = pyf(&n, "h5_dataset", "{\"path\": \"%s\", \"name\": \"/asset\"}", path);
+        double *v = oracle_pyf(&n, "h5_dataset", "{\"path\": \"%s\", \"name\": \"/asset\"}", path);
         assert_int_equal(n, N_WIN);
         for (int i = 0; i < N_WIN; i++)
             assert_true(v[i] == d->asset[i]);
         free(v);
-        v = pyf(&n, "h5_dataset", "{\"path\": \"%s\", \"name\": \"/timestamp\", \"split64\": true}", path);
+        v = oracle_pyf(&n, "h5_dataset", "{\"path\": \"%s\", \"name\": \"/timestamp\", \"split64\": true}",
+                       path);
         assert_int_equal(n, 2 * N_WIN);
         for (int i = 0; i < N_WIN; i++)
             assert_true((int64_t)v[2 * i] * 4294967296 + (int64_t)v[2 * i + 1] == d->ts[i]);
         free(v);
-        v = pyf(&n, "h5_dataset", "{\"path\": \"%s\", \"name\": \"/label\"}", path);
+        v = oracle_pyf(&n, "h5_dataset", "{\"path\": \"%s\", \"name\": \"/label\"}", path);
         for (int i = 0; i < N_WIN; i++)
             assert_true(v[i] == d->label[i]);
         free(v);
-        v = pyf(&n, "h5_dataset", "{\"path\": \"%s\", \"name\": \"/target\"}", path);
+        v = oracle_pyf(&n, "h5_dataset", "{\"path\": \"%s\", \"name\": \"/target\"}", path);
         for (int i = 0; i < N_WIN; i++)
             assert_true(v[i] == (double)d->target[i]);
         free(v);
         static const struct { const char *name; int size, kind; } cols[] = {
             {"/asset", 4, 2}, {"/timestamp", 8, 2}, {"/label", 4, 2}, {"/target", 4, 1}};
         for (int k = 0; k < 4; k++) {
-            double *info = pyf(&n, "h5_info", "{\"path\": \"%s\", \"name\": \"%s\"}", path, cols[k].name);
+            double *info = oracle_pyf(&n, "h5_info", "{\"path\": \"%s\", \"name\": \"%s\"}",
+                                      path, cols[k].name);
             assert_true(info[0] == cols[k].size && info[1] == cols[k].kind && info[2] == 1);
             assert_true(info[3] == -1 && info[7] == N_WIN);
             free(info);
         }
 
         const char *schema[] = {"kiln.sensor.v1"}, *source[] = {"unit test"}, *h[] = {hash};
-        py_attr_equals(path, "/", "schema", schema, 1);
-        py_attr_equals(path, "/", "source", source, 1);
-        py_attr_equals(path, "/", "content_sha256", h, 1);
-        py_attr_equals(path, "/", "label_names", LABELS, 5);
-        py_attr_equals(path, "/signals", "channels", CHANNELS, N_CH);
-        v = pyf(&n, "h5_attr", "{\"path\": \"%s\", \"name\": \"sample_rate_hz\"}", path);
+        oracle_assert_attr(path, "/", "schema", schema, 1);
+        oracle_assert_attr(path, "/", "source", source, 1);
+        oracle_assert_attr(path, "/", "content_sha256", h, 1);
+        oracle_assert_attr(path, "/", "label_names", LABELS, 5);
+        oracle_assert_attr(path, "/signals", "channels", CHANNELS, N_CH);
+        v = oracle_pyf(&n, "h5_attr", "{\"path\": \"%s\", \"name\": \"sample_rate_hz\"}", path);
         assert_true(n == 1 && v[0] == 12000.0);
         free(v);
-        v = pyf(&n, "h5_attr", "{\"path\": \"%s\", \"name\": \"window_len\"}", path);
+        v = oracle_pyf(&n, "h5_attr", "{\"path\": \"%s\", \"name\": \"window_len\"}", path);
         assert_true(n == 1 && v[0] == WLEN);
         free(v);
 
-        py_hash(path, want);                  /* the definition, implemented again in python */
+        oracle_content_hash(path, want);                  /* the definition, implemented again in python */
         assert_string_equal(want, hash);
         unlink(path);
     }
@@ -369,8 +315,8 @@ static void test_read_h5py_file(void **state)
         kiln_err_t err;
         size_t n;
         oracle_tmp_path(path, ".h5");
-        double *want = pyf(&n, "h5_write", "{\"path\": \"%s\", \"n\": 50, \"window_len\": 32%s}",
-                           path, variants[v]);
+        double *want = oracle_pyf(&n, "h5_write", "{\"path\": \"%s\", \"n\": 50, \"window_len\": 32%s}",
+                                  path, variants[v]);
         st_sensor_t *ds;
         assert_int_equal(st_sensor_open(path, &ds, &err), 0);
         const st_sensor_meta_t *m = st_sensor_meta(ds);
@@ -484,23 +430,23 @@ static void test_temp_file(void **state)
     tmp_name(tmp, sizeof tmp, path);
 
     assert_int_equal(st_sensor_create(path, &m, 0, &w, &err), 0);
-    assert_true(file_exists(tmp));
-    assert_false(file_exists(path));
+    assert_true(oracle_file_exists(tmp));
+    assert_false(oracle_file_exists(path));
     assert_int_equal(st_sensor_append(w, 10, sig, d->asset, d->ts, d->label, d->target, &err), 0);
-    assert_false(file_exists(path));
+    assert_false(oracle_file_exists(path));
     assert_int_equal(st_sensor_commit(&w, hash, &err), 0);
     assert_null(w);
-    assert_true(file_exists(path));
-    assert_false(file_exists(tmp));
+    assert_true(oracle_file_exists(path));
+    assert_false(oracle_file_exists(tmp));
 
     /* abort: the old file under the name stays as it was, the temp goes */
     assert_int_equal(st_sensor_create(path, &m, 0, &w, &err), 0);
     assert_int_equal(st_sensor_append(w, 20, sig, d->asset, d->ts, d->label, d->target, &err), 0);
-    assert_true(file_exists(tmp));
+    assert_true(oracle_file_exists(tmp));
     st_sensor_abort(&w);
     assert_null(w);
     st_sensor_abort(&w);                   /* harmless on NULL */
-    assert_false(file_exists(tmp));
+    assert_false(oracle_file_exists(tmp));
     st_sensor_t *ds;
     assert_int_equal(st_sensor_open(path, &ds, &err), 0);
     assert_int_equal(st_sensor_meta(ds)->n_windows, 10);
@@ -557,7 +503,7 @@ static void test_append_rejects(void **state)
     b.label_names[3] = "";
     assert_int_equal(st_sensor_create(path, &b, 0, &w, &err), KILN_EINVAL);
     assert_int_equal(st_sensor_create(path, &m, 10, &w, &err), KILN_EINVAL);
-    assert_false(file_exists(path));
+    assert_false(oracle_file_exists(path));
 
     /* bad batches write nothing: the file ends with only the good ones */
     const float *sig[N_CH] = {d->sig[0], d->sig[1], d->sig[2]};
@@ -640,8 +586,8 @@ static void test_bad_files(void **state)
         kiln_err_t err;
         size_t n;
         oracle_tmp_path(path, ".h5");
-        double *v = pyf(&n, "h5_write", "{\"path\": \"%s\", \"n\": 50, \"window_len\": 32, %s}", path,
-                        cases[k].params);
+        double *v = oracle_pyf(&n, "h5_write", "{\"path\": \"%s\", \"n\": 50, \"window_len\": 32, %s}",
+                               path, cases[k].params);
         free(v);
         st_sensor_t *ds = (st_sensor_t *)1;
         int rc = st_sensor_open(path, &ds, &err);
@@ -672,7 +618,7 @@ static void test_nonfinite_read(void **state)
     size_t n;
     float sig[20 * 32];
     oracle_tmp_path(path, ".h5");
-    free(pyf(&n, "h5_write", "{\"path\": \"%s\", \"n\": 20, \"window_len\": 32, "
+    free(oracle_pyf(&n, "h5_write", "{\"path\": \"%s\", \"n\": 20, \"window_len\": 32, "
                             "\"defect\": \"nan_signal\", \"bad_row\": 11}", path));
     st_sensor_t *ds;
     assert_int_equal(st_sensor_open(path, &ds, &err), 0);
@@ -684,7 +630,7 @@ static void test_nonfinite_read(void **state)
     assert_non_null(strstr(err.msg, "NaN at window 11"));
     st_sensor_close(&ds);
 
-    free(pyf(&n, "h5_write", "{\"path\": \"%s\", \"n\": 20, \"window_len\": 32, "
+    free(oracle_pyf(&n, "h5_write", "{\"path\": \"%s\", \"n\": 20, \"window_len\": 32, "
                             "\"defect\": \"inf_target\", \"bad_row\": 3}", path));
     assert_int_equal(st_sensor_open(path, &ds, &err), 0);
     float target[20];
@@ -695,7 +641,7 @@ static void test_nonfinite_read(void **state)
     assert_non_null(strstr(err.msg, "Inf at window 3"));
     st_sensor_close(&ds);
 
-    free(pyf(&n, "h5_write", "{\"path\": \"%s\", \"n\": 20, \"window_len\": 32, "
+    free(oracle_pyf(&n, "h5_write", "{\"path\": \"%s\", \"n\": 20, \"window_len\": 32, "
                             "\"defect\": \"label_out_of_range\"}", path));
     assert_int_equal(st_sensor_open(path, &ds, &err), 0);
     int32_t label[20];
@@ -745,7 +691,7 @@ static void test_alloc_failure(void **state)
         if (!done) {
             if (rc != KILN_ENOMEM)
                 fail_msg("k=%ld: expected KILN_ENOMEM, got %s: %s", k, kiln_err_name(rc), err.msg);
-            assert_false(file_exists(tmp));
+            assert_false(oracle_file_exists(tmp));
         }
         unlink(path);
     }

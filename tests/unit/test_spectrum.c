@@ -20,13 +20,7 @@
 
 static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
 
-static double uniform01(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 9007199254740992.0;
-}
+static double uniform01(void) { return oracle_uniform01(&rng_state); }
 
 /* Noise plus a few sines, so the spectrum has structure and a clear top. */
 static void random_window(float *x, size_t n)

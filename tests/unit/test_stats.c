@@ -22,13 +22,7 @@ static const char *stat_names[N_STATS] = {"mean", "std", "rms", "peak", "p2p",
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 
-static double uniform01(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 9007199254740992.0;
-}
+static double uniform01(void) { return oracle_uniform01(&rng_state); }
 
 /* Roughly Gaussian (sum of 4 uniforms), with an offset, a trend and spikes,
  * so skew, kurt and slope are all far from trivial. */
