@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
+#include "core/kiln_alloc.h"
+
 static int seq;
 
 const char *oracle_tmp_path(char *buf, const char *suffix)
@@ -154,4 +156,31 @@ int oracle_file_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+void oracle_writer_tmp_path(char *buf, size_t len, const char *path)
+{
+    snprintf(buf, len, "%s.tmp.%ld", path, (long)getpid());
+}
+
+void oracle_alloc_fail_loop(int (*pass)(void *ctx, kiln_err_t *err), void *ctx,
+                            const char *path, const char *tmp_path)
+{
+    int done = 0;
+    long k;
+    for (k = 1; k < 200 && !done; k++) {
+        kiln_err_t err;
+        kiln_alloc_fail_after(k);
+        int rc = pass(ctx, &err);
+        done = rc == 0;
+        kiln_alloc_fail_after(0);
+        if (!done) {
+            if (rc != KILN_ENOMEM)
+                fail_msg("k=%ld: expected KILN_ENOMEM, got %s: %s", k, kiln_err_name(rc), err.msg);
+            assert_false(oracle_file_exists(tmp_path));
+        }
+        unlink(path);
+    }
+    assert_true(done);
+    assert_true(k > 5);
 }

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/kiln_err.h"
+
 /* Runs op (a function registered in tests/oracle/ops_*.py) on a float64
  * matrix in[rows*cols] with params (a JSON object text, may be "{}").
  * On success *out is a malloc'd float64 array of *n_out values (free()).
@@ -44,5 +46,16 @@ void oracle_assert_attr(const char *path, const char *obj, const char *name,
 
 /* 1 if path exists (stat succeeds), else 0. */
 int oracle_file_exists(const char *path);
+
+/* The temp file a kiln writer of path uses until commit: "PATH.tmp.<pid>". */
+void oracle_writer_tmp_path(char *buf, size_t len, const char *path);
+
+/* The allocation-failure loop of the storage tests: for k = 1, 2, ... (below
+ * 200) fails the k-th allocation of pass(ctx, &err) until a pass returns 0.
+ * Every failed pass must return KILN_ENOMEM and leave no file at tmp_path;
+ * path is removed after each.  Asserts a pass succeeded, and only after
+ * k > 5 (the injection reached several allocations). */
+void oracle_alloc_fail_loop(int (*pass)(void *ctx, kiln_err_t *err), void *ctx,
+                            const char *path, const char *tmp_path);
 
 #endif

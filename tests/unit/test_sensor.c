@@ -11,7 +11,6 @@
 #include <string.h>
 #include <math.h>
 #include <unistd.h>
-#include <sys/stat.h>
 #include <cmocka.h>
 
 #include "oracle.h"
@@ -98,11 +97,6 @@ static int write_data(const char *path, const st_sensor_meta_t *m, const data_t 
     rc = st_sensor_commit(&w, hash, err);
     assert_null(w);
     return rc;
-}
-
-static void tmp_name(char *buf, size_t len, const char *path)
-{
-    snprintf(buf, len, "%s.tmp.%ld", path, (long)getpid());
 }
 
 /* ---- round trip ------------------------------------------------------- */
@@ -427,7 +421,7 @@ static void test_temp_file(void **state)
     st_sensor_writer_t *w;
     const float *sig[N_CH] = {d->sig[0], d->sig[1], d->sig[2]};
     oracle_tmp_path(path, ".h5");
-    tmp_name(tmp, sizeof tmp, path);
+    oracle_writer_tmp_path(tmp, sizeof tmp, path);
 
     assert_int_equal(st_sensor_create(path, &m, 0, &w, &err), 0);
     assert_true(oracle_file_exists(tmp));
@@ -654,49 +648,48 @@ static void test_nonfinite_read(void **state)
 
 /* ---- allocation failure ----------------------------------------------- */
 
+typedef struct {
+    const char *path;
+    const st_sensor_meta_t *meta;
+    const data_t *d;
+} alloc_pass_t;
+
+/* Write, open, read and hash once; the hash read back must be the one written. */
+static int alloc_pass(void *ctx, kiln_err_t *err)
+{
+    const alloc_pass_t *a = ctx;
+    static const size_t batches[] = {64, 36};
+    char hash[65], again[65];
+    int rc = write_data(a->path, a->meta, a->d, batches, 2, 0, hash, err);
+    if (rc == 0) {
+        st_sensor_t *ds = NULL;
+        rc = st_sensor_open(a->path, &ds, err);
+        if (rc == 0) {
+            float buf[4 * WLEN];
+            rc = st_sensor_read(ds, 1, 10, 4, buf, err);
+            if (rc == 0)
+                rc = st_sensor_hash(ds, again, err);
+            st_sensor_close(&ds);
+        }
+        if (rc == 0)
+            assert_string_equal(again, hash);
+    }
+    return rc;
+}
+
 /* Fails the k-th allocation for k = 1, 2, ... through create, append,
  * commit, open, read and hash until one full pass succeeds; every failure
  * must be KILN_ENOMEM, leave no temp file, and leak nothing (ASan build). */
 static void test_alloc_failure(void **state)
 {
     (void)state;
-    char path[512], tmp[600], hash[65], again[65];
+    char path[512], tmp[600];
     data_t *d = make_data(7);
     st_sensor_meta_t m = make_meta();
-    static const size_t batches[] = {64, 36};
     oracle_tmp_path(path, ".h5");
-    tmp_name(tmp, sizeof tmp, path);
-    int done = 0;
-    long k;
-    for (k = 1; k < 200 && !done; k++) {
-        kiln_err_t err;
-        kiln_alloc_fail_after(k);
-        int rc = write_data(path, &m, d, batches, 2, 0, hash, &err);
-        if (rc == 0) {
-            st_sensor_t *ds = NULL;
-            rc = st_sensor_open(path, &ds, &err);
-            if (rc == 0) {
-                float buf[4 * WLEN];
-                rc = st_sensor_read(ds, 1, 10, 4, buf, &err);
-                if (rc == 0)
-                    rc = st_sensor_hash(ds, again, &err);
-                st_sensor_close(&ds);
-            }
-            if (rc == 0) {
-                assert_string_equal(again, hash);
-                done = 1;
-            }
-        }
-        kiln_alloc_fail_after(0);
-        if (!done) {
-            if (rc != KILN_ENOMEM)
-                fail_msg("k=%ld: expected KILN_ENOMEM, got %s: %s", k, kiln_err_name(rc), err.msg);
-            assert_false(oracle_file_exists(tmp));
-        }
-        unlink(path);
-    }
-    assert_true(done);
-    assert_true(k > 5);                   /* the injection did reach several allocations */
+    oracle_writer_tmp_path(tmp, sizeof tmp, path);
+    alloc_pass_t a = {path, &m, d};
+    oracle_alloc_fail_loop(alloc_pass, &a, path, tmp);
     free(d);
 }
 
