@@ -157,24 +157,27 @@ int st_h5_attr_put_strs(hid_t obj, const char *file_label, const char *obj_path,
     return rc;
 }
 
-int st_h5_attr_put_f64(hid_t obj, const char *file_label, const char *obj_path,
-                       const char *name, double value, kiln_err_t *err)
+/* One scalar numeric attribute, stored little-endian as `type`. */
+static int attr_put_scalar(hid_t obj, const char *file_label, const char *obj_path,
+                           const char *name, hid_t type, const void *value, kiln_err_t *err)
 {
     hid_t s = H5Screate(H5S_SCALAR);
-    int rc = attr_put(obj, file_label, obj_path, name, H5T_IEEE_F64LE, s, &value, err);
+    int rc = attr_put(obj, file_label, obj_path, name, type, s, value, err);
     if (s >= 0)
         H5Sclose(s);
     return rc;
 }
 
+int st_h5_attr_put_f64(hid_t obj, const char *file_label, const char *obj_path,
+                       const char *name, double value, kiln_err_t *err)
+{
+    return attr_put_scalar(obj, file_label, obj_path, name, H5T_IEEE_F64LE, &value, err);
+}
+
 int st_h5_attr_put_i64(hid_t obj, const char *file_label, const char *obj_path,
                        const char *name, int64_t value, kiln_err_t *err)
 {
-    hid_t s = H5Screate(H5S_SCALAR);
-    int rc = attr_put(obj, file_label, obj_path, name, H5T_STD_I64LE, s, &value, err);
-    if (s >= 0)
-        H5Sclose(s);
-    return rc;
+    return attr_put_scalar(obj, file_label, obj_path, name, H5T_STD_I64LE, &value, err);
 }
 
 void st_h5_now_iso8601(char buf[32])
