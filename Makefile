@@ -42,7 +42,7 @@ CU_SRC  := $(wildcard kernels/cuda/*.cu)
 CU_OBJ  := $(CU_SRC:%.cu=$(B)/%.o)
 NVFLAGS := -O3 -std=c++17 -Werror all-warnings -Xcompiler -Wall,-Wextra -I.
 
-.PHONY: all deps test demo bench clean cuda
+.PHONY: all deps test demo bench fuzz clean cuda
 .SECONDARY:
 all: $(KILN) $(TEST_BIN) $(BENCH_BIN) $(if $(filter 1,$(CUDA)),cuda)
 
@@ -86,6 +86,11 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory OPT=-O3 bin/kiln $(BENCH_BIN)
 	@B=$(B) bench/run.sh
+
+# Both fuzz targets with mutation, FUZZ_SECONDS each (tests/fuzz/run.sh).
+fuzz: deps
+	@$(MAKE) --no-print-directory bin/kiln
+	@tests/fuzz/run.sh
 
 clean:
 	rm -rf build bin

