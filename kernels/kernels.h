@@ -1,8 +1,13 @@
 /* kernels.h - the device-neutral kernel API.  Pure compute on arrays: no I/O,
- * no allocation except in *_new/plan functions.  The C reference lives in
- * kernels/cpu/, CUDA twins in kernels/cuda/ slot in under the same calls
- * (batched entry points take a kn_device_t).  Signals are float32; sums are
- * accumulated in double where the result is a statistic. */
+ * no allocation except in *_new/plan functions.  Signals are float32; sums
+ * are accumulated in double where the result is a statistic.
+ *
+ * The C reference lives in kernels/cpu/ and is the oracle for every other
+ * device.  Nothing here names a device-specific type: plans are opaque, data
+ * are plain arrays and every result is a plain struct, so CUDA twins
+ * (kernels/cuda/, not written yet) can add batched entry points taking a
+ * kn_device_t beside these per-window calls without changing their callers'
+ * data layout. */
 #ifndef KILN_KERNELS_H
 #define KILN_KERNELS_H
 
@@ -11,6 +16,7 @@
 
 #include "../core/kiln_err.h"
 
+/* Where a batched kernel runs; only KN_DEVICE_CPU exists so far. */
 typedef enum { KN_DEVICE_CPU = 0, KN_DEVICE_CUDA = 1 } kn_device_t;
 
 /* ---- FFT (kernels/cpu/fft.c) -------------------------------------------
