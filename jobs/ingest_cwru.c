@@ -247,16 +247,6 @@ out:
     return rc;
 }
 
-static long gcd_long(long a, long b)
-{
-    while (b) {
-        long t = a % b;
-        a = b;
-        b = t;
-    }
-    return a;
-}
-
 /* Pass 2 for one file: read, resample, window, append. */
 static int cwru_ingest_file(const cwru_file_t *f, const int *chan_idx, size_t n_chan,
                             double out_rate_hz, size_t window_len, size_t hop,
@@ -272,9 +262,9 @@ static int cwru_ingest_file(const cwru_file_t *f, const int *chan_idx, size_t n_
     if (!mat)
         return err ? err->code : KILN_EIO;
 
+    /* the resampler reduces the ratio by its gcd itself */
     long in_rate = lround(f->rate_hz), to_rate = lround(out_rate_hz);
-    long g = gcd_long(in_rate, to_rate);
-    if ((rc = kn_resampler_new((int)(to_rate / g), (int)(in_rate / g), &rs, err)) < 0)
+    if ((rc = kn_resampler_new((int)to_rate, (int)in_rate, &rs, err)) < 0)
         goto out;
     size_t n_in0 = 0;
     for (size_t c = 0; c < n_chan; c++) {
@@ -346,9 +336,15 @@ int jb_ingest_cwru(const char *out_path, const char *const *mat_paths, size_t n_
     double unprefixed = o.cwru_unprefixed_rate_hz > 0 ? o.cwru_unprefixed_rate_hz : 48000.0;
     if (n_paths == 0)
         return kiln_err_set(err, KILN_EINVAL, "no .mat files given");
-    if (o.target_rate_hz < 0 || (o.target_rate_hz > 0 && o.target_rate_hz != floor(o.target_rate_hz)))
-        return kiln_err_set(err, KILN_EINVAL, "--rate must be a whole number of Hz, got %g",
+    if (o.target_rate_hz < 0 || o.target_rate_hz > 1e7 ||
+        (o.target_rate_hz > 0 && o.target_rate_hz != floor(o.target_rate_hz)))
+        return kiln_err_set(err, KILN_EINVAL,
+                            "--rate must be a whole number of Hz up to 10 MHz, got %g",
                             o.target_rate_hz);
+    if (unprefixed > 1e7 || unprefixed != floor(unprefixed))
+        return kiln_err_set(err, KILN_EINVAL,
+                            "--normal-rate must be a whole number of Hz up to 10 MHz, got %g",
+                            unprefixed);
 
     int rc = 0;
     char *source = NULL;

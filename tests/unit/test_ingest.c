@@ -276,6 +276,19 @@ static void test_cwru_bad(void **state)
     assert_int_equal(cwru_error(p1, 1, NULL, &err), KILN_ENOTFOUND);
     assert_non_null(strstr(err.msg, mat));
     assert_int_equal(cwru_error(p1, 0, NULL, &err), KILN_EINVAL);
+
+    /* Rates that are not whole Hz, or beyond 10 MHz, are refused up front. */
+    char real[600];
+    snprintf(real, sizeof real, "%s/cwru/12k_Drive_End_IR007_0_105.mat", oracle_data_dir());
+    const char *p2[1] = {real};
+    jb_ingest_summary_t sum;
+    jb_ingest_opts_t bad_rate = {.target_rate_hz = 1e12};
+    assert_int_equal(jb_ingest_cwru(mat, p2, 1, &bad_rate, &sum, &err), KILN_EINVAL);
+    assert_non_null(strstr(err.msg, "--rate"));
+    jb_ingest_opts_t bad_normal = {.cwru_unprefixed_rate_hz = 48000.5};
+    assert_int_equal(jb_ingest_cwru(mat, p2, 1, &bad_normal, &sum, &err), KILN_EINVAL);
+    assert_non_null(strstr(err.msg, "--normal-rate"));
+    assert_int_equal(access(mat, F_OK), -1);
     rmdir(dir);
 }
 
