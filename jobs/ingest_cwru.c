@@ -157,6 +157,9 @@ static mat_t *cwru_open(const char *path, kiln_err_t *err)
 }
 
 /* Reads a real numeric variable as doubles: *out (kiln_malloc) of *n values. */
+/* 64 Mi samples: a 48 kHz recording of 23 minutes; CWRU's are 5 to 20 s. */
+#define CWRU_MAX_SAMPLES (64 * 1024 * 1024)
+
 static int cwru_read_var(mat_t *mat, const char *path, const char *name, double **out,
                          size_t *n, kiln_err_t *err)
 {
@@ -173,6 +176,27 @@ static int cwru_read_var(mat_t *mat, const char *path, const char *name, double 
         count *= v->dims[d];
     if (v->isComplex || v->rank != 2 || (v->dims[0] != 1 && v->dims[1] != 1) || count == 0) {
         rc = kiln_err_at(err, KILN_ESHAPE, name, "%s: variable %s is not a real vector", path, name);
+        goto out;
+    }
+    /* Only dense numeric arrays: a sparse or logical variable can report a
+     * numeric data_type while v->data points at something else, so the
+     * element count is also checked against the bytes matio holds. */
+    int numeric = v->class_type == MAT_C_DOUBLE || v->class_type == MAT_C_SINGLE ||
+                  v->class_type == MAT_C_INT8 || v->class_type == MAT_C_UINT8 ||
+                  v->class_type == MAT_C_INT16 || v->class_type == MAT_C_UINT16 ||
+                  v->class_type == MAT_C_INT32 || v->class_type == MAT_C_UINT32;
+    size_t elem = Mat_SizeOf(v->data_type);
+    if (!numeric || v->isLogical || elem == 0 || count > v->nbytes / elem) {
+        rc = kiln_err_at(err, KILN_ETYPE, name,
+                         "%s: variable %s is not a dense numeric array (class %d)", path, name,
+                         (int)v->class_type);
+        goto out;
+    }
+    /* One recording is held in memory while it is resampled: bound it. */
+    if (count > CWRU_MAX_SAMPLES) {
+        rc = kiln_err_at(err, KILN_ESHAPE, name,
+                         "%s: variable %s holds %zu samples, more than the %d this ingest "
+                         "holds in memory", path, name, count, CWRU_MAX_SAMPLES);
         goto out;
     }
     double *x = kiln_malloc(count * sizeof *x);

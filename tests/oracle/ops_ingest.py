@@ -91,6 +91,23 @@ def savemat(x, p):
     return np.zeros(1)
 
 
+def savemat_odd(x, p):
+    """A .mat whose p['name'] variable is sparse (p['kind'] == 'sparse') or
+    logical ('logical') or text ('char'): numeric-looking but not a dense
+    numeric array; plus a normal RPM variable."""
+    import scipy.sparse
+    n = int(p.get("n", 5000))
+    kind = p["kind"]
+    if kind == "sparse":
+        v = scipy.sparse.csc_matrix(np.linspace(0, 1, n).reshape(-1, 1))
+    elif kind == "logical":
+        v = (np.arange(n) % 2 == 0).reshape(-1, 1)
+    else:
+        v = "x" * n
+    scipy.io.savemat(p["path"], {p["name"]: v, p["rpm"]: np.array([[1797.0]])})
+    return np.zeros(1)
+
+
 def envelope_peak(x, p):
     """Envelope spectrum of each row (band-pass [lo, hi) by zeroing FFT bins,
     scipy.signal.hilbert, |FFT| of the mean-removed envelope); returns per
@@ -112,4 +129,5 @@ def envelope_peak(x, p):
 
 
 OPS = {"cwru_windows": cwru_windows, "cmapss": cmapss, "savemat": savemat,
+       "savemat_odd": savemat_odd,
        "envelope_peak": envelope_peak}
