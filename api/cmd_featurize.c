@@ -1,5 +1,6 @@
 /* cmd_featurize.c - `kiln featurize SPEC.json`: runs a featurize job on this
  * machine through jobs/featurize (the cluster runs the same job code). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,21 @@ static int read_file(const char *path, char **out, kiln_err_t *err)
     return 0;
 }
 
+/* A whole number in [lo, hi] for option `opt`, or a usage message. */
+static int whole_number(const char *opt, const char *val, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(val, &end, 10);
+    if (errno || end == val || *end || v < lo || v > hi) {
+        fprintf(stderr, "kiln featurize: %s must be a whole number %ld..%ld, got '%s'\n", opt,
+                lo, hi, val);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 static void progress_bar(void *ud, size_t done, size_t total)
 {
     (void)ud;
@@ -60,6 +76,7 @@ int kiln_cmd_featurize(int argc, char **argv)
     jb_featurize_stats_t st;
     kiln_err_t err;
     char *text = NULL;
+    long num;
     int rc;
 
     kiln_err_clear(&err);
@@ -74,11 +91,17 @@ int kiln_cmd_featurize(int argc, char **argv)
         } else if (!strcmp(a, "--output") && val) {
             output = val, i++;
         } else if (!strcmp(a, "--threads") && val) {
-            opts.n_threads = atoi(val), i++;
+            if (whole_number(a, val, 1, 64, &num) < 0)
+                return 2;
+            opts.n_threads = (int)num, i++;
         } else if (!strcmp(a, "--batch") && val) {
-            opts.batch_windows = (size_t)strtoul(val, NULL, 10), i++;
+            if (whole_number(a, val, 1, 1000000, &num) < 0)
+                return 2;
+            opts.batch_windows = (size_t)num, i++;
         } else if (!strcmp(a, "--compress") && val) {
-            opts.compress = atoi(val), i++;
+            if (whole_number(a, val, 0, 9, &num) < 0)
+                return 2;
+            opts.compress = (int)num, i++;
         } else if (!strcmp(a, "--stats-json") && val) {
             stats_path = val, i++;
         } else if (a[0] != '-' && !spec_path) {
@@ -89,7 +112,7 @@ int kiln_cmd_featurize(int argc, char **argv)
             return 2;
         }
     }
-    if (!spec_path || opts.n_threads < 0 || opts.compress < 0 || opts.compress > 9) {
+    if (!spec_path) {
         usage(stderr);
         return 2;
     }

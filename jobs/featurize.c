@@ -21,6 +21,13 @@
 #include "../storage/sensor.h"
 #include "featcompute.h"
 
+/* Upper bound of one batch's signal buffer (there are two). */
+#define FEAT_BATCH_BYTES ((size_t)64 << 20)
+
+/* Rolling state, one set of rings per distinct asset, stays under this;
+ * past it the job fails naming the input rather than growing with it. */
+#define FEAT_ROLL_BYTES ((size_t)256 << 20)
+
 /* ---- job spec ------------------------------------------------------- */
 
 static int job_string(json_t *root, const char *key, int required, char *dst, size_t cap,
@@ -271,6 +278,8 @@ typedef struct {
 typedef struct {
     size_t       k, n_rings, cap, count;
     roll_slot_t *slots;       /* open addressing, cap a power of two */
+    const char  *source;      /* input path, for messages (borrowed) */
+    size_t       max_assets;  /* from FEAT_ROLL_BYTES and the ring sizes */
 } roll_map_t;
 
 static void roll_map_free(roll_map_t *m)
@@ -323,6 +332,11 @@ static int roll_map_get(roll_map_t *m, int32_t asset, kn_rolling_t **rings, kiln
         j = (j + 1) & (m->cap - 1);
     roll_slot_t *s = &m->slots[j];
     if (!s->used) {
+        if (m->count >= m->max_assets)
+            return kiln_err_set(err, KILN_EUNSUPPORTED,
+                                "%s: more than %zu distinct assets with rolling features "
+                                "(k=%zu): split the dataset or shorten features.rolling",
+                                m->source, m->max_assets, m->k);
         s->rings = kiln_calloc(m->n_rings, sizeof *s->rings);
         if (!s->rings)
             return kiln_err_set(err, KILN_ENOMEM, "featurize: no memory for rolling state");
@@ -344,6 +358,7 @@ static int roll_map_get(roll_map_t *m, int32_t asset, kn_rolling_t **rings, kiln
 }
 
 /* ---- the job ----------------------------------------------------------- */
+
 
 static double now_s(void)
 {
@@ -527,7 +542,16 @@ int jb_featurize_run(const jb_featspec_t *s, const char *input, const char *outp
     if ((rc = st_features_create(output, &om, opts ? opts->compress : 0, &w, err)) < 0)
         goto out;
 
+    /* Batches are sized in bytes, not windows: two signal buffers of at most
+     * FEAT_BATCH_BYTES each, whatever the window length and channel count
+     * (a file may claim 64 channels of 4 Mi samples). */
+    const size_t window_bytes = n_channels * im->window_len * sizeof(float);
+    size_t batch_cap = FEAT_BATCH_BYTES / (window_bytes ? window_bytes : 1);
+    if (batch_cap < 1)
+        batch_cap = 1;
     size_t batch = opts && opts->batch_windows ? opts->batch_windows : 256;
+    if (batch > batch_cap)
+        batch = batch_cap;
     int n_threads = opts && opts->n_threads > 0 ? opts->n_threads
                                                 : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (n_threads < 1)
@@ -541,6 +565,12 @@ int jb_featurize_run(const jb_featspec_t *s, const char *input, const char *outp
         (rc = batch_alloc(&buf[1], batch, n_channels, L, n_cols, err)) < 0)
         goto out;
     roll.k = s->rolling_k;
+    roll.source = input;
+    if (roll.n_rings) {
+        size_t per_asset = sizeof(roll_slot_t) * 2 +
+                           roll.n_rings * (sizeof(kn_rolling_t) + roll.k * sizeof(double));
+        roll.max_assets = FEAT_ROLL_BYTES / per_asset ? FEAT_ROLL_BYTES / per_asset : 1;
+    }
     roll.n_rings = n_channels * s->n_roll;
     if ((rc = pool_start(&pool, &ctx, n_channels, n_cols, n_threads, err)) < 0) {
         pool_up = 1;

@@ -30,6 +30,27 @@ expect "broken.json:" -- $KILN featurize "$D/broken.json" --input "$D/small.h5" 
 expect "no channel 'XX'" -- $KILN featurize "$D/chan.json" --input "$D/small.h5" --output "$D/o.h5"
 expect "input missing" -- $KILN featurize "$D/spec.json" --output "$D/o.h5"
 expect "cannot open" -- $KILN featurize "$D/nospec.json" --input "$D/small.h5" --output "$D/o.h5"
+expect_usage() {  # expect_usage WORD-IN-MESSAGE -- command...: exit status 2
+    local want=$1; shift 2
+    out=$("$@" 2>&1); rc=$?
+    if [ $rc -ne 2 ] || ! grep -q -- "$want" <<<"$out"; then
+        echo "FAIL: '$*' rc=$rc, wanted '$want' in: $out"; fails=$((fails + 1))
+    else
+        echo "ok: $want"
+    fi
+}
+expect_usage "--batch must be" -- $KILN featurize "$D/spec.json" --batch -1
+expect_usage "--threads must be" -- $KILN featurize "$D/spec.json" --threads abc
+expect_usage "--compress must be" -- $KILN featurize "$D/spec.json" --compress 10
+
+# rolling state is bounded: k=100000 over 400 assets needs more than 256 MiB
+$KILN gen --windows 400 --window-len 16 --rate 1000 --assets 400 --channels a --seed 1 \
+    -o "$D/many.h5" >/dev/null
+printf '{"type":"featurize","features":{"time":["rms"],"rolling":{"k":100000,"of":["rms"]}}}' \
+    > "$D/roll.json"
+expect "distinct assets with rolling" -- $KILN featurize "$D/roll.json" --input "$D/many.h5" \
+    --output "$D/o.h5"
+
 [ ! -e "$D/o.h5" ] || { echo "FAIL: output left behind"; fails=$((fails + 1)); }
 ls "$D" | grep -q '\.tmp\.' && { echo "FAIL: temp file left"; fails=$((fails + 1)); }
 exit $fails
