@@ -564,6 +564,7 @@ int jb_featurize_run(const jb_featspec_t *s, const char *input, const char *outp
     if ((rc = batch_alloc(&buf[0], batch, n_channels, L, n_cols, err)) < 0 ||
         (rc = batch_alloc(&buf[1], batch, n_channels, L, n_cols, err)) < 0)
         goto out;
+    roll.n_rings = n_channels * s->n_roll;
     roll.k = s->rolling_k;
     roll.source = input;
     if (roll.n_rings) {
@@ -571,7 +572,6 @@ int jb_featurize_run(const jb_featspec_t *s, const char *input, const char *outp
                            roll.n_rings * (sizeof(kn_rolling_t) + roll.k * sizeof(double));
         roll.max_assets = FEAT_ROLL_BYTES / per_asset ? FEAT_ROLL_BYTES / per_asset : 1;
     }
-    roll.n_rings = n_channels * s->n_roll;
     if ((rc = pool_start(&pool, &ctx, n_channels, n_cols, n_threads, err)) < 0) {
         pool_up = 1;
         goto out;
