@@ -20,6 +20,9 @@
 #define CSV_LINE_MAX   (1 << 20)
 #define CSV_BATCH      64
 #define CSV_RATE_STEPS 1024       /* steps of the first asset used for the median */
+#define CSV_ASSET_BYTES_MAX ((size_t)256 << 20)   /* all per-asset window buffers together */
+#define CSV_WINDOW_LEN_MAX ((size_t)1 << 22)      /* st_sensor_create's limit */
+#define CSV_BATCH_BYTES_MAX ((size_t)256 << 20)   /* one batch of windows, all channels */
 
 typedef struct {
     int32_t  id;
@@ -32,12 +35,20 @@ typedef struct {
     int32_t *labels;       /* window_len */
 } csv_asset_t;
 
+/* Assets in first-seen order, and an open-addressing map id -> index + 1
+ * (0: empty slot; load at most 1/2), so a row finds its asset in O(1). */
+typedef struct {
+    csv_asset_t *v;
+    size_t       n, cap;
+    uint32_t    *slot;
+    size_t       n_slots;  /* a power of two, or 0 */
+} csv_assets_t;
+
 typedef struct {
     const char *path;
     const jb_ingest_opts_t *opts;
     FILE   *f;
-    char   *line;
-    size_t  line_cap;
+    char   *line;          /* CSV_LINE_MAX + 2 bytes: a line, its '\n', NUL */
     int     lineno;
     char   *fields[CSV_MAX_COLS];
     size_t  n_cols;
@@ -55,6 +66,8 @@ typedef struct {
     int32_t row_asset;
     int32_t row_label;
     float   row_values[ST_MAX_CHANNELS];
+    csv_assets_t assets;
+    size_t  window_len;
 } csv_ctx_t;
 
 static int row_err(csv_ctx_t *x, kiln_err_t *err, int code, int col, const char *fmt, ...)
@@ -90,21 +103,26 @@ static char *trim(char *s)
     return s;
 }
 
-/* Reads the next line into x->line and splits it; returns 1, 0 at EOF, <0. */
+/* Reads the next line into x->line and splits it; returns 1, 0 at EOF, <0.
+ * Bounded: a line longer than CSV_LINE_MAX bytes is refused after reading at
+ * most CSV_LINE_MAX + 1 of its bytes, never held whole. */
 static int next_row(csv_ctx_t *x, kiln_err_t *err)
 {
     while (1) {
-        errno = 0;
-        ssize_t len = getline(&x->line, &x->line_cap, x->f);
-        if (len < 0) {
-            if (ferror(x->f) || errno == ENOMEM)
+        if (!fgets(x->line, CSV_LINE_MAX + 2, x->f)) {
+            if (ferror(x->f))
                 return kiln_err_at(err, KILN_EIO, x->path, "%s: read error after line %d",
                                    x->path, x->lineno);
             return 0;
         }
         x->lineno++;
-        if (len > CSV_LINE_MAX)
-            return row_err(x, err, KILN_EFORMAT, 0, "line longer than %d bytes", CSV_LINE_MAX);
+        size_t len = strlen(x->line);
+        int has_newline = len && x->line[len - 1] == '\n';
+        if (len - (size_t)has_newline > CSV_LINE_MAX)
+            return row_err(x, err, KILN_EFORMAT, 0, "line %d longer than %d bytes", x->lineno,
+                           CSV_LINE_MAX);
+        if (!has_newline && !feof(x->f))      /* fgets stopped short of '\n': a NUL byte */
+            return row_err(x, err, KILN_EFORMAT, 0, "line %d holds a NUL byte", x->lineno);
         char *p = x->line;
         if (x->lineno == 1 && !memcmp(p, "\xEF\xBB\xBF", 3))
             p += 3;                                   /* UTF-8 byte-order mark */
@@ -152,7 +170,9 @@ static int parse_digits(const char *s, int n, int *out)
     return 0;
 }
 
-/* YYYY-MM-DDTHH:MM:SS[.fff][Z] (space allowed for T) or seconds as a number. */
+/* YYYY-MM-DDTHH:MM:SS[.fff][Z] (space allowed for T) or seconds as a number.
+ * Returns 0, -1 for neither form, -2 for a time int64 ns since 1970 cannot
+ * hold (before 1677-09-21 or after 2262-04-11). */
 static int parse_timestamp(const char *s, int64_t *ns)
 {
     int y, mo, d, h, mi, sec;
@@ -180,14 +200,18 @@ static int parse_timestamp(const char *s, int64_t *ns)
             p += 6;
         if (*p)
             return -1;
-        int64_t days = days_from_civil(y, mo, d);
-        *ns = ((days * 24 + h) * 60 + mi) * 60 * 1000000000LL + (int64_t)sec * 1000000000LL + frac;
+        /* seconds fit easily (|y| <= 9999); the nanoseconds may not */
+        int64_t secs = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60 + sec;
+        if (__builtin_mul_overflow(secs, 1000000000LL, ns) || __builtin_add_overflow(*ns, frac, ns))
+            return -2;
         return 0;
     }
     char *end;
     double v = strtod(s, &end);
-    if (end == s || *end || !isfinite(v) || fabs(v) > 9.2e9)
+    if (end == s || *end || !isfinite(v))
         return -1;
+    if (fabs(v) > 9.2e9)                    /* 9.2e18 ns < INT64_MAX, rounding included */
+        return -2;
     *ns = (int64_t)llround(v * 1e9);
     return 0;
 }
@@ -275,7 +299,12 @@ static int parse_row(csv_ctx_t *x, int collect, kiln_err_t *err)
         return row_err(x, err, KILN_EFORMAT, 0, "%zu fields, the header has %zu", x->n_cols,
                        x->n_header_cols);
     const char *ts = x->fields[x->col_ts];
-    if (parse_timestamp(ts, &x->row_ts) < 0)
+    int trc = parse_timestamp(ts, &x->row_ts);
+    if (trc == -2)
+        return row_err(x, err, KILN_EFORMAT, x->col_ts + 1, "timestamp '%.40s' is outside what "
+                       "64-bit nanoseconds since 1970 hold (about 1677-09-21 to 2262-04-11, "
+                       "or +-9.2e9 seconds)", ts);
+    if (trc < 0)
         return row_err(x, err, KILN_EFORMAT, x->col_ts + 1, "timestamp '%.40s' is neither "
                        "seconds nor ISO 8601 UTC (YYYY-MM-DDTHH:MM:SS[.fff][Z])", ts);
     long a;
@@ -335,6 +364,109 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static size_t asset_hash(int32_t id, size_t mask)
+{
+    return (size_t)(((uint32_t)id * 2654435761u) >> 7) & mask;   /* Knuth's multiplicative */
+}
+
+static csv_asset_t *asset_find(const csv_assets_t *as, int32_t id)
+{
+    if (!as->n_slots)
+        return NULL;
+    size_t mask = as->n_slots - 1;
+    for (size_t i = asset_hash(id, mask);; i = (i + 1) & mask) {
+        uint32_t k = as->slot[i];
+        if (!k)
+            return NULL;
+        if (as->v[k - 1].id == id)
+            return &as->v[k - 1];
+    }
+}
+
+/* Adds asset id (absent) without buffers; returns it, or NULL for no memory. */
+static csv_asset_t *asset_add(csv_assets_t *as, int32_t id)
+{
+    if (as->n == as->cap) {
+        size_t nc = as->cap ? as->cap * 2 : 16;
+        csv_asset_t *nv = kiln_realloc(as->v, nc * sizeof *nv);
+        if (!nv)
+            return NULL;
+        as->v = nv;
+        as->cap = nc;
+    }
+    if (2 * (as->n + 1) > as->n_slots) {
+        size_t ns = as->n_slots ? as->n_slots * 2 : 64;
+        uint32_t *nslot = kiln_calloc(ns, sizeof *nslot);
+        if (!nslot)
+            return NULL;
+        for (size_t k = 0; k < as->n; k++) {
+            size_t i = asset_hash(as->v[k].id, ns - 1);
+            while (nslot[i])
+                i = (i + 1) & (ns - 1);
+            nslot[i] = (uint32_t)(k + 1);
+        }
+        kiln_free(as->slot);
+        as->slot = nslot;
+        as->n_slots = ns;
+    }
+    size_t i = asset_hash(id, as->n_slots - 1);
+    while (as->slot[i])
+        i = (i + 1) & (as->n_slots - 1);
+    csv_asset_t *a = &as->v[as->n];
+    memset(a, 0, sizeof *a);
+    a->id = id;
+    as->slot[i] = (uint32_t)++as->n;
+    return a;
+}
+
+static void assets_free(csv_assets_t *as)
+{
+    for (size_t i = 0; i < as->n; i++) {
+        kiln_free(as->v[i].values);
+        kiln_free(as->v[i].ts);
+        kiln_free(as->v[i].labels);
+    }
+    kiln_free(as->v);
+    kiln_free(as->slot);
+    memset(as, 0, sizeof *as);
+}
+
+/* Bytes one asset costs in pass 2: its window buffers and its share of the
+ * table and map.  n_chan <= 64 and L <= 2^22: no overflow in size_t. */
+static size_t asset_bytes(size_t n_chan, size_t L)
+{
+    return sizeof(csv_asset_t) + 4 * sizeof(uint32_t) +
+           L * (n_chan * sizeof(float) + sizeof(int64_t) + sizeof(int32_t));
+}
+
+/* The asset of the row just parsed, added if new (pass 1 only) within the
+ * bound on per-asset memory; then checks its timestamps increase. */
+static int row_asset(csv_ctx_t *x, int pass1, csv_asset_t **out, kiln_err_t *err)
+{
+    csv_asset_t *a = asset_find(&x->assets, x->row_asset);
+    if (!a) {
+        if (!pass1)
+            return row_err(x, err, KILN_EFORMAT, x->col_asset + 1, "asset %d was not in the "
+                           "file when it was first read (did the file change?)",
+                           (int)x->row_asset);
+        size_t each = asset_bytes(x->n_chan, x->window_len);
+        if ((x->assets.n + 1) > CSV_ASSET_BYTES_MAX / each)
+            return row_err(x, err, KILN_EUNSUPPORTED, x->col_asset + 1, "asset %d is distinct "
+                           "asset number %zu; at window length %zu with %zu channels each asset "
+                           "buffers %zu bytes, and %zu assets would need more than the %zu MiB "
+                           "limit", (int)x->row_asset, x->assets.n + 1, x->window_len,
+                           x->n_chan, each, x->assets.n + 1, CSV_ASSET_BYTES_MAX >> 20);
+        if (!(a = asset_add(&x->assets, x->row_asset)))
+            return row_err(x, err, KILN_ENOMEM, 0, "no memory for asset %d (%zu assets so far)",
+                           (int)x->row_asset, x->assets.n);
+    }
+    if (a->seen && x->row_ts <= a->last_ts)
+        return row_err(x, err, KILN_EFORMAT, x->col_ts + 1, "timestamp of asset %d does not "
+                       "increase (previous row of this asset is later or equal)", (int)a->id);
+    *out = a;
+    return 0;
+}
+
 static int csv_open(csv_ctx_t *x, kiln_err_t *err)
 {
     x->lineno = 0;
@@ -344,26 +476,29 @@ static int csv_open(csv_ctx_t *x, kiln_err_t *err)
     return parse_header(x, err);
 }
 
-/* Pass 1: every row checked, names collected, rate inferred. */
+/* Pass 1: every row checked (timestamps increase per asset), assets and
+ * names collected, rate inferred. */
 static int csv_scan(csv_ctx_t *x, double *rate_hz, size_t *n_rows, kiln_err_t *err)
 {
     int64_t steps[CSV_RATE_STEPS];
     size_t n_steps = 0;
-    int64_t prev = 0;
     int32_t first_asset = 0;
     int rc;
     *n_rows = 0;
     if ((rc = csv_open(x, err)) < 0)
         return rc;
     while ((rc = next_row(x, err)) > 0) {
-        if ((rc = parse_row(x, 1, err)) < 0)
+        csv_asset_t *a = NULL;
+        if ((rc = parse_row(x, 1, err)) < 0 || (rc = row_asset(x, 1, &a, err)) < 0)
             return rc;
         if (*n_rows == 0)
             first_asset = x->row_asset;
-        else if (x->row_asset == first_asset && n_steps < CSV_RATE_STEPS)
-            steps[n_steps++] = x->row_ts - prev;
-        if (x->row_asset == first_asset)
-            prev = x->row_ts;
+        else if (a->seen && x->row_asset == first_asset && n_steps < CSV_RATE_STEPS &&
+                 __builtin_sub_overflow(x->row_ts, a->last_ts, &steps[n_steps++]))
+            return row_err(x, err, KILN_EFORMAT, x->col_ts + 1, "timestamp step of asset %d "
+                           "from the previous row overflows 64-bit nanoseconds", (int)a->id);
+        a->last_ts = x->row_ts;
+        a->seen = 1;
         (*n_rows)++;
     }
     if (rc < 0)
@@ -386,7 +521,7 @@ static int csv_scan(csv_ctx_t *x, double *rate_hz, size_t *n_rows, kiln_err_t *e
 }
 
 typedef struct {
-    size_t   n, n_chan, window_len;
+    size_t   n, cap, n_chan, window_len;   /* cap <= CSV_BATCH windows */
     float   *values[ST_MAX_CHANNELS];
     int32_t  asset[CSV_BATCH], label[CSV_BATCH];
     int64_t  ts[CSV_BATCH];
@@ -432,30 +567,15 @@ static void emit_window(csv_asset_t *a, csv_batch_t *b)
     b->n++;
 }
 
-static csv_asset_t *find_asset(csv_asset_t **assets, size_t *n, size_t *cap, int32_t id,
-                               size_t n_chan, size_t L)
+/* Gives asset a its window buffers at its first row of pass 2. */
+static int asset_buffers(csv_asset_t *a, size_t n_chan, size_t L)
 {
-    for (size_t i = *n; i-- > 0;)
-        if ((*assets)[i].id == id)
-            return &(*assets)[i];
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 16;
-        csv_asset_t *na = kiln_realloc(*assets, nc * sizeof *na);
-        if (!na)
-            return NULL;
-        *assets = na;
-        *cap = nc;
-    }
-    csv_asset_t *a = &(*assets)[*n];
-    memset(a, 0, sizeof *a);
-    a->id = id;
+    if (a->values)
+        return 0;
     a->values = kiln_malloc(n_chan * L * sizeof(float));
     a->ts = kiln_malloc(L * sizeof(int64_t));
     a->labels = kiln_malloc(L * sizeof(int32_t));
-    (*n)++;       /* counted even on failure so the cleanup frees what was allocated */
-    if (!a->values || !a->ts || !a->labels)
-        return NULL;
-    return a;
+    return a->values && a->ts && a->labels ? 0 : -1;     /* assets_free frees a partial set */
 }
 
 int jb_ingest_csv(const char *out_path, const char *csv_path, const jb_ingest_opts_t *opts,
@@ -466,17 +586,28 @@ int jb_ingest_csv(const char *out_path, const char *csv_path, const jb_ingest_op
         o = *opts;
     if (o.window_len == 0)
         return kiln_err_set(err, KILN_EINVAL, "CSV ingest needs a window length");
-    if (o.target_rate_hz < 0)
-        return kiln_err_set(err, KILN_EINVAL, "negative sample rate %g", o.target_rate_hz);
+    if (o.window_len > CSV_WINDOW_LEN_MAX)
+        return kiln_err_at(err, KILN_EINVAL, "window_len", "%s: window length %zu is above the "
+                           "maximum %zu", csv_path, o.window_len, CSV_WINDOW_LEN_MAX);
+    if (o.hop > CSV_WINDOW_LEN_MAX)
+        return kiln_err_at(err, KILN_EINVAL, "hop", "%s: hop %zu is above the maximum %zu",
+                           csv_path, o.hop, CSV_WINDOW_LEN_MAX);
+    if (!(o.target_rate_hz >= 0) || !isfinite(o.target_rate_hz))
+        return kiln_err_set(err, KILN_EINVAL, "%s: sample rate %g is not a finite number >= 0",
+                            csv_path, o.target_rate_hz);
     size_t L = o.window_len, hop = o.hop ? o.hop : L;
     csv_ctx_t *x = kiln_calloc(1, sizeof *x);
     if (!x)
-        return kiln_err_set(err, KILN_ENOMEM, "no memory");
+        return kiln_err_set(err, KILN_ENOMEM, "%s: no memory", csv_path);
     x->path = csv_path;
     x->opts = &o;
+    x->window_len = L;
+    if (!(x->line = kiln_malloc(CSV_LINE_MAX + 2))) {
+        kiln_free(x);
+        return kiln_err_set(err, KILN_ENOMEM, "%s: no memory for a line buffer", csv_path);
+    }
     x->max_int_label = -1;
-    csv_asset_t *assets = NULL;
-    size_t n_assets = 0, cap_assets = 0, n_rows = 0;
+    size_t n_rows = 0;
     csv_batch_t batch = {.n_chan = 0, .window_len = L};
     st_sensor_writer_t *w = NULL;
     char *source = NULL;
@@ -489,10 +620,14 @@ int jb_ingest_csv(const char *out_path, const char *csv_path, const jb_ingest_op
         goto out;
     fclose(x->f);
     x->f = NULL;
+    for (size_t i = 0; i < x->assets.n; i++) {       /* pass 2 checks the order again */
+        x->assets.v[i].seen = 0;
+        x->assets.v[i].last_ts = 0;
+    }
 
     size_t cap = strlen(csv_path) + 128;
     if (!(source = kiln_malloc(cap))) {
-        rc = kiln_err_set(err, KILN_ENOMEM, "no memory");
+        rc = kiln_err_set(err, KILN_ENOMEM, "%s: no memory", csv_path);
         goto out;
     }
     snprintf(source, cap, "CSV %s (%zu rows)", csv_path, n_rows);
@@ -514,9 +649,12 @@ int jb_ingest_csv(const char *out_path, const char *csv_path, const jb_ingest_op
         meta.label_names[k] = x->names[k];
     jb_summary_init(s, &meta);
     batch.n_chan = x->n_chan;
+    /* long windows: fewer per batch, so a batch stays within CSV_BATCH_BYTES_MAX */
+    batch.cap = CSV_BATCH_BYTES_MAX / (x->n_chan * L * sizeof(float));
+    batch.cap = batch.cap < 1 ? 1 : batch.cap > CSV_BATCH ? CSV_BATCH : batch.cap;
     for (size_t c = 0; c < x->n_chan; c++)
-        if (!(batch.values[c] = kiln_malloc(CSV_BATCH * L * sizeof(float)))) {
-            rc = kiln_err_set(err, KILN_ENOMEM, "no memory for a batch of windows");
+        if (!(batch.values[c] = kiln_malloc(batch.cap * L * sizeof(float)))) {
+            rc = kiln_err_set(err, KILN_ENOMEM, "%s: no memory for a batch of windows", csv_path);
             goto out;
         }
     if ((rc = st_sensor_create(out_path, &meta, o.compress, &w, err)) < 0)
@@ -528,15 +666,12 @@ int jb_ingest_csv(const char *out_path, const char *csv_path, const jb_ingest_op
     while ((rc = next_row(x, err)) > 0) {
         if ((rc = parse_row(x, 0, err)) < 0)
             goto out;
-        csv_asset_t *a = find_asset(&assets, &n_assets, &cap_assets, x->row_asset, x->n_chan, L);
-        if (!a) {
-            rc = kiln_err_set(err, KILN_ENOMEM, "%s: no memory for asset %d", csv_path,
-                              (int)x->row_asset);
+        csv_asset_t *a = NULL;
+        if ((rc = row_asset(x, 0, &a, err)) < 0)
             goto out;
-        }
-        if (a->seen && x->row_ts <= a->last_ts) {
-            rc = row_err(x, err, KILN_EFORMAT, x->col_ts + 1, "timestamp of asset %d does not "
-                         "increase (previous row of this asset is later or equal)", (int)a->id);
+        if (asset_buffers(a, x->n_chan, L) < 0) {
+            rc = row_err(x, err, KILN_ENOMEM, 0, "no memory for the window of asset %d",
+                         (int)a->id);
             goto out;
         }
         a->last_ts = x->row_ts;
@@ -552,7 +687,7 @@ int jb_ingest_csv(const char *out_path, const char *csv_path, const jb_ingest_op
         if (++a->n < L)
             continue;
         emit_window(a, &batch);
-        if (batch.n == CSV_BATCH && (rc = batch_flush(&batch, w, meta.has_label, s, err)) < 0)
+        if (batch.n == batch.cap && (rc = batch_flush(&batch, w, meta.has_label, s, err)) < 0)
             goto out;
         if (hop >= L) {
             a->n = 0;
@@ -568,8 +703,8 @@ int jb_ingest_csv(const char *out_path, const char *csv_path, const jb_ingest_op
     }
     if (rc < 0 || (rc = batch_flush(&batch, w, meta.has_label, s, err)) < 0)
         goto out;
-    for (size_t i = 0; i < n_assets; i++)
-        s->n_dropped_samples += assets[i].n;
+    for (size_t i = 0; i < x->assets.n; i++)
+        s->n_dropped_samples += x->assets.v[i].n;
     if (s->n_windows == 0) {
         rc = kiln_err_at(err, KILN_ESHAPE, csv_path, "%s: no asset has %zu rows, the window "
                          "length", csv_path, L);
@@ -578,17 +713,12 @@ int jb_ingest_csv(const char *out_path, const char *csv_path, const jb_ingest_op
     rc = st_sensor_commit(&w, s->hash, err);
 out:
     st_sensor_abort(&w);
-    for (size_t i = 0; i < n_assets; i++) {
-        kiln_free(assets[i].values);
-        kiln_free(assets[i].ts);
-        kiln_free(assets[i].labels);
-    }
-    kiln_free(assets);
+    assets_free(&x->assets);
     for (size_t c = 0; c < ST_MAX_CHANNELS; c++)
         kiln_free(batch.values[c]);
     if (x->f)
         fclose(x->f);
-    free(x->line);                    /* getline's buffer comes from malloc */
+    kiln_free(x->line);
     kiln_free(x);
     kiln_free(source);
     return rc;
