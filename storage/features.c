@@ -45,7 +45,7 @@ static int check_meta(const char *path, const st_features_meta_t *m, int compres
     if ((rc = st_h5_check_names(path, "feature_names", m->feature_names, m->n_features,
                                 ST_MAX_FEATURES, 1, err)) < 0 ||
         (rc = st_h5_check_names(path, "label_names", m->label_names, m->n_label_names,
-                                sizeof m->label_names / sizeof m->label_names[0], 0, err)) < 0)
+                                sizeof m->label_names / sizeof m->label_names[0], 1, err)) < 0)
         return rc;
     if (m->source_sha256 && *m->source_sha256 && !st_h5_is_hex64(m->source_sha256))
         return kiln_err_at(err, KILN_EINVAL, "source_sha256",
@@ -222,7 +222,9 @@ int st_features_open(const char *path, st_features_t **out, kiln_err_t *err)
         (rc = st_h5_attr_get_str(file, path, "/", "content_sha256", 0, 64,
                                  (char **)&m->content_sha256, err)) < 0 ||
         (rc = st_h5_attr_get_strs(file, path, "/", "label_names", 0, 256, ST_H5_NAME_MAX,
-                                  (char **)m->label_names, &m->n_label_names, err)) < 0)
+                                  (char **)m->label_names, &m->n_label_names, err)) < 0 ||
+        (rc = st_h5_check_names(path, "label_names", m->label_names, m->n_label_names, 256, 1,
+                                err)) < 0)
         goto out;
     if ((rc = st_h5_ds_open(&ds->features, file, path, "/features", ST_H5_F32, SIZE_MAX, err)) < 0)
         goto out;

@@ -63,7 +63,7 @@ static int check_meta(const char *path, const st_sensor_meta_t *m, int compress,
     if (compress < 0 || compress > 9)
         return kiln_err_set(err, KILN_EINVAL, "%s: compress must be 0..9, got %d", path, compress);
     return st_h5_check_names(path, "label_names", m->label_names, m->n_label_names, ST_MAX_LABELS,
-                             0, err);
+                             1, err);
 }
 
 /* 64 windows a chunk, as long as that is at least 64 KiB: short windows
@@ -252,6 +252,10 @@ static int read_channels(st_sensor_t *ds, hid_t grp, kiln_err_t *err)
             return rc;
         memcpy((void *)m->channels, names, n * sizeof names[0]);
         m->n_channels = n;
+        /* a repeated name would open one dataset twice and skip another */
+        if ((rc = st_h5_check_names(ds->base.path, "/signals channels", m->channels, n,
+                                    ST_MAX_CHANNELS, 1, err)) < 0)
+            return rc;
         if (n != info.nlinks)
             return kiln_err_at(err, KILN_ESCHEMA, "/signals",
                                "%s: /signals: holds %llu datasets but attr channels lists %zu",
@@ -325,7 +329,9 @@ int st_sensor_open(const char *path, st_sensor_t **out, kiln_err_t *err)
                                  (char **)&m->content_sha256, err)) < 0 ||
         (rc = st_h5_attr_get_strs(file, path, "/", "label_names", 0, ST_MAX_LABELS,
                                   ST_H5_NAME_MAX, (char **)m->label_names, &m->n_label_names,
-                                  err)) < 0)
+                                  err)) < 0 ||
+        (rc = st_h5_check_names(path, "label_names", m->label_names, m->n_label_names,
+                                ST_MAX_LABELS, 1, err)) < 0)
         goto out;
     if (H5Lexists(file, "/signals", H5P_DEFAULT) <= 0) {
         rc = kiln_err_at(err, KILN_ESCHEMA, "/signals", "%s: /signals: missing group", path);
