@@ -31,10 +31,19 @@ typedef struct {
     double   target_min, target_max, target_sum;
     int32_t *assets;                     /* open-addressing set of distinct ids */
     size_t   assets_cap, n_assets;
+    int      assets_capped;              /* stopped counting at INSPECT_MAX_ASSETS */
 } summary_t;
+
+/* Distinct assets are counted up to here (a 32 MiB set); past it inspect
+ * says "more than" instead of growing with the file. */
+#define INSPECT_MAX_ASSETS (4u << 20)
 
 static int asset_add(summary_t *s, int32_t id)
 {
+    if (s->n_assets >= INSPECT_MAX_ASSETS) {
+        s->assets_capped = 1;
+        return 0;
+    }
     if (2 * (s->n_assets + 1) > s->assets_cap) {
         size_t cap = s->assets_cap ? 2 * s->assets_cap : 64;
         int32_t *grown = kiln_malloc(cap * sizeof *grown);
@@ -149,7 +158,7 @@ static void print_text(const common_t *c, const summary_t *s, size_t n_assets,
                c->n_rows ? s->target_sum / (double)c->n_rows : 0.0, s->target_max);
     else
         printf("target:          none\n");
-    printf("assets:          %zu\n", n_assets);
+    printf("assets:          %s%zu\n", s->assets_capped ? "more than " : "", n_assets);
     printf("created:         %s\n", c->created ? c->created : "(unknown)");
     printf("content_sha256:  %s\n", c->content_sha256 ? c->content_sha256 : "(none)");
     if (verify) {
@@ -180,6 +189,8 @@ static json_t *common_json(const char *path, const common_t *c, const summary_t 
                                                    "mean", c->n_rows ? s->target_sum / (double)c->n_rows : 0.0,
                                                    "max", s->target_max));
     json_object_set_new(o, "assets", json_integer((json_int_t)n_assets));
+    if (s->assets_capped)
+        json_object_set_new(o, "assets_more_than", json_true());
     json_object_set_new(o, "created", c->created ? json_string(c->created) : json_null());
     json_object_set_new(o, "content_sha256",
                         c->content_sha256 ? json_string(c->content_sha256) : json_null());
