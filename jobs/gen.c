@@ -19,6 +19,10 @@
 #define GEN_MAX_THREADS  16
 #define GEN_T0_NS        1704067200000000000LL   /* 2024-01-01T00:00:00Z */
 #define GEN_SNAPSHOT_NS  600000000000LL          /* 10 minutes between snapshots */
+/* The last snapshot whose timestamp fits int64 ns: 12,532,175 (year 2262). */
+#define GEN_MAX_LIFE     ((size_t)((INT64_MAX - GEN_T0_NS) / GEN_SNAPSHOT_NS))
+/* window_len x channels at most: both batch buffers together stay <= 1 GiB. */
+#define GEN_MAX_BATCH_SAMPLES ((size_t)1 << 27)
 #define GEN_DECAY_PER_S  4605.0       /* exp(-4605 t) = 0.01 at t = 1 ms: ~1 ms ringdown */
 #define GEN_NOISE_G      0.05         /* vibration noise std, g */
 #define GEN_TEMP_NOISE_C 0.02
@@ -131,6 +135,7 @@ double jb_gen_resonance_hz(double sample_rate_hz)
 
 typedef struct {
     size_t  n_windows, window_len, n_assets, n_life, n_chan;
+    size_t  batch_cap;            /* windows per batch, <= GEN_BATCH */
     double  rate_hz;
     uint64_t seed;
     int     is_temp[ST_MAX_CHANNELS];
@@ -141,7 +146,7 @@ typedef struct {
 } gen_ctx_t;
 
 typedef struct {
-    float   *sig[ST_MAX_CHANNELS];   /* GEN_BATCH * window_len each */
+    float   *sig[ST_MAX_CHANNELS];   /* batch_cap * window_len each */
     int32_t  asset[GEN_BATCH], label[GEN_BATCH];
     int64_t  ts[GEN_BATCH];
     float    target[GEN_BATCH];
@@ -268,10 +273,10 @@ static void synth_join(int n_threads, pthread_t *tid, int *started)
         }
 }
 
-static void batch_set(gen_batch_t *b, size_t w0, size_t n_windows)
+static void batch_set(gen_batch_t *b, size_t w0, size_t n_windows, size_t batch_cap)
 {
     b->w0 = w0;
-    b->n = n_windows - w0 < GEN_BATCH ? n_windows - w0 : GEN_BATCH;
+    b->n = n_windows - w0 < batch_cap ? n_windows - w0 : batch_cap;
 }
 
 int jb_gen(const char *out_path, const jb_gen_opts_t *opts, jb_ingest_summary_t *sum,
@@ -301,10 +306,25 @@ int jb_gen(const char *out_path, const jb_gen_opts_t *opts, jb_ingest_summary_t 
     int rc = jb_split_names(o.channels, names, ST_MAX_CHANNELS, &g.n_chan, "channels", err);
     if (rc < 0)
         return rc;
+    /* snapshots per asset, rounded up without the wrap of n_windows + n_assets - 1 */
+    size_t n_life = o.n_windows / o.n_assets + (o.n_windows % o.n_assets != 0);
+    if (n_life - 1 > GEN_MAX_LIFE)
+        return kiln_err_at(err, KILN_EINVAL, "windows", "gen: --windows %zu over --assets %zu "
+                           "is %zu snapshots an asset; 10 minutes apart from 2024 their "
+                           "timestamps overflow 64-bit nanoseconds past %zu", o.n_windows,
+                           o.n_assets, n_life, GEN_MAX_LIFE + 1);
+    if (g.n_chan * o.window_len > GEN_MAX_BATCH_SAMPLES)
+        return kiln_err_at(err, KILN_EINVAL, "window_len", "gen: --window-len %zu x %zu "
+                           "--channels is above %zu samples a window (the batch buffers would "
+                           "pass 1 GiB)", o.window_len, g.n_chan, GEN_MAX_BATCH_SAMPLES);
     g.n_windows = o.n_windows;
     g.window_len = o.window_len;
     g.n_assets = o.n_assets;
-    g.n_life = (o.n_windows + o.n_assets - 1) / o.n_assets;
+    g.n_life = n_life;
+    /* long windows: fewer per batch, so 2 batches stay within 1 GiB */
+    g.batch_cap = GEN_MAX_BATCH_SAMPLES / (g.n_chan * g.window_len);
+    if (g.batch_cap > GEN_BATCH)
+        g.batch_cap = GEN_BATCH;
     g.rate_hz = o.sample_rate_hz;
     g.seed = o.seed;
     int n_vib = 0;
@@ -350,7 +370,7 @@ int jb_gen(const char *out_path, const jb_gen_opts_t *opts, jb_ingest_summary_t 
 
     for (int bi = 0; bi < 2; bi++)
         for (size_t c = 0; c < g.n_chan; c++)
-            if (!(batch[bi].sig[c] = kiln_malloc(GEN_BATCH * g.window_len * sizeof(float)))) {
+            if (!(batch[bi].sig[c] = kiln_malloc(g.batch_cap * g.window_len * sizeof(float)))) {
                 rc = kiln_err_set(err, KILN_ENOMEM, "gen: no memory for a batch");
                 goto out;
             }
@@ -378,7 +398,7 @@ int jb_gen(const char *out_path, const jb_gen_opts_t *opts, jb_ingest_summary_t 
 
     /* Pipeline: threads synthesize batch i+1 while this thread appends batch i. */
     int cur = 0;
-    batch_set(&batch[0], 0, g.n_windows);
+    batch_set(&batch[0], 0, g.n_windows, g.batch_cap);
     synth_batch(&g, &batch[0], tasks, o.n_threads, tid, started);
     synth_join(o.n_threads, tid, started);
     while (batch[cur].n) {
@@ -386,7 +406,7 @@ int jb_gen(const char *out_path, const jb_gen_opts_t *opts, jb_ingest_summary_t 
         size_t next = b->w0 + b->n;
         nb->n = 0;
         if (next < g.n_windows) {
-            batch_set(nb, next, g.n_windows);
+            batch_set(nb, next, g.n_windows, g.batch_cap);
             synth_batch(&g, nb, tasks + 0, o.n_threads, tid, started);
         }
         rc = st_sensor_append(w, b->n, (const float *const *)b->sig, b->asset, b->ts, b->label,

@@ -219,6 +219,39 @@ static void test_gen_bad_options(void **state)
     free(s);
 }
 
+/* Options whose arithmetic would overflow are refused up front, naming the
+ * option: a life past 12,532,175 snapshots (timestamps past 2262), --windows
+ * near SIZE_MAX (n_windows + n_assets - 1 wrapped), and windows x channels
+ * whose two batch buffers would pass 1 GiB. */
+static void test_gen_overflow_options(void **state)
+{
+    (void)state;
+    char out[512];
+    kiln_err_t err = {0};
+    jb_ingest_summary_t *s = calloc(1, sizeof *s);
+    oracle_tmp_path(out, ".h5");
+    jb_gen_opts_t o = {.n_windows = 12532177, .n_assets = 1, .window_len = 16};
+    assert_int_equal(jb_gen(out, &o, s, &err), KILN_EINVAL);
+    assert_non_null(strstr(err.msg, "--windows"));
+    assert_non_null(strstr(err.msg, "overflow"));
+    o.n_windows = SIZE_MAX;
+    o.n_assets = 16;
+    assert_int_equal(jb_gen(out, &o, s, &err), KILN_EINVAL);
+    assert_non_null(strstr(err.msg, "--windows"));
+    o.n_windows = SIZE_MAX - 3;               /* + n_assets - 1 wraps to a few */
+    o.n_assets = 1u << 30;
+    assert_int_equal(jb_gen(out, &o, s, &err), KILN_EINVAL);
+    assert_non_null(strstr(err.msg, "--windows"));
+    o.n_windows = 2;
+    o.n_assets = 1;
+    o.window_len = 1u << 22;
+    o.channels = "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q,r,s,t,u,v,w,x,y,z,a1,b1,c1,d1,e1,f1,g1";
+    assert_int_equal(jb_gen(out, &o, s, &err), KILN_EINVAL);
+    assert_non_null(strstr(err.msg, "--window-len"));
+    assert_int_not_equal(access(out, F_OK), 0);
+    free(s);
+}
+
 /* Every Nth allocation fails: an error, no file, nothing leaked (ASan).  The
  * synthesis threads allocate nothing, so the process-wide hook is safe here. */
 static void test_gen_alloc_failures(void **state)
@@ -249,6 +282,7 @@ int main(void)
         cmocka_unit_test(test_gen_shape_labels),
         cmocka_unit_test(test_gen_physics),
         cmocka_unit_test(test_gen_bad_options),
+        cmocka_unit_test(test_gen_overflow_options),
         cmocka_unit_test(test_gen_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
