@@ -221,6 +221,14 @@ int jb_ingest_cmapss(const char *out_path, const char *data_path, const char *ru
                                  (int)(tok_end - p > 40 ? 40 : tok_end - p), p);
                 goto bad_line;
             }
+            if (!isfinite((float)v[nf])) {      /* finite, but Inf once stored as float32 */
+                rc = kiln_err_at(err, KILN_ENONFINITE, data_path, "%s line %d: field %d: "
+                                 "'%.*s' is beyond the float32 range (+-3.4e38)", data_path,
+                                 lineno, nf + 1, (int)(end - p > 40 ? 40 : end - p), p);
+                if (err)
+                    err->column = nf + 1;
+                goto bad_line;
+            }
             nf++;
             p = end;
         }

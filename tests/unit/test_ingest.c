@@ -406,6 +406,18 @@ static void test_cmapss_bad(void **state)
     assert_int_equal(cmapss_text(text, NULL, &err, path), KILN_EFORMAT);
     assert_int_equal(err.line, 3);
     assert_non_null(strstr(err.msg, "abc"));
+    /* a finite value past float32 (sensor 5 on line 2) is refused while parsing,
+     * naming the input file, its line and field, not the output file */
+    snprintf(row, sizeof row, "1 2 -0.0007 -0.0004 100.0 518.67 641.82 1589.70 1400.60 1e39 %s",
+             tail + strlen("-0.0007 -0.0004 100.0 518.67 641.82 1589.70 1400.60 14.62 "));
+    snprintf(text, sizeof text, "1 1 %s%s", tail, row);
+    assert_int_equal(cmapss_text(text, NULL, &err, path), KILN_ENONFINITE);
+    assert_int_equal(err.line, 2);
+    assert_non_null(strstr(err.msg, path));
+    assert_non_null(strstr(err.msg, "line 2"));
+    assert_non_null(strstr(err.msg, "field 10"));
+    assert_non_null(strstr(err.msg, "1e39"));
+    assert_null(strstr(err.msg, ".h5"));
     /* cycles going backwards, units out of order */
     snprintf(text, sizeof text, "1 2 %s1 1 %s", tail, tail);
     assert_int_equal(cmapss_text(text, NULL, &err, path), KILN_EFORMAT);
