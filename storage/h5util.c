@@ -33,26 +33,65 @@ void st_h5_quiet_free(void (*free_fn)(void *), void *obj)
     st_h5_quiet_end(&q);
 }
 
+/* Creates a temp name of our own: PATH.tmp.<pid> if free, else
+ * PATH.tmp.<pid>.<random hex>, each with O_CREAT|O_EXCL, so two writers (pid
+ * namespaces, shared filesystems) never share one and a stale or foreign temp
+ * file is never truncated.  Returns an errno value, 0 on success. */
+static int tmp_name_claim(const char *path, char *buf, size_t len)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
+                 ((uint64_t)getpid() << 16) ^ (uint64_t)(uintptr_t)buf;
+    for (int attempt = 0; attempt < 32; attempt++) {
+        if (attempt == 0) {
+            snprintf(buf, len, "%s.tmp.%ld", path, (long)getpid());
+        } else {
+            x ^= x << 13;                     /* xorshift64 (Marsaglia 2003) */
+            x ^= x >> 7;
+            x ^= x << 17;
+            snprintf(buf, len, "%s.tmp.%ld.%08lx", path, (long)getpid(),
+                     (unsigned long)(x & 0xffffffffu));
+        }
+        int fd = open(buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0) {
+            close(fd);
+            return 0;
+        }
+        if (errno != EEXIST)
+            return errno;
+    }
+    return EEXIST;
+}
+
 int st_h5_tmp_create(const char *path, hid_t *file, char **tmp_path, kiln_err_t *err)
 {
-    size_t len = strlen(path) + 32;
+    size_t len = strlen(path) + 48;
     hid_t fapl = H5I_INVALID_HID;
     *file = H5I_INVALID_HID;
     *tmp_path = kiln_malloc(len);
     if (!*tmp_path)
         return kiln_err_set(err, KILN_ENOMEM, "%s: out of memory", path);
-    snprintf(*tmp_path, len, "%s.tmp.%ld", path, (long)getpid());
-    /* 1.8+ object headers: dense attribute storage, so 4096 feature names
-     * (64 KiB of heap ids) still fit in one attribute. */
+    int e = tmp_name_claim(path, *tmp_path, len);
+    if (e) {
+        kiln_err_set(err, KILN_EIO, "%s: cannot create a temp file %s: %s", path, *tmp_path,
+                     strerror(e));
+        kiln_free(*tmp_path);
+        *tmp_path = NULL;
+        return KILN_EIO;
+    }
+    /* The empty file is ours: HDF5 truncates it in place. 1.8+ object headers:
+     * dense attribute storage, so 4096 feature names (64 KiB of heap ids)
+     * still fit in one attribute. */
     fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl >= 0 && H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST) >= 0)
         *file = H5Fcreate(*tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     if (fapl >= 0)
         H5Pclose(fapl);
     if (*file < 0) {
-        int e = errno;
+        e = errno;
         kiln_err_set(err, KILN_EIO, "%s: cannot create %s: %s", path, *tmp_path, strerror(e));
-        unlink(*tmp_path);
+        unlink(*tmp_path);                    /* ours: created above */
         kiln_free(*tmp_path);
         *tmp_path = NULL;
         return KILN_EIO;

@@ -32,8 +32,11 @@ void st_h5_quiet_free(void (*free_fn)(void *), void *obj);
 
 /* ---- files ------------------------------------------------------------ */
 
-/* Creates PATH.tmp.<pid> (truncating a stale one); *tmp_path is owned by the
- * caller (kiln_free).  Returns the open file in *file. */
+/* Creates a temp file of this writer's own, exclusively (O_EXCL): PATH.tmp.<pid>
+ * if no file has that name, else PATH.tmp.<pid>.<8 random hex>; an existing
+ * file (another writer's, or a stale one) is never truncated or removed.
+ * *tmp_path is owned by the caller (kiln_free).  Returns the open file in
+ * *file.  Commit and discard remove only that file. */
 int  st_h5_tmp_create(const char *path, hid_t *file, char **tmp_path, kiln_err_t *err);
 /* Closes *file (every object in it must be closed already), fsyncs the temp
  * file and renames it to path.  On any failure the temp file is removed. */

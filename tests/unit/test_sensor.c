@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <glob.h>
 #include <string.h>
 #include <math.h>
 #include <unistd.h>
@@ -466,6 +467,69 @@ static void test_temp_file(void **state)
 
 /* ---- bad writer input ------------------------------------------------- */
 
+/* Returns in buf a file named PATH.tmp.* other than `other`, or "" if none. */
+static void find_tmp(const char *path, const char *other, char *buf, size_t len)
+{
+    char pattern[600];
+    glob_t g;
+    buf[0] = '\0';
+    snprintf(pattern, sizeof pattern, "%s.tmp.*", path);
+    if (glob(pattern, 0, NULL, &g) != 0)
+        return;
+    for (size_t i = 0; i < g.gl_pathc; i++)
+        if (strcmp(g.gl_pathv[i], other))
+            snprintf(buf, len, "%s", g.gl_pathv[i]);
+    globfree(&g);
+}
+
+/* Another writer's temp file under our name PATH.tmp.<pid> (same pid in
+ * another container, a shared filesystem): ours gets a name of its own, and
+ * neither create, abort nor commit truncates or removes the other. */
+static void test_temp_file_foreign(void **state)
+{
+    (void)state;
+    char path[512], foreign[600], mine[700], hash[65], back[64] = {0};
+    kiln_err_t err;
+    data_t *d = make_data(6);
+    st_sensor_meta_t m = make_meta();
+    st_sensor_writer_t *w;
+    const float *sig[N_CH] = {d->sig[0], d->sig[1], d->sig[2]};
+    oracle_tmp_path(path, ".h5");
+    oracle_writer_tmp_path(foreign, sizeof foreign, path);
+    FILE *f = fopen(foreign, "w");
+    assert_non_null(f);
+    fputs("another writer's bytes", f);
+    fclose(f);
+
+    for (int commit = 0; commit < 2; commit++) {
+        assert_int_equal(st_sensor_create(path, &m, 0, &w, &err), 0);
+        find_tmp(path, foreign, mine, sizeof mine);
+        assert_true(mine[0] != '\0');
+        assert_non_null(strstr(mine, ".tmp."));
+        assert_int_equal(st_sensor_append(w, 10, sig, d->asset, d->ts, d->label, d->target,
+                                          &err), 0);
+        if (commit) {
+            assert_int_equal(st_sensor_commit(&w, hash, &err), 0);
+            assert_true(oracle_file_exists(path));
+        } else {
+            st_sensor_abort(&w);
+        }
+        assert_false(oracle_file_exists(mine));
+        f = fopen(foreign, "r");
+        assert_non_null(f);                             /* still there, unchanged */
+        assert_non_null(fgets(back, sizeof back, f));
+        fclose(f);
+        assert_string_equal(back, "another writer's bytes");
+    }
+    st_sensor_t *ds;
+    assert_int_equal(st_sensor_open(path, &ds, &err), 0);
+    assert_int_equal(st_sensor_meta(ds)->n_windows, 10);
+    st_sensor_close(&ds);
+    unlink(foreign);
+    unlink(path);
+    free(d);
+}
+
 static void test_append_rejects(void **state)
 {
     (void)state;
@@ -702,6 +766,7 @@ int main(void)
         cmocka_unit_test(test_read_h5py_file),
         cmocka_unit_test(test_hash_stable),
         cmocka_unit_test(test_temp_file),
+        cmocka_unit_test(test_temp_file_foreign),
         cmocka_unit_test(test_append_rejects),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_nonfinite_read),
