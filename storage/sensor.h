@@ -59,7 +59,8 @@ typedef struct {
 typedef struct st_sensor_writer st_sensor_writer_t;
 typedef struct st_sensor st_sensor_t;
 
-/* Creates PATH.tmp.<pid>; nothing appears under PATH until commit, which
+/* Creates PATH.tmp.<pid> (with a random suffix when that name is taken), exclusively;
+ * nothing appears under PATH until commit. which
  * replaces an existing PATH atomically.  meta and its strings are only
  * read during the call.  Checks: sample_rate_hz finite > 0, 1 <= window_len <=
  * 4194304, 1..ST_MAX_CHANNELS channels with distinct names of 1..255 bytes
