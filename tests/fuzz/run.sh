@@ -15,7 +15,7 @@ OUT=build/fuzz
 mkdir -p "$OUT"
 CFLAGS="-std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
         -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -I. $(pkg-config --cflags hdf5 jansson)"
-LIBS="$(pkg-config --libs hdf5 jansson matio) -lm -lpthread"
+LIBS="$(pkg-config --libs hdf5 jansson matio sqlite3) -lm -lpthread"
 SRC="core/*.c kernels/cpu/*.c storage/*.c jobs/*.c"
 for t in fuzz_jobspec fuzz_sensor_file; do
     # shellcheck disable=SC2086
