@@ -472,6 +472,13 @@ int jb_featurize_run(const jb_featspec_t *s, const char *input, const char *outp
                      const jb_featurize_opts_t *opts, jb_featurize_stats_t *stats,
                      kiln_err_t *err)
 {
+    return jb_featurize_run_range(s, input, output, 0, JB_FEAT_ALL_WINDOWS, opts, stats, err);
+}
+
+int jb_featurize_run_range(const jb_featspec_t *s, const char *input, const char *output,
+                           size_t first, size_t count, const jb_featurize_opts_t *opts,
+                           jb_featurize_stats_t *stats, kiln_err_t *err)
+{
     st_sensor_t *in = NULL;
     st_features_writer_t *w = NULL;
     jb_featctx_t ctx;
@@ -558,7 +565,17 @@ int jb_featurize_run(const jb_featspec_t *s, const char *input, const char *outp
         n_threads = 1;
     if (n_threads > 64)
         n_threads = 64;
-    const size_t total = im->n_windows, L = im->window_len;
+    /* Windows [first, first + total) of the input; rolling rings start
+     * empty at `first`, so only a range from 0 matches a whole run there. */
+    if (first > im->n_windows ||
+        (count != JB_FEAT_ALL_WINDOWS && count > im->n_windows - first)) {
+        rc = kiln_err_set(err, KILN_EINVAL,
+                          "%s: windows [%zu, +%zu) outside the input's %zu windows", input,
+                          first, count, im->n_windows);
+        goto out;
+    }
+    const size_t total = count == JB_FEAT_ALL_WINDOWS ? im->n_windows - first : count;
+    const size_t L = im->window_len;
     if (batch > total && total > 0)
         batch = total;
     if ((rc = batch_alloc(&buf[0], batch, n_channels, L, n_cols, err)) < 0 ||
@@ -580,8 +597,8 @@ int jb_featurize_run(const jb_featspec_t *s, const char *input, const char *outp
 
     size_t n_batches = (total + batch - 1) / batch;
     if (n_batches > 0 &&
-        (rc = batch_read(in, chan_idx, n_channels, L, 0, batch < total ? batch : total, &buf[0],
-                         err)) < 0)
+        (rc = batch_read(in, chan_idx, n_channels, L, first, batch < total ? batch : total,
+                         &buf[0], err)) < 0)
         goto out;
     for (size_t b = 0; b < n_batches; b++) {
         batch_buf_t *cur = &buf[b & 1], *nxt = &buf[(b + 1) & 1];
@@ -591,7 +608,7 @@ int jb_featurize_run(const jb_featspec_t *s, const char *input, const char *outp
         int rrc = 0;
         if (b + 1 < n_batches) {
             size_t nn = total - (win0 + n) < batch ? total - (win0 + n) : batch;
-            rrc = batch_read(in, chan_idx, n_channels, L, win0 + n, nn, nxt, err);
+            rrc = batch_read(in, chan_idx, n_channels, L, first + win0 + n, nn, nxt, err);
         }
         pool_wait(&pool);
         if (rrc < 0) {

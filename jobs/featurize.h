@@ -46,4 +46,14 @@ int jb_featurize_run(const jb_featspec_t *spec, const char *input, const char *o
                      const jb_featurize_opts_t *opts, jb_featurize_stats_t *stats,
                      kiln_err_t *err);
 
+/* As jb_featurize_run over windows [first, first + count) of the input only
+ * (count JB_FEAT_ALL_WINDOWS: to the end); a range past the end is KILN_EINVAL.
+ * The output carries the same metadata as a whole run, so range outputs
+ * appended in order give a whole run's content — except rolling features,
+ * whose per-asset rings start empty at `first`.  stats->windows = count. */
+#define JB_FEAT_ALL_WINDOWS ((size_t)-1)
+int jb_featurize_run_range(const jb_featspec_t *spec, const char *input, const char *output,
+                           size_t first, size_t count, const jb_featurize_opts_t *opts,
+                           jb_featurize_stats_t *stats, kiln_err_t *err);
+
 #endif

@@ -1,0 +1,61 @@
+/* jobtype.h - job types as tables of functions (STYLE.md, "Plugins and
+ * concurrency"): the scheduler validates a spec, plans it into tasks, has
+ * workers run each task into its own file, and finishes the job by merging
+ * those files, all through a jb_type_t found by the spec's "type".  Adding a
+ * type is one new file (jobs/type_<name>.c) and one line in jobtype.c's
+ * table, never a new `if` in the scheduler.
+ *
+ * Every function is reentrant: `parsed` is read-only after validate, so
+ * several tasks of one job may run at once on different threads or
+ * processes.  Outputs are committed by rename (temp name first), so a task
+ * run twice commits once and a crash leaves nothing under the final name. */
+#ifndef KILN_JOBS_JOBTYPE_H
+#define KILN_JOBS_JOBTYPE_H
+
+#include <stddef.h>
+
+#include "../core/kiln_err.h"
+
+/* What the scheduler tells plan about sharding.  windows_per_task, when not
+ * 0, wins; otherwise the work is split into about target_tasks tasks (0 or
+ * 1: one task).  A type may plan fewer tasks than asked (one, when its work
+ * cannot be split). */
+typedef struct {
+    size_t target_tasks;
+    size_t windows_per_task;
+} jb_plan_ctx_t;
+
+/* One task of a job: task `index` (0-based, the order finish merges in)
+ * covers windows [win0, win0 + n_windows) of the job's input. */
+typedef struct {
+    size_t index;
+    size_t win0, n_windows;
+} jb_task_plan_t;
+
+typedef struct jb_type {
+    const char *name;    /* the spec's "type" */
+    /* spec: a jansson json_t * (the whole job object), as void * to keep
+     * jansson out of this header.  On success *parsed is the type's own
+     * parsed spec, freed with free_parsed.  Errors name the field. */
+    int (*validate)(const void *spec, void **parsed, kiln_err_t *err);
+    /* *tasks (kiln_malloc'd, free with kiln_free) gets *n_tasks >= 1 tasks
+     * in merge order. */
+    int (*plan)(const void *parsed, const jb_plan_ctx_t *ctx, jb_task_plan_t **tasks,
+                size_t *n_tasks, kiln_err_t *err);
+    /* Runs one task into out_path (temp name, then rename). */
+    int (*run_task)(const void *parsed, const jb_task_plan_t *task, const char *out_path,
+                    kiln_err_t *err);
+    /* Merges the n task outputs, in task order, into final_output (temp
+     * name, then rename); the task outputs are left for the caller. */
+    int (*finish)(const void *parsed, const char *const *task_outputs, size_t n,
+                  const char *final_output, kiln_err_t *err);
+    void (*free_parsed)(void *parsed);
+} jb_type_t;
+
+/* The type called `name`, or NULL. */
+const jb_type_t *jb_type_find(const char *name);
+
+/* The table, for listing; *n gets its length. */
+const jb_type_t *const *jb_type_all(size_t *n);
+
+#endif
