@@ -6,7 +6,7 @@
 #   make CUDA=0          skip CUDA even when nvcc is there
 
 CC      ?= cc
-PKGS    := hdf5 jansson matio sqlite3
+PKGS    := hdf5 jansson matio sqlite3 libzmq
 CPPFLAGS_PKG := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS_PKG     := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # -march: the build machine's own vector units (the product is built where it runs).
@@ -28,7 +28,7 @@ endif
 NVCC    ?= $(shell command -v nvcc 2>/dev/null)
 CUDA    ?= $(if $(NVCC),1,0)
 
-LIB_SRC := $(wildcard core/*.c kernels/cpu/*.c storage/*.c jobs/*.c)
+LIB_SRC := $(wildcard core/*.c kernels/cpu/*.c storage/*.c cluster/*.c jobs/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 CLI_SRC := $(wildcard api/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)

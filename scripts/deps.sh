@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # util-linux-extra (fincore): CPU seconds and page-cache residency in make bench;
 # clang with its libFuzzer runtime: the fuzz targets in tests/fuzz.
 PKGS="build-essential pkg-config libhdf5-dev hdf5-tools libjansson-dev libmatio-dev
-      libcmocka-dev libfftw3-dev libsqlite3-dev python3 python3-venv time util-linux-extra
+      libcmocka-dev libfftw3-dev libsqlite3-dev libzmq3-dev python3 python3-venv time util-linux-extra
       clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do

@@ -2,9 +2,9 @@
 # run.sh - builds the libFuzzer targets with clang (ASan + UBSan) and runs
 # them from a seed corpus made here (valid inputs written by kiln itself).
 #   FUZZ_SECONDS (default 20): how long each mutating run lasts.
-#   FUZZ_MODE=smoke (what `make test` runs): the job-spec parser, all kiln
-#   code, is fuzzed with mutation; the sensor-file target only replays its
-#   corpus.  Mutated HDF5 files reach bugs inside libhdf5 1.10 itself (found
+#   FUZZ_MODE=smoke (what `make test` runs): the job-spec parser and the
+#   protocol-frame decoder (at most 10 s), all kiln code, are fuzzed with
+#   mutation; the sensor-file target only replays its corpus.  Mutated HDF5 files reach bugs inside libhdf5 1.10 itself (found
 #   here: a hang, and a memcpy overlap while reading a string attribute),
 #   which would make a timed CI run fail at random; `make fuzz` runs both
 #   targets with mutation.
@@ -14,17 +14,25 @@ SECS=${FUZZ_SECONDS:-20}
 OUT=build/fuzz
 mkdir -p "$OUT"
 CFLAGS="-std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-        -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -I. $(pkg-config --cflags hdf5 jansson)"
-LIBS="$(pkg-config --libs hdf5 jansson matio sqlite3) -lm -lpthread"
-SRC="core/*.c kernels/cpu/*.c storage/*.c jobs/*.c"
-for t in fuzz_jobspec fuzz_sensor_file; do
+        -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -I. $(pkg-config --cflags hdf5 jansson libzmq)"
+LIBS="$(pkg-config --libs hdf5 jansson matio sqlite3 libzmq) -lm -lpthread"
+SRC="core/*.c kernels/cpu/*.c storage/*.c cluster/*.c jobs/*.c"
+for t in fuzz_jobspec fuzz_sensor_file fuzz_frames; do
     # shellcheck disable=SC2086
     clang $CFLAGS -o "$OUT/$t" tests/fuzz/$t.c $SRC $LIBS
 done
 
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
-mkdir -p "$corpus/jobspec" "$corpus/sensor"
+mkdir -p "$corpus/jobspec" "$corpus/sensor" "$corpus/frames"
+# protocol messages, frames cut at 0x1e (see fuzz_frames.c)
+printf 'hello\x1e{"worker_id":"w1","cores":16,"memory_mb":4096,"gpus":1}' >"$corpus/frames/hello"
+printf 'task\x1e{"task_id":7,"job_id":3,"lease_id":"L1","spec":{"type":"featurize"}}' >"$corpus/frames/task"
+printf 'progress\x1e{"task_id":7,"lease_id":"L1","done":4,"total":10}' >"$corpus/frames/progress"
+printf 'done\x1e{"task_id":7,"lease_id":"L1","output":"o.h5"}\x1eBLOB\x1e' >"$corpus/frames/done"
+printf 'failed\x1e{"task_id":7,"lease_id":"L1","reason":"oom"}' >"$corpus/frames/failed"
+printf 'cancel\x1e{"task_id":7}' >"$corpus/frames/cancel"
+printf 'heartbeat\x1e{"worker_id":"w1"}' >"$corpus/frames/heartbeat"
 cp examples/cwru_features.json bench/featurize_bench.json "$corpus/jobspec/"
 bin/kiln gen --windows 8 --window-len 64 --rate 1000 --assets 2 --channels a,b -o "$corpus/sensor/small.h5" >/dev/null
 bin/kiln gen --windows 4 --window-len 32 --rate 1000 --assets 1 --channels x --compress 4 -o "$corpus/sensor/deflate.h5" >/dev/null
@@ -33,6 +41,11 @@ export LSAN_OPTIONS=suppressions=$PWD/tests/fuzz/lsan.supp
 # -artifact_prefix: a crashing input lands in build/fuzz/, not the work tree
 "$OUT/fuzz_jobspec" -max_total_time="$SECS" -max_len=4096 -print_final_stats=1 \
     -artifact_prefix="$OUT/" "$corpus/jobspec"
+# kiln's own parser: mutated in both modes (at most 10 s in smoke mode)
+frame_secs=$SECS
+if [ "${FUZZ_MODE:-full}" = smoke ] && [ "$SECS" -gt 10 ]; then frame_secs=10; fi
+"$OUT/fuzz_frames" -max_total_time="$frame_secs" -max_len=4096 -print_final_stats=1 \
+    -artifact_prefix="$OUT/" "$corpus/frames"
 if [ "${FUZZ_MODE:-full}" = smoke ]; then
     "$OUT/fuzz_sensor_file" -runs=0 -artifact_prefix="$OUT/" "$corpus/sensor"
 else
