@@ -1,0 +1,304 @@
+/* state_jobs.c - jobs in the state store: insert (idempotent, with
+ * dependencies), get, list, state transitions, counts. */
+#include "storage/state_int.h"
+
+#include <string.h>
+
+#include "core/kiln_alloc.h"
+
+/* ---- jobs */
+
+static int job_insert_body(st_state_t *st, const st_state_job_t *job, int64_t *id,
+                           int *existed, kiln_err_t *err)
+{
+    sqlite3_stmt *s;
+    int rc;
+    if (job->idempotency_key) {
+        s = st->q[Q_JOB_BY_KEY];
+        BIND(st_sq_bind_text(s, 1, job->idempotency_key), "looking up idempotency key");
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            *id = sqlite3_column_int64(s, 0);
+            *existed = 1;
+            st_sq_end_stmt(s);
+            return 0;
+        }
+        int ret = rc == SQLITE_DONE ? 0 : st_sq_err(st, rc, err, "looking up idempotency key");
+        st_sq_end_stmt(s);
+        if (ret < 0)
+            return ret;
+    }
+    for (size_t i = 0; i < job->n_depends_on; i++) {
+        s = st->q[Q_JOB_EXISTS];
+        BIND(sqlite3_bind_int64(s, 1, job->depends_on[i]), "checking depends_on");
+        rc = sqlite3_step(s);
+        st_sq_end_stmt(s);
+        if (rc == SQLITE_DONE)
+            return kiln_err_at(err, KILN_ENOTFOUND, "depends_on",
+                               "job \"%s\": depends_on names job %lld, which does not exist",
+                               job->name, (long long)job->depends_on[i]);
+        if (rc != SQLITE_ROW)
+            return st_sq_err(st, rc, err, "checking depends_on");
+    }
+    s = st->q[Q_JOB_INSERT];
+    BIND(st_sq_bind_text(s, 1, job->idempotency_key), "inserting job");
+    BIND(st_sq_bind_text(s, 2, job->project), "inserting job");
+    BIND(st_sq_bind_text(s, 3, job->name), "inserting job");
+    BIND(st_sq_bind_text(s, 4, job->type), "inserting job");
+    BIND(sqlite3_bind_int(s, 5, job->priority), "inserting job");
+    BIND(st_sq_bind_text(s, 6, job->spec_json), "inserting job");
+    BIND(sqlite3_bind_int(s, 7, job->max_retries), "inserting job");
+    BIND(sqlite3_bind_int(s, 8, job->timeout_s), "inserting job");
+    BIND(sqlite3_bind_int64(s, 9, job->submitted_ns), "inserting job");
+    int ret = st_sq_run_done(st, s, err, "inserting job");
+    if (ret < 0)
+        return ret;
+    int64_t new_id = sqlite3_last_insert_rowid(st->db);
+    for (size_t i = 0; i < job->n_depends_on; i++) {
+        s = st->q[Q_DEP_INSERT];
+        BIND(sqlite3_bind_int64(s, 1, new_id), "inserting depends_on");
+        BIND(sqlite3_bind_int64(s, 2, job->depends_on[i]), "inserting depends_on");
+        if ((ret = st_sq_run_done(st, s, err, "inserting depends_on")) < 0)
+            return ret;
+    }
+    *id = new_id;
+    return 0;
+}
+
+int st_state_job_insert(st_state_t *st, const st_state_job_t *job, int64_t *id, int *existed,
+                        kiln_err_t *err)
+{
+    int dummy;
+    if (!existed)
+        existed = &dummy;
+    *existed = 0;
+    if (!st || !job || !id)
+        return kiln_err_set(err, KILN_EINVAL, "job insert: NULL argument");
+    static const char *const fields[] = {"project", "name", "type", "spec_json"};
+    const char *vals[] = {job->project, job->name, job->type, job->spec_json};
+    for (int i = 0; i < 4; i++)
+        if (!st_sq_nonempty(vals[i]))
+            return kiln_err_at(err, KILN_EINVAL, fields[i], "job: %s is missing or empty",
+                               fields[i]);
+    if (job->idempotency_key && !job->idempotency_key[0])
+        return kiln_err_at(err, KILN_EINVAL, "idempotency_key",
+                           "job \"%s\": idempotency_key is empty (leave it out instead)",
+                           job->name);
+    if (job->n_depends_on && !job->depends_on)
+        return kiln_err_at(err, KILN_EINVAL, "depends_on", "job \"%s\": depends_on is NULL",
+                           job->name);
+    if (job->max_retries < 0 || job->timeout_s < 0)
+        return kiln_err_at(err, KILN_EINVAL, job->max_retries < 0 ? "max_retries" : "timeout_s",
+                           "job \"%s\": %s is negative", job->name,
+                           job->max_retries < 0 ? "max_retries" : "timeout_s");
+    int ret = st_sq_sp_begin(st, err);
+    if (ret < 0)
+        return ret;
+    ret = job_insert_body(st, job, id, existed, err);
+    return st_sq_sp_end(st, ret, err);
+}
+
+/* Reads a job row (columns JOB_COLS) with borrowed strings. */
+static int job_from_row(st_state_t *st, sqlite3_stmt *s, st_state_job_t *j, kiln_err_t *err)
+{
+    memset(j, 0, sizeof *j);
+    j->id = sqlite3_column_int64(s, 0);
+    j->idempotency_key = (char *)sqlite3_column_text(s, 1);
+    j->project = (char *)sqlite3_column_text(s, 2);
+    j->name = (char *)sqlite3_column_text(s, 3);
+    j->type = (char *)sqlite3_column_text(s, 4);
+    j->priority = sqlite3_column_int(s, 5);
+    j->spec_json = (char *)sqlite3_column_text(s, 6);
+    const char *state = (const char *)sqlite3_column_text(s, 7);
+    j->reason_code = (char *)sqlite3_column_text(s, 8);
+    j->reason_text = (char *)sqlite3_column_text(s, 9);
+    j->attempts = sqlite3_column_int(s, 10);
+    j->max_retries = sqlite3_column_int(s, 11);
+    j->timeout_s = sqlite3_column_int(s, 12);
+    j->submitted_ns = sqlite3_column_int64(s, 13);
+    j->started_ns = sqlite3_column_int64(s, 14);
+    j->ended_ns = sqlite3_column_int64(s, 15);
+    if (sqlite3_errcode(st->db) == SQLITE_NOMEM)
+        return st_sq_err(st, SQLITE_NOMEM, err, "reading job");
+    int i = st_sq_status_lookup(state);
+    if (i < 0 || !j->project || !j->name || !j->type || !j->spec_json)
+        return kiln_err_at(err, KILN_EFORMAT, st->path, "%s: job %lld has a bad row (state \"%s\")",
+                           st->path, (long long)j->id, state ? state : "(null)");
+    j->state = (st_state_status_t)i;
+    return 0;
+}
+
+static int dup_opt(char **field)
+{
+    if (!*field)
+        return 0;
+    *field = kiln_strdup(*field);
+    return *field ? 0 : -1;
+}
+
+void st_state_job_free(st_state_job_t *j)
+{
+    if (!j)
+        return;
+    kiln_free(j->idempotency_key);
+    kiln_free(j->project);
+    kiln_free(j->name);
+    kiln_free(j->type);
+    kiln_free(j->spec_json);
+    kiln_free(j->reason_code);
+    kiln_free(j->reason_text);
+    kiln_free(j->depends_on);
+    memset(j, 0, sizeof *j);
+}
+
+static int job_load_deps(st_state_t *st, st_state_job_t *j, kiln_err_t *err)
+{
+    sqlite3_stmt *s = st->q[Q_DEPS_GET];
+    size_t cap = 0;
+    int rc;
+    BIND(sqlite3_bind_int64(s, 1, j->id), "reading depends_on");
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (j->n_depends_on == cap) {
+            size_t ncap = cap ? cap * 2 : 4;
+            int64_t *p = kiln_realloc(j->depends_on, ncap * sizeof *p);
+            if (!p) {
+                st_sq_end_stmt(s);
+                return kiln_err_set(err, KILN_ENOMEM, "%s: out of memory reading job %lld",
+                                    st->path, (long long)j->id);
+            }
+            j->depends_on = p;
+            cap = ncap;
+        }
+        j->depends_on[j->n_depends_on++] = sqlite3_column_int64(s, 0);
+    }
+    int ret = rc == SQLITE_DONE ? 0 : st_sq_err(st, rc, err, "reading depends_on");
+    st_sq_end_stmt(s);
+    return ret;
+}
+
+int st_state_job_get(st_state_t *st, int64_t id, st_state_job_t *out, kiln_err_t *err)
+{
+    if (!st || !out)
+        return kiln_err_set(err, KILN_EINVAL, "job get: NULL argument");
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *s = st->q[Q_JOB_GET];
+    BIND(sqlite3_bind_int64(s, 1, id), "reading job");
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        int ret = rc == SQLITE_DONE
+                      ? kiln_err_set(err, KILN_ENOTFOUND, "job %lld not found", (long long)id)
+                      : st_sq_err(st, rc, err, "reading job");
+        st_sq_end_stmt(s);
+        return ret;
+    }
+    st_state_job_t j;
+    int ret = job_from_row(st, s, &j, err);
+    if (ret == 0 && (dup_opt(&j.idempotency_key) | dup_opt(&j.project) | dup_opt(&j.name)
+                     | dup_opt(&j.type) | dup_opt(&j.spec_json) | dup_opt(&j.reason_code)
+                     | dup_opt(&j.reason_text))) {
+        /* Fields that failed are NULL; the others are ours to free. */
+        st_sq_end_stmt(s);
+        st_state_job_free(&j);
+        return kiln_err_set(err, KILN_ENOMEM, "%s: out of memory reading job %lld", st->path,
+                            (long long)id);
+    }
+    st_sq_end_stmt(s);
+    if (ret < 0)
+        return ret;
+    if ((ret = job_load_deps(st, &j, err)) < 0) {
+        st_state_job_free(&j);
+        return ret;
+    }
+    *out = j;
+    return 0;
+}
+
+int st_state_job_list(st_state_t *st, const st_state_status_t *state, const char *project,
+                      st_state_job_cb cb, void *ud, kiln_err_t *err)
+{
+    if (!st || !cb)
+        return kiln_err_set(err, KILN_EINVAL, "job list: NULL argument");
+    if (state && !st_state_status_name(*state))
+        return kiln_err_set(err, KILN_EINVAL, "job list: unknown state %d", (int)*state);
+    sqlite3_stmt *s = st->q[Q_JOB_LIST];
+    BIND(st_sq_bind_text(s, 1, state ? st_state_status_name(*state) : NULL), "listing jobs");
+    BIND(st_sq_bind_text(s, 2, project), "listing jobs");
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        st_state_job_t j;
+        if ((ret = job_from_row(st, s, &j, err)) < 0)
+            break;
+        if (cb(&j, ud))
+            break;
+    }
+    if (ret == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = st_sq_err(st, rc, err, "listing jobs");
+    st_sq_end_stmt(s);
+    return ret;
+}
+
+static int job_set_state_body(st_state_t *st, int64_t id, st_state_status_t state,
+                              const char *reason_code, const char *reason_text, int64_t now_ns,
+                              kiln_err_t *err)
+{
+    sqlite3_stmt *s = st->q[Q_JOB_STATE];
+    BIND(sqlite3_bind_int64(s, 1, id), "reading job state");
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        int ret = rc == SQLITE_DONE
+                      ? kiln_err_set(err, KILN_ENOTFOUND, "job %lld not found", (long long)id)
+                      : st_sq_err(st, rc, err, "reading job state");
+        st_sq_end_stmt(s);
+        return ret;
+    }
+    int cur = st_sq_status_lookup((const char *)sqlite3_column_text(s, 0));
+    st_sq_end_stmt(s);
+    if (cur < 0)
+        return kiln_err_at(err, KILN_EFORMAT, st->path, "%s: job %lld has an unknown state",
+                           st->path, (long long)id);
+    if (st_state_status_is_final((st_state_status_t)cur))
+        return kiln_err_set(err, KILN_EINVAL, "job %lld is already %s (final); it cannot become %s",
+                            (long long)id, st_state_status_name(cur), st_state_status_name(state));
+    s = st->q[Q_JOB_SET_STATE];
+    BIND(sqlite3_bind_int64(s, 1, id), "setting job state");
+    BIND(st_sq_bind_text(s, 2, st_state_status_name(state)), "setting job state");
+    BIND(st_sq_bind_text(s, 3, reason_code), "setting job state");
+    BIND(st_sq_bind_text(s, 4, reason_text), "setting job state");
+    BIND(sqlite3_bind_int64(s, 5, now_ns), "setting job state");
+    BIND(sqlite3_bind_int(s, 6, st_state_status_is_final(state)), "setting job state");
+    return st_sq_run_done(st, s, err, "setting job state");
+}
+
+int st_state_job_set_state(st_state_t *st, int64_t id, st_state_status_t state,
+                           const char *reason_code, const char *reason_text, int64_t now_ns,
+                           kiln_err_t *err)
+{
+    if (!st)
+        return kiln_err_set(err, KILN_EINVAL, "job set state: NULL handle");
+    if (!st_state_status_name(state))
+        return kiln_err_set(err, KILN_EINVAL, "job %lld: unknown state %d", (long long)id,
+                            (int)state);
+    int ret = st_sq_sp_begin(st, err);
+    if (ret < 0)
+        return ret;
+    ret = job_set_state_body(st, id, state, reason_code, reason_text, now_ns, err);
+    return st_sq_sp_end(st, ret, err);
+}
+
+int st_state_job_count(st_state_t *st, st_state_status_t state, int64_t *n, kiln_err_t *err)
+{
+    if (!st || !n)
+        return kiln_err_set(err, KILN_EINVAL, "job count: NULL argument");
+    if (!st_state_status_name(state))
+        return kiln_err_set(err, KILN_EINVAL, "job count: unknown state %d", (int)state);
+    sqlite3_stmt *s = st->q[Q_JOB_COUNT];
+    BIND(st_sq_bind_text(s, 1, st_state_status_name(state)), "counting jobs");
+    int rc = sqlite3_step(s);
+    int ret = 0;
+    if (rc == SQLITE_ROW)
+        *n = sqlite3_column_int64(s, 0);
+    else
+        ret = st_sq_err(st, rc, err, "counting jobs");
+    st_sq_end_stmt(s);
+    return ret;
+}
