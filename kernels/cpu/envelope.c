@@ -5,6 +5,7 @@
  * magnitude, then the amplitude spectrum of the mean-free envelope; and the
  * bearing defect frequencies its lines are looked up at. */
 #include "../kernels.h"
+#include "bins.h"
 
 #include <math.h>
 
@@ -41,19 +42,6 @@ static double sum_lanes(const float *x, size_t n)
     return total;
 }
 
-/* First bin k (0..n_bins) with k fs / n >= f_hz: an estimate, then the
- * exact test of kn_band_energy moves it to the right bin. */
-static size_t band_first_bin(double f_hz, size_t n, size_t n_bins, double fs)
-{
-    double est = f_hz * (double)n / fs;
-    size_t k = !(est > 1.0) ? 0 : est >= (double)n_bins ? n_bins : (size_t)est - 1;
-    while (k > 0 && (double)(k - 1) * fs / (double)n >= f_hz)
-        k--;
-    while (k < n_bins && !((double)k * fs / (double)n >= f_hz))
-        k++;
-    return k;
-}
-
 void kn_envelope_spectrum(const kn_fft_plan_t *plan, const float *x,
                           double sample_rate_hz, double lo_hz, double hi_hz,
                           float *amp, float *scratch)
@@ -67,8 +55,8 @@ void kn_envelope_spectrum(const kn_fft_plan_t *plan, const float *x,
     /* 1. Spectrum of x, band-passed by keeping bins with lo <= f < hi
      *    (f = k fs / n, as in kn_band_energy).  The pass band is found once
      *    as a bin range [k0, k1), so the loops below carry no division. */
-    size_t k0 = band_first_bin(lo_hz, n, n_bins, sample_rate_hz);
-    size_t k1 = band_first_bin(hi_hz, n, n_bins, sample_rate_hz);
+    size_t k0 = kn_first_bin_at(lo_hz, n, n_bins, sample_rate_hz);
+    size_t k1 = kn_first_bin_at(hi_hz, n, n_bins, sample_rate_hz);
     if (k1 < k0)
         k1 = k0;
     if (k0 > 0) {

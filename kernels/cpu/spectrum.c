@@ -3,6 +3,7 @@
  * Bin k sits at k * sample_rate_hz / n, computed in that order everywhere so
  * band edges fall on the same side as in the numpy oracle. */
 #include "../kernels.h"
+#include "bins.h"
 
 #include <math.h>
 
@@ -44,20 +45,6 @@ static double bin_hz(size_t k, size_t n, double sample_rate_hz)
     return (double)k * sample_rate_hz / (double)n;
 }
 
-/* First bin k (0..n_bins) with k fs / n >= f_hz: an estimate, then the
- * exact per-bin test moves it onto the right bin, so the summing loops
- * below carry no division. */
-static size_t first_bin_at(double f_hz, size_t n, size_t n_bins, double sample_rate_hz)
-{
-    double est = f_hz * (double)n / sample_rate_hz;
-    size_t k = !(est > 1.0) ? 0 : est >= (double)n_bins ? n_bins : (size_t)est - 1;
-    while (k > 0 && bin_hz(k - 1, n, sample_rate_hz) >= f_hz)
-        k--;
-    while (k < n_bins && !(bin_hz(k, n, sample_rate_hz) >= f_hz))
-        k++;
-    return k;
-}
-
 /* Eight partial sums so the loops vectorize (see stats.c). */
 #define LANES 8
 
@@ -67,8 +54,8 @@ double kn_band_energy(const float *power, size_t n, double sample_rate_hz,
     if (n == 0 || !(lo_hz < hi_hz) || !(sample_rate_hz > 0))
         return 0.0;
     const size_t n_bins = n / 2 + 1;
-    size_t k0 = first_bin_at(lo_hz, n, n_bins, sample_rate_hz);
-    size_t k1 = first_bin_at(hi_hz, n, n_bins, sample_rate_hz);
+    size_t k0 = kn_first_bin_at(lo_hz, n, n_bins, sample_rate_hz);
+    size_t k1 = kn_first_bin_at(hi_hz, n, n_bins, sample_rate_hz);
     double part[LANES] = {0}, energy = 0;
     size_t k = k0;
     for (; k + LANES <= k1; k += LANES)
