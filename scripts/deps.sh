@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 
 # fftw: the benchmark's peer only (the product has its own FFT); time and
 # util-linux-extra (fincore): CPU seconds and page-cache residency in make bench;
-# clang with its libFuzzer runtime: the fuzz targets in tests/fuzz.
+# clang with its libFuzzer runtime: the fuzz targets in tests/fuzz; slurm-wlm
+# and munge: the local Slurm that make bench runs as the scheduler's peer.
 PKGS="build-essential pkg-config libhdf5-dev hdf5-tools libjansson-dev libmatio-dev
-      libcmocka-dev libfftw3-dev libsqlite3-dev libzmq3-dev python3 python3-venv time util-linux-extra
+      libcmocka-dev libfftw3-dev libsqlite3-dev libzmq3-dev libuv1-dev libmicrohttpd-dev
+      libcurl4-openssl-dev slurm-wlm munge python3 python3-venv time util-linux-extra
       clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
