@@ -21,7 +21,10 @@
     XX(ESPEC,       -11, "bad specification")                \
     XX(EUNSUPPORTED,-12, "not supported")                    \
     XX(EEXIST,      -13, "already exists")                   \
-    XX(EINTERNAL,   -14, "internal error")
+    XX(EINTERNAL,   -14, "internal error")                   \
+    XX(ESTALE,      -15, "stale lease")                      \
+    XX(EBUSY,       -16, "over the admission limit")         \
+    XX(ESTATE,      -17, "not allowed in this state")
 
 typedef enum {
     KILN_OK = 0,

@@ -56,6 +56,7 @@ int jb_featurize_job_parse(const char *text, const char *source, jb_featurize_jo
         {"input", JSON_STRING}, {"output", JSON_STRING}, {"features", JSON_OBJECT},
         {"priority", JSON_INTEGER}, {"depends_on", JSON_ARRAY}, {"resources", JSON_OBJECT},
         {"max_retries", JSON_INTEGER}, {"timeout_s", JSON_REAL}, {"schedule", JSON_STRING},
+        {"array", JSON_STRING},
     };
     json_error_t jerr;
     const char *key;

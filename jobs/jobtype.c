@@ -4,9 +4,11 @@
 #include <string.h>
 
 extern const jb_type_t jb_type_featurize;
+extern const jb_type_t jb_type_noop;
 
 static const jb_type_t *const types[] = {
     &jb_type_featurize,
+    &jb_type_noop,
 };
 
 const jb_type_t *jb_type_find(const char *name)

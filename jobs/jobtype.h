@@ -50,6 +50,10 @@ typedef struct jb_type {
     int (*finish)(const void *parsed, const char *const *task_outputs, size_t n,
                   const char *final_output, kiln_err_t *err);
     void (*free_parsed)(void *parsed);
+    /* NULL, or 1 when a task of this parsed spec may run inside the
+     * worker's own process: only work that can neither crash nor block
+     * (a no-op); everything else runs in a child process. */
+    int (*inproc)(const void *parsed);
 } jb_type_t;
 
 /* The type called `name`, or NULL. */
