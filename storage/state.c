@@ -11,7 +11,7 @@
 
 #include "core/kiln_alloc.h"
 
-#define ST_SCHEMA_VERSION 1
+#define ST_SCHEMA_VERSION 2
 
 static const char *const status_names[ST_STATE_N_STATUS] = {
     "queued", "running", "succeeded", "failed", "cancelled", "timeout", "node_fail",
@@ -101,7 +101,7 @@ static void sq_install(void)
 
 #define JOB_COLS "id, idempotency_key, project, name, type, priority, spec_json, state, " \
                  "reason_code, reason_text, attempts, max_retries, timeout_s, "           \
-                 "submitted_ns, started_ns, ended_ns"
+                 "submitted_ns, started_ns, ended_ns, array_parent, array_index"
 #define TASK_COLS "id, job_id, idx, win0, n_windows, state, lease_id, worker_id, attempts, " \
                   "started_ns, ended_ns, output_path"
 
@@ -114,14 +114,16 @@ static const char *const q_sql[Q_N] = {
     [Q_ROLLBACK_TO] = "ROLLBACK TO st_change",
     [Q_JOB_BY_KEY] = "SELECT id FROM jobs WHERE idempotency_key = ?1",
     [Q_JOB_INSERT] = "INSERT INTO jobs (idempotency_key, project, name, type, priority, spec_json, "
-                     "state, attempts, max_retries, timeout_s, submitted_ns, started_ns, ended_ns) "
-                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', 0, ?7, ?8, ?9, 0, 0)",
+                     "state, attempts, max_retries, timeout_s, submitted_ns, started_ns, ended_ns, "
+                     "array_parent, array_index) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', 0, ?7, ?8, ?9, 0, 0, ?10, ?11)",
     [Q_DEP_INSERT] = "INSERT OR IGNORE INTO job_deps (job_id, depends_on) VALUES (?1, ?2)",
     [Q_JOB_EXISTS] = "SELECT 1 FROM jobs WHERE id = ?1",
     [Q_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
     [Q_DEPS_GET] = "SELECT depends_on FROM job_deps WHERE job_id = ?1 ORDER BY depends_on",
     [Q_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE (?1 IS NULL OR state = ?1) "
-                   "AND (?2 IS NULL OR project = ?2) ORDER BY id",
+                   "AND (?2 IS NULL OR project = ?2) ORDER BY CASE WHEN ?3 THEN -id ELSE id END "
+                   "LIMIT ?4",
     [Q_JOB_STATE] = "SELECT state FROM jobs WHERE id = ?1",
     [Q_JOB_SET_STATE] = "UPDATE jobs SET state = ?2, reason_code = ?3, reason_text = ?4, "
                         "started_ns = CASE WHEN ?2 = 'running' THEN ?5 ELSE started_ns END, "
@@ -137,6 +139,12 @@ static const char *const q_sql[Q_N] = {
     [Q_TASK_REQUEUE] = "UPDATE tasks SET state = 'queued', lease_id = NULL, worker_id = NULL, "
                        "attempts = attempts + 1, started_ns = 0 "
                        "WHERE worker_id = ?1 AND state = 'running'",
+    [Q_TASK_REQUEUE_ONE] = "UPDATE tasks SET state = 'queued', lease_id = NULL, worker_id = NULL, "
+                           "attempts = attempts + 1, started_ns = 0 "
+                           "WHERE id = ?1 AND state = 'running' AND lease_id = ?2",
+    [Q_TASK_CANCEL_JOB] = "UPDATE tasks SET state = 'cancelled', lease_id = NULL, ended_ns = ?2 "
+                          "WHERE job_id = ?1 AND state IN ('queued', 'running')",
+    [Q_JOB_SET_ATTEMPTS] = "UPDATE jobs SET attempts = ?2 WHERE id = ?1",
     [Q_TASK_LIST] = "SELECT " TASK_COLS " FROM tasks WHERE job_id = ?1 ORDER BY idx, id",
     [Q_WORKER_HELLO] = "INSERT INTO workers (id, cores, memory_mb, gpus, last_heartbeat_ns, state) "
                        "VALUES (?1, ?2, ?3, ?4, ?5, 'alive') ON CONFLICT(id) DO UPDATE SET "
@@ -159,7 +167,8 @@ static const char schema_sql[] =
     " attempts INTEGER NOT NULL DEFAULT 0, max_retries INTEGER NOT NULL DEFAULT 0,"
     " timeout_s INTEGER NOT NULL DEFAULT 0,"
     " submitted_ns INTEGER NOT NULL DEFAULT 0, started_ns INTEGER NOT NULL DEFAULT 0,"
-    " ended_ns INTEGER NOT NULL DEFAULT 0);"
+    " ended_ns INTEGER NOT NULL DEFAULT 0,"
+    " array_parent INTEGER NOT NULL DEFAULT 0, array_index INTEGER NOT NULL DEFAULT -1);"
     "CREATE INDEX jobs_state ON jobs(state);"
     "CREATE INDEX jobs_project ON jobs(project);"
     "CREATE TABLE job_deps ("
@@ -179,7 +188,13 @@ static const char schema_sql[] =
     "CREATE TABLE workers ("
     " id TEXT PRIMARY KEY, cores INTEGER NOT NULL, memory_mb INTEGER NOT NULL,"
     " gpus INTEGER NOT NULL, last_heartbeat_ns INTEGER NOT NULL, state TEXT NOT NULL);"
-    "PRAGMA user_version = 1;";
+    "PRAGMA user_version = 2;";
+
+/* Version 1 -> 2: job arrays. */
+static const char migrate_1_2_sql[] =
+    "ALTER TABLE jobs ADD COLUMN array_parent INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN array_index INTEGER NOT NULL DEFAULT -1;"
+    "PRAGMA user_version = 2;";
 
 
 static int code_of(int rc)
@@ -257,7 +272,7 @@ static int schema_ensure(st_state_t *st, kiln_err_t *err)
         return ret;
     if (version == ST_SCHEMA_VERSION)
         return 0;
-    if (version != 0)
+    if (version != 0 && version != 1)
         return kiln_err_at(err, KILN_EUNSUPPORTED, st->path,
                            "%s: state schema version %d, this kiln reads version %d",
                            st->path, version, ST_SCHEMA_VERSION);
@@ -277,6 +292,8 @@ static int schema_ensure(st_state_t *st, kiln_err_t *err)
     if (ret < 0)
         goto fail;
     if (version == 0 && (ret = exec_sql(st, schema_sql, err, "creating schema")) < 0)
+        goto fail;
+    if (version == 1 && (ret = exec_sql(st, migrate_1_2_sql, err, "upgrading schema")) < 0)
         goto fail;
     if ((ret = exec_sql(st, "COMMIT", err, "creating schema")) < 0)
         goto fail;

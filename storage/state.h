@@ -58,6 +58,8 @@ typedef struct {
     int64_t submitted_ns, started_ns, ended_ns;   /* 0: not yet */
     int64_t *depends_on;
     size_t   n_depends_on;
+    int64_t  array_parent;      /* 0, or the array job this is an instance of */
+    int64_t  array_index;       /* the instance's index (-1 when not an instance) */
 } st_state_job_t;
 
 /* A task: one shard of a job (a window range).  Strings owned as for jobs. */
@@ -119,6 +121,11 @@ void st_state_job_free(st_state_job_t *job);
  * and project (if project != NULL). */
 int st_state_job_list(st_state_t *st, const st_state_status_t *state, const char *project,
                       st_state_job_cb cb, void *ud, kiln_err_t *err);
+/* The same, newest first when newest_first, at most limit jobs (<= 0: all). */
+int st_state_job_list_opts(st_state_t *st, const st_state_status_t *state, const char *project,
+                           int newest_first, int64_t limit, st_state_job_cb cb, void *ud,
+                           kiln_err_t *err);
+int st_state_job_set_attempts(st_state_t *st, int64_t id, int attempts, kiln_err_t *err);
 /* Moves a job to state with a reason that replaces the previous one (code
  * and text may be NULL: no reason, as for a running job).  A job in
  * a final state never moves again (KILN_EINVAL naming job and states).
@@ -137,7 +144,7 @@ int st_state_task_claim(st_state_t *st, int64_t id, const char *lease_id,
                         const char *worker_id, int64_t now_ns, kiln_err_t *err);
 /* running -> state (succeeded or failed) only while lease_id is the task's
  * lease: a stale lease (a lost worker's, after requeue) is refused with
- * KILN_EINVAL and changes nothing, so a task run twice commits once.
+ * KILN_ESTALE and changes nothing, so a task run twice commits once.
  * output_path may be NULL. */
 int st_state_task_finish(st_state_t *st, int64_t id, const char *lease_id,
                          st_state_status_t state, const char *output_path,
@@ -146,6 +153,12 @@ int st_state_task_finish(st_state_t *st, int64_t id, const char *lease_id,
  * lease cleared and attempts + 1; *n (may be NULL) is how many. */
 int st_state_task_requeue_worker(st_state_t *st, const char *worker_id, int64_t *n,
                                  kiln_err_t *err);
+/* One task: running under lease_id -> queued, lease cleared, attempts + 1
+ * (a retry, or a task its worker no longer runs).  Another lease: KILN_ESTALE. */
+int st_state_task_requeue(st_state_t *st, int64_t id, const char *lease_id, kiln_err_t *err);
+/* Every queued or running task of job_id -> cancelled; *n (may be NULL) how many. */
+int st_state_task_cancel_job(st_state_t *st, int64_t job_id, int64_t now_ns, int64_t *n,
+                             kiln_err_t *err);
 /* Calls cb for each task of job_id in idx order (strings borrowed). */
 int st_state_task_list(st_state_t *st, int64_t job_id, st_state_task_cb cb, void *ud,
                        kiln_err_t *err);

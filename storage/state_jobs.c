@@ -50,6 +50,8 @@ static int job_insert_body(st_state_t *st, const st_state_job_t *job, int64_t *i
     BIND(sqlite3_bind_int(s, 7, job->max_retries), "inserting job");
     BIND(sqlite3_bind_int(s, 8, job->timeout_s), "inserting job");
     BIND(sqlite3_bind_int64(s, 9, job->submitted_ns), "inserting job");
+    BIND(sqlite3_bind_int64(s, 10, job->array_parent), "inserting job");
+    BIND(sqlite3_bind_int64(s, 11, job->array_parent ? job->array_index : -1), "inserting job");
     int ret = st_sq_run_done(st, s, err, "inserting job");
     if (ret < 0)
         return ret;
@@ -118,6 +120,8 @@ static int job_from_row(st_state_t *st, sqlite3_stmt *s, st_state_job_t *j, kiln
     j->submitted_ns = sqlite3_column_int64(s, 13);
     j->started_ns = sqlite3_column_int64(s, 14);
     j->ended_ns = sqlite3_column_int64(s, 15);
+    j->array_parent = sqlite3_column_int64(s, 16);
+    j->array_index = sqlite3_column_int64(s, 17);
     if (sqlite3_errcode(st->db) == SQLITE_NOMEM)
         return st_sq_err(st, SQLITE_NOMEM, err, "reading job");
     int i = st_sq_status_lookup(state);
@@ -216,6 +220,13 @@ int st_state_job_get(st_state_t *st, int64_t id, st_state_job_t *out, kiln_err_t
 int st_state_job_list(st_state_t *st, const st_state_status_t *state, const char *project,
                       st_state_job_cb cb, void *ud, kiln_err_t *err)
 {
+    return st_state_job_list_opts(st, state, project, 0, 0, cb, ud, err);
+}
+
+int st_state_job_list_opts(st_state_t *st, const st_state_status_t *state, const char *project,
+                           int newest_first, int64_t limit, st_state_job_cb cb, void *ud,
+                           kiln_err_t *err)
+{
     if (!st || !cb)
         return kiln_err_set(err, KILN_EINVAL, "job list: NULL argument");
     if (state && !st_state_status_name(*state))
@@ -223,6 +234,8 @@ int st_state_job_list(st_state_t *st, const st_state_status_t *state, const char
     sqlite3_stmt *s = st->q[Q_JOB_LIST];
     BIND(st_sq_bind_text(s, 1, state ? st_state_status_name(*state) : NULL), "listing jobs");
     BIND(st_sq_bind_text(s, 2, project), "listing jobs");
+    BIND(sqlite3_bind_int(s, 3, newest_first ? 1 : 0), "listing jobs");
+    BIND(sqlite3_bind_int64(s, 4, limit > 0 ? limit : -1), "listing jobs");
     int rc, ret = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         st_state_job_t j;
@@ -300,5 +313,18 @@ int st_state_job_count(st_state_t *st, st_state_status_t state, int64_t *n, kiln
     else
         ret = st_sq_err(st, rc, err, "counting jobs");
     st_sq_end_stmt(s);
+    return ret;
+}
+
+int st_state_job_set_attempts(st_state_t *st, int64_t id, int attempts, kiln_err_t *err)
+{
+    if (!st)
+        return kiln_err_set(err, KILN_EINVAL, "job attempts: NULL handle");
+    sqlite3_stmt *s = st->q[Q_JOB_SET_ATTEMPTS];
+    BIND(sqlite3_bind_int64(s, 1, id), "setting job attempts");
+    BIND(sqlite3_bind_int(s, 2, attempts), "setting job attempts");
+    int ret = st_sq_run_done(st, s, err, "setting job attempts");
+    if (ret == 0 && sqlite3_changes(st->db) == 0)
+        ret = kiln_err_set(err, KILN_ENOTFOUND, "job %lld not found", (long long)id);
     return ret;
 }

@@ -13,7 +13,7 @@ int st_state_task_insert(st_state_t *st, int64_t job_id, int idx, int64_t win0, 
 {
     if (!st)
         return kiln_err_set(err, KILN_EINVAL, "task insert: NULL handle");
-    if (idx < 0 || win0 < 0 || n_windows <= 0)
+    if (idx < 0 || win0 < 0 || n_windows < 0)
         return kiln_err_set(err, KILN_EINVAL,
                             "job %lld task %d: bad window range (win0 %lld, n_windows %lld)",
                             (long long)job_id, idx, (long long)win0, (long long)n_windows);
@@ -51,12 +51,12 @@ static int task_refusal(st_state_t *st, int64_t id, const char *lease_id, const 
         const char *state = (const char *)sqlite3_column_text(s, 0);
         const char *lease = (const char *)sqlite3_column_text(s, 1);
         if (lease_id && state && strcmp(state, "running") == 0)
-            ret = kiln_err_set(err, KILN_EINVAL,
+            ret = kiln_err_set(err, KILN_ESTALE,
                                "task %lld: stale lease \"%s\" refused (the task now runs under "
                                "lease \"%s\"); %s ignored",
                                (long long)id, lease_id, lease ? lease : "", what);
         else if (lease_id)
-            ret = kiln_err_set(err, KILN_EINVAL,
+            ret = kiln_err_set(err, KILN_ESTALE,
                                "task %lld: stale lease \"%s\" refused (the task is %s); %s ignored",
                                (long long)id, lease_id, state ? state : "?", what);
         else
@@ -118,6 +118,33 @@ int st_state_task_requeue_worker(st_state_t *st, const char *worker_id, int64_t 
     sqlite3_stmt *s = st->q[Q_TASK_REQUEUE];
     BIND(st_sq_bind_text(s, 1, worker_id), "requeueing tasks");
     int ret = st_sq_run_done(st, s, err, "requeueing tasks");
+    if (ret == 0 && n)
+        *n = sqlite3_changes(st->db);
+    return ret;
+}
+
+int st_state_task_requeue(st_state_t *st, int64_t id, const char *lease_id, kiln_err_t *err)
+{
+    if (!st || !st_sq_nonempty(lease_id))
+        return kiln_err_set(err, KILN_EINVAL, "task requeue: NULL handle or empty lease id");
+    sqlite3_stmt *s = st->q[Q_TASK_REQUEUE_ONE];
+    BIND(sqlite3_bind_int64(s, 1, id), "requeueing task");
+    BIND(st_sq_bind_text(s, 2, lease_id), "requeueing task");
+    int ret = st_sq_run_done(st, s, err, "requeueing task");
+    if (ret < 0)
+        return ret;
+    return sqlite3_changes(st->db) == 1 ? 0 : task_refusal(st, id, lease_id, "requeue", err);
+}
+
+int st_state_task_cancel_job(st_state_t *st, int64_t job_id, int64_t now_ns, int64_t *n,
+                             kiln_err_t *err)
+{
+    if (!st)
+        return kiln_err_set(err, KILN_EINVAL, "task cancel: NULL handle");
+    sqlite3_stmt *s = st->q[Q_TASK_CANCEL_JOB];
+    BIND(sqlite3_bind_int64(s, 1, job_id), "cancelling tasks");
+    BIND(sqlite3_bind_int64(s, 2, now_ns), "cancelling tasks");
+    int ret = st_sq_run_done(st, s, err, "cancelling tasks");
     if (ret == 0 && n)
         *n = sqlite3_changes(st->db);
     return ret;

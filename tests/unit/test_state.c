@@ -302,6 +302,13 @@ static int collect_task(const st_state_task_t *t, void *ud)
     return 0;
 }
 
+static int collect_ids(const st_state_job_t *j, void *ud)
+{
+    struct { int64_t *ids; int n; } *c = ud;
+    c->ids[c->n++] = j->id;
+    return 0;
+}
+
 static void test_leases_and_requeue(void **state)
 {
     (void)state;
@@ -336,17 +343,17 @@ static void test_leases_and_requeue(void **state)
 
     /* The lost worker's late "done" carries a stale lease: refused. */
     assert_int_equal(st_state_task_finish(st, t[0], "L1", ST_STATE_SUCCEEDED, "out.L1", 7, &err),
-                     KILN_EINVAL);
+                     KILN_ESTALE);
     assert_non_null(strstr(err.msg, "stale lease"));
     assert_int_equal(st_state_task_claim(st, t[0], "L4", "w2", 8, &err), 0);
     assert_int_equal(st_state_task_finish(st, t[0], "L1", ST_STATE_SUCCEEDED, "out.L1", 9, &err),
-                     KILN_EINVAL);
+                     KILN_ESTALE);
     assert_non_null(strstr(err.msg, "L4"));
     assert_int_equal(st_state_task_finish(st, t[0], "L4", ST_STATE_SUCCEEDED, "out.L4", 10, &err),
                      0);
     /* Run twice, commits once: a second finish under the same lease is refused too. */
     assert_int_equal(st_state_task_finish(st, t[0], "L4", ST_STATE_SUCCEEDED, "out.again", 11,
-                                          &err), KILN_EINVAL);
+                                          &err), KILN_ESTALE);
     assert_int_equal(st_state_task_finish(st, t[2], "L3", ST_STATE_FAILED, NULL, 12, &err), 0);
     assert_int_equal(st_state_task_finish(st, t[1], "L2", ST_STATE_CANCELLED, NULL, 12, &err),
                      KILN_EINVAL);
@@ -381,7 +388,64 @@ static void test_leases_and_requeue(void **state)
     assert_int_equal(st_state_worker_hello(st, "", 1, 1, 0, 1, &err), KILN_EINVAL);
     assert_int_equal(st_state_worker_hello(st, "w3", 0, 1, 0, 1, &err), KILN_EINVAL);
     assert_int_equal(st_state_task_insert(st, 4242, 0, 0, 10, NULL, &err), KILN_ENOTFOUND);
-    assert_int_equal(st_state_task_insert(st, job, 0, 0, 0, NULL, &err), KILN_EINVAL);
+    assert_int_equal(st_state_task_insert(st, job, 0, 0, -1, NULL, &err), KILN_EINVAL);
+    st_state_close(&st);
+    unlink(path);
+}
+
+/* One task requeued under its own lease only; a job's open tasks cancelled
+ * at once; array columns and newest-first listing. */
+static void test_requeue_cancel_array(void **state)
+{
+    (void)state;
+    char path[512];
+    db_path(path, sizeof path, "requeue");
+    st_state_t *st = NULL;
+    kiln_err_t err;
+    assert_int_equal(st_state_open(path, &st, &err), 0);
+    int64_t parent = insert(st, "arr", "p");
+    st_state_job_t j = make_job("arr[3]", "p");
+    j.array_parent = parent;
+    j.array_index = 3;
+    int64_t child = 0;
+    assert_int_equal(st_state_job_insert(st, &j, &child, NULL, &err), 0);
+    st_state_job_t got;
+    assert_int_equal(st_state_job_get(st, child, &got, &err), 0);
+    assert_int_equal(got.array_parent, parent);
+    assert_int_equal(got.array_index, 3);
+    st_state_job_free(&got);
+    assert_int_equal(st_state_job_get(st, parent, &got, &err), 0);
+    assert_int_equal(got.array_parent, 0);
+    assert_int_equal(got.array_index, -1);
+    st_state_job_free(&got);
+
+    int64_t t[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(st_state_task_insert(st, child, i, 0, 0, &t[i], &err), 0);
+    assert_int_equal(st_state_task_claim(st, t[0], "A", "w", 1, &err), 0);
+    assert_int_equal(st_state_task_claim(st, t[1], "B", "w", 1, &err), 0);
+    assert_int_equal(st_state_task_requeue(st, t[0], "B", &err), KILN_ESTALE);
+    assert_int_equal(st_state_task_requeue(st, t[0], "A", &err), 0);
+    assert_int_equal(st_state_task_requeue(st, t[0], "A", &err), KILN_ESTALE);
+    assert_int_equal(st_state_task_claim(st, t[0], "C", "w", 2, &err), 0);
+    assert_int_equal(st_state_task_finish(st, t[1], "B", ST_STATE_SUCCEEDED, NULL, 3, &err), 0);
+    int64_t n = 0;
+    assert_int_equal(st_state_task_cancel_job(st, child, 4, &n, &err), 0);
+    assert_int_equal(n, 2); /* t[0] running, t[2] queued; t[1] had succeeded */
+    assert_int_equal(st_state_task_finish(st, t[0], "C", ST_STATE_SUCCEEDED, NULL, 5, &err),
+                     KILN_ESTALE);
+    assert_int_equal(st_state_job_set_attempts(st, child, 2, &err), 0);
+    assert_int_equal(st_state_job_get(st, child, &got, &err), 0);
+    assert_int_equal(got.attempts, 2);
+    st_state_job_free(&got);
+    assert_int_equal(st_state_job_set_attempts(st, 999, 2, &err), KILN_ENOTFOUND);
+
+    int64_t ids[2];
+    struct { int64_t *ids; int n; } c = {ids, 0};
+    assert_int_equal(st_state_job_list_opts(st, NULL, NULL, 1, 2, collect_ids, &c, &err), 0);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(ids[0], child);
+    assert_int_equal(ids[1], parent);
     st_state_close(&st);
     unlink(path);
 }
@@ -644,6 +708,7 @@ int main(void)
         cmocka_unit_test(test_idempotency),
         cmocka_unit_test(test_transitions),
         cmocka_unit_test(test_leases_and_requeue),
+        cmocka_unit_test(test_requeue_cancel_array),
         cmocka_unit_test(test_batch_10000),
         cmocka_unit_test(test_durability_kill9),
         cmocka_unit_test(test_bad_input),
