@@ -1,3 +1,109 @@
-/* placeholder until the daemon lands in this session */
+/* main.c - kiln-worker's command line: option parsing, then the loop
+ * (worker.h), or one task in this process with `--run-task FILE`. */
+#include <errno.h>
 #include <stdio.h>
-int main(void) { fputs("not built yet\n", stderr); return 1; }
+#include <stdlib.h>
+#include <string.h>
+
+#include "worker/runtask.h"
+#include "worker/worker.h"
+
+static void usage(FILE *f)
+{
+    fputs("usage: kiln-worker --connect ENDPOINT [--id ID] [--cores N] [--memory-mb M]\n"
+          "                   [--gpus G] [--dir D] [--heartbeat-ms MS] [--exe PATH]\n"
+          "       kiln-worker --run-task FILE\n"
+          "  --connect       kilnd's worker endpoint, e.g. tcp://127.0.0.1:7879\n"
+          "  --id            worker id (default: hostname-pid)\n"
+          "  --cores         cores offered (default: online CPUs)\n"
+          "  --memory-mb     memory offered in MiB (default: MemTotal)\n"
+          "  --gpus          GPUs offered (default: 0)\n"
+          "  --dir           scratch directory for task files and logs\n"
+          "                  (default: $TMPDIR/kiln-worker-ID, created)\n"
+          "  --heartbeat-ms  heartbeat period (default: 500)\n"
+          "  --exe           program run as `PATH --run-task FILE` (default: this one)\n",
+          f);
+}
+
+static int parse_int(const char *opt, const char *text, long long lo, long long hi,
+                     long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || *end || v < lo || v > hi) {
+        fprintf(stderr, "kiln-worker: %s: expected an integer in %lld..%lld, got \"%s\"\n", opt,
+                lo, hi, text);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int copy_str(const char *opt, const char *text, char *dst, size_t cap)
+{
+    size_t n = strlen(text);
+    if (n == 0 || n >= cap) {
+        fprintf(stderr, "kiln-worker: %s: must be 1..%zu characters\n", opt, cap - 1);
+        return -1;
+    }
+    memcpy(dst, text, n + 1);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && !strcmp(argv[1], "--run-task"))
+        return kw_run_task_main(argv[2]);
+
+    kw_opts_t opts;
+    memset(&opts, 0, sizeof opts);
+    for (int i = 1; i < argc; i++) {
+        const char *opt = argv[i];
+        if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "kiln-worker: %s: unknown option or missing value\n", opt);
+            usage(stderr);
+            return 2;
+        }
+        const char *val = argv[++i];
+        long long v = 0;
+        int rc;
+        if (!strcmp(opt, "--connect"))
+            rc = copy_str(opt, val, opts.connect, sizeof opts.connect);
+        else if (!strcmp(opt, "--id"))
+            rc = copy_str(opt, val, opts.id, sizeof opts.id);
+        else if (!strcmp(opt, "--dir"))
+            rc = copy_str(opt, val, opts.dir, sizeof opts.dir);
+        else if (!strcmp(opt, "--exe"))
+            rc = copy_str(opt, val, opts.exe, sizeof opts.exe);
+        else if (!strcmp(opt, "--cores")) {
+            rc = parse_int(opt, val, 1, 1 << 20, &v);
+            opts.cores = (int)v;
+        } else if (!strcmp(opt, "--memory-mb")) {
+            rc = parse_int(opt, val, 1, (long long)1 << 40, &v);
+            opts.memory_mb = v;
+        } else if (!strcmp(opt, "--gpus")) {
+            rc = parse_int(opt, val, 0, 1 << 16, &v);
+            opts.gpus = (int)v;
+        } else if (!strcmp(opt, "--heartbeat-ms")) {
+            rc = parse_int(opt, val, 1, 3600000, &v);
+            opts.heartbeat_ms = (int)v;
+        } else {
+            fprintf(stderr, "kiln-worker: %s: unknown option\n", opt);
+            usage(stderr);
+            return 2;
+        }
+        if (rc < 0)
+            return 2;
+    }
+    kiln_err_t err;
+    if (kw_opts_finish(&opts, &err) < 0 || kw_worker_run(&opts, &err) < 0) {
+        fprintf(stderr, "kiln-worker: error: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}
