@@ -14,6 +14,12 @@ static const struct {
     {"inspect",   kiln_cmd_inspect,   "print a dataset's schema, shape, channels, labels and hash"},
     {"featurize", kiln_cmd_featurize, "run a feature spec over a sensor dataset"},
     {"classes",   kiln_cmd_classes,   "rank features by how well they separate the labelled classes"},
+    {"submit",    kiln_cmd_submit,    "send a job spec to kilnd (--wait follows it to the end)"},
+    {"status",    kiln_cmd_status,    "a job's state and tasks, or every queued and running job"},
+    {"list",      kiln_cmd_list,      "jobs by state and project, newest first"},
+    {"logs",      kiln_cmd_logs,      "a job's log: scheduler events and task output"},
+    {"cancel",    kiln_cmd_cancel,    "cancel a queued or running job"},
+    {"workers",   kiln_cmd_workers,   "the workers kilnd knows and what they have free"},
 };
 
 static void usage(FILE *f)
