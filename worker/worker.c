@@ -21,9 +21,12 @@
 /* Messages read per pump before the loop gets a turn (timers, children):
  * the rest is read from an idle callback, since the edge will not come again. */
 #define KW_PUMP_BUDGET 4096
-/* Queued messages per direction inside ZeroMQ, so that a burst of tasks
- * and their replies is not cut short by the default of 1000. */
-#define KW_HWM 100000
+/* Messages queued inside ZeroMQ.  Tasks: room for a scheduler's burst.
+ * Replies: the pipe keeps them across a kilnd restart (ZMQ_IMMEDIATE off),
+ * but heartbeats pile up there while kilnd is away, so it stays smaller;
+ * past it replies wait in the worker's own queue and heartbeats pause. */
+#define KW_RCVHWM 100000
+#define KW_SNDHWM 10000
 #define KW_RECONNECT_MS 100
 
 typedef struct kw_out {
@@ -353,6 +356,8 @@ static void on_heartbeat(uv_timer_t *h)
      * the next heartbeat after them says the same. */
     if (!w->out_head)
         kw_send(w, status_msg(w, KC_MSG_HEARTBEAT));
+    else
+        kw_pump(w);    /* and a missed edge costs one period at most */
 }
 
 static void close_all(kw_worker_t *w)
@@ -383,7 +388,8 @@ static void on_signal(uv_signal_t *h, int signum)
 
 static int socket_open(kw_worker_t *w, kiln_err_t *err)
 {
-    const int reconnect_ms = KW_RECONNECT_MS, linger = 0, hwm = KW_HWM, sndtimeo = 0;
+    const int reconnect_ms = KW_RECONNECT_MS, linger = 0, sndtimeo = 0;
+    const int sndhwm = KW_SNDHWM, rcvhwm = KW_RCVHWM;
     w->zctx = zmq_ctx_new();
     if (!w->zctx)
         return kiln_err_set(err, KILN_EIO, "zmq_ctx_new: %s", zmq_strerror(errno));
@@ -398,8 +404,8 @@ static int socket_open(kw_worker_t *w, kiln_err_t *err)
     if (zmq_setsockopt(w->sock, ZMQ_ROUTING_ID, w->opts.id, strlen(w->opts.id)) != 0 ||
         zmq_setsockopt(w->sock, ZMQ_RECONNECT_IVL, &reconnect_ms, sizeof reconnect_ms) != 0 ||
         zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        zmq_setsockopt(w->sock, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
-        zmq_setsockopt(w->sock, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(w->sock, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm) != 0 ||
+        zmq_setsockopt(w->sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) != 0 ||
         zmq_setsockopt(w->sock, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo) != 0)
         return kiln_err_set(err, KILN_EIO, "worker socket options: %s", zmq_strerror(errno));
     if (zmq_connect(w->sock, w->opts.connect) != 0)

@@ -37,6 +37,7 @@ typedef struct {
     pid_t pid;
     char  dir[600];
     char  tmp[512];          /* outputs and datasets */
+    char  child_exe[700];    /* --exe, when set */
     kc_routing_id_t peer;
 } fx_t;
 
@@ -95,7 +96,11 @@ static void worker_start(fx_t *fx, const char *heartbeat_ms)
     worker_path(exe, sizeof exe);
     char *argv[] = {exe, "--connect", fx->endpoint, "--id", WORKER_ID, "--cores", "3",
                     "--memory-mb", "1234", "--gpus", "1", "--dir", fx->dir,
-                    "--heartbeat-ms", (char *)heartbeat_ms, NULL};
+                    "--heartbeat-ms", (char *)heartbeat_ms, NULL, NULL, NULL};
+    if (fx->child_exe[0]) {
+        argv[15] = "--exe";
+        argv[16] = fx->child_exe;
+    }
     int rc = posix_spawn(&fx->pid, exe, NULL, NULL, argv, environ);
     if (rc != 0)
         fail_msg("cannot start %s: %s (set KILN_BIN or build bin/kiln-worker)", exe,
@@ -189,6 +194,19 @@ static const char *body_str(const kc_msg_t *m, const char *key)
     return s;
 }
 
+/* 1 if the message's log tail (binary frame 0) holds needle. */
+static int tail_has(const kc_msg_t *m, const char *needle)
+{
+    size_t n = strlen(needle);
+    if (m->n_blobs < 1)
+        return 0;
+    const char *p = m->blobs[0].data;
+    for (size_t i = 0; i + n <= m->blobs[0].len; i++)
+        if (!memcmp(p + i, needle, n))
+            return 1;
+    return 0;
+}
+
 /* The failed message for task_id, checked for code; returned for more checks. */
 static kc_msg_t *expect_failed(fx_t *fx, int64_t task_id, const char *code, double timeout_s)
 {
@@ -231,7 +249,19 @@ static void rm_tree_flat(const char *dir)
         fprintf(stderr, "cannot remove %s\n", dir);
 }
 
-static int fx_setup(void **state, const char *heartbeat_ms)
+/* A stand-in for `kiln-worker --run-task FILE` that answers as a child
+ * would when memory runs out ("oom" in the task) or when it dies with an
+ * exit code of no meaning ("odd"). */
+static const char *fake_child =
+    "#!/bin/sh\n"
+    "if grep -q oom \"$2\"; then\n"
+    "  echo 'reading the input'; echo 'kiln-worker: error: featurize: no memory for 9 GiB' >&2\n"
+    "  exit 3\n"
+    "fi\n"
+    "echo 'half a line' >&2; exit 1\n";
+
+static int fx_setup(void **state, const char *heartbeat_ms, const char *child_script,
+                    const char *child_exe)
 {
     fx_t *fx = calloc(1, sizeof *fx);
     const char *t = getenv("TMPDIR");
@@ -239,6 +269,14 @@ static int fx_setup(void **state, const char *heartbeat_ms)
     if (!mkdtemp(fx->tmp))
         return -1;
     snprintf(fx->dir, sizeof fx->dir, "%s/worker", fx->tmp);
+    if (child_script) {
+        snprintf(fx->child_exe, sizeof fx->child_exe, "%s/fake-child.sh", fx->tmp);
+        FILE *f = fopen(fx->child_exe, "w");
+        if (!f || fputs(child_script, f) < 0 || fclose(f) != 0 || chmod(fx->child_exe, 0755))
+            return -1;
+    } else if (child_exe) {
+        snprintf(fx->child_exe, sizeof fx->child_exe, "%s", child_exe);
+    }
     fx->zctx = zmq_ctx_new();
     router_open(fx);
     worker_start(fx, heartbeat_ms);
@@ -246,7 +284,12 @@ static int fx_setup(void **state, const char *heartbeat_ms)
     return 0;
 }
 
-static int setup(void **state) { return fx_setup(state, "100"); }
+static int setup(void **state) { return fx_setup(state, "100", NULL, NULL); }
+static int setup_fake_child(void **state) { return fx_setup(state, "100", fake_child, NULL); }
+static int setup_no_child(void **state)
+{
+    return fx_setup(state, "100", NULL, "/nonexistent/kiln-worker");
+}
 
 static int teardown(void **state)
 {
@@ -402,11 +445,7 @@ static void test_fail_always(void **state)
     assert_string_equal(body_str(m, "reason"), "noop: task 0 fails as asked");
     /* The log tail carries the child's last stderr line. */
     assert_int_equal(m->n_blobs, 1);
-    char tail[4096];
-    size_t n = m->blobs[0].len < sizeof tail - 1 ? m->blobs[0].len : sizeof tail - 1;
-    memcpy(tail, m->blobs[0].data, n);
-    tail[n] = '\0';
-    assert_non_null(strstr(tail, "kiln-worker: error: noop: task 0 fails as asked"));
+    assert_true(tail_has(m, "kiln-worker: error: noop: task 0 fails as asked"));
     kc_msg_destroy(&m);
 }
 
@@ -504,6 +543,41 @@ static void test_invalid_spec(void **state)
     kc_msg_destroy(&m);
 }
 
+/* Exit 3 is out_of_memory with the child's message; another exit code is
+ * an error that says it; the log tail holds stdout and stderr. */
+static void test_child_exit_codes(void **state)
+{
+    fx_t *fx = *state;
+    kc_msg_destroy((kc_msg_t *[]){expect(fx, KC_MSG_HELLO, 10)});
+    send_task(fx, 60, "{\"type\": \"noop\", \"sleep_ms\": 1, \"name\": \"oom\"}");
+    kc_msg_t *m = expect_failed(fx, 60, "out_of_memory", 10);
+    assert_string_equal(body_str(m, "reason"), "featurize: no memory for 9 GiB");
+    assert_int_equal(m->n_blobs, 1);
+    assert_true(tail_has(m, "reading the input\n"));
+    assert_true(tail_has(m, "kiln-worker: error: featurize: no memory for 9 GiB\n"));
+    kc_msg_destroy(&m);
+    send_task(fx, 61, "{\"type\": \"noop\", \"sleep_ms\": 1}");
+    m = expect_failed(fx, 61, "error", 10);
+    assert_string_equal(body_str(m, "reason"), "exit status 1: half a line");
+    kc_msg_destroy(&m);
+}
+
+/* A child that cannot start fails its task and the worker goes on. */
+static void test_child_cannot_start(void **state)
+{
+    fx_t *fx = *state;
+    kc_msg_destroy((kc_msg_t *[]){expect(fx, KC_MSG_HELLO, 10)});
+    send_task(fx, 70, "{\"type\": \"noop\", \"sleep_ms\": 1}");
+    kc_msg_t *m = expect_failed(fx, 70, "error", 10);
+    assert_non_null(strstr(body_str(m, "reason"), "/nonexistent/kiln-worker"));
+    kc_msg_destroy(&m);
+    char path[700];
+    snprintf(path, sizeof path, "%s/task-70.json", fx->dir);
+    assert_int_equal(oracle_file_exists(path), 0);
+    send_task(fx, 71, "{\"type\": \"noop\"}");
+    expect_done(fx, 71, 5);
+}
+
 /* kilnd restarts on the same port: the worker reconnects by itself and its
  * heartbeats reach the new socket, which can then give it work. */
 static void test_reconnect(void **state)
@@ -554,6 +628,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_featurize, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_spec, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_child_exit_codes, setup_fake_child, teardown),
+        cmocka_unit_test_setup_teardown(test_child_cannot_start, setup_no_child, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm, setup, teardown),
     };
