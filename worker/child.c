@@ -102,8 +102,13 @@ int kw_child_start(uv_loop_t *loop, const char *exe, const char *dir, int64_t ta
     c->task_id = task_id;
     c->on_exit = on_exit;
     c->arg = arg;
-    kw_one_line(c->lease_id, sizeof c->lease_id, lease_id, strlen(lease_id));
-    snprintf(c->output, sizeof c->output, "%s", output);
+    if (strlen(lease_id) >= sizeof c->lease_id || strlen(output) >= sizeof c->output) {
+        kiln_free(c);
+        return kiln_err_set(err, KILN_EINVAL, "task %lld: lease_id or output too long",
+                            (long long)task_id);
+    }
+    strcpy(c->lease_id, lease_id);
+    strcpy(c->output, output);
     if (snprintf(c->json_path, sizeof c->json_path, "%s/task-%lld.json", dir,
                  (long long)task_id) >= (int)sizeof c->json_path ||
         snprintf(c->log_path, sizeof c->log_path, "%s/task-%lld.log", dir,

@@ -35,8 +35,8 @@ typedef void (*kw_child_exit_fn)(kw_child_t *child, void *arg);
 
 struct kw_child {
     int64_t     task_id;
-    char        lease_id[KC_STRING_MAX_BYTES];
-    char        output[KC_STRING_MAX_BYTES];
+    char        lease_id[KC_STRING_MAX_BYTES + 1];   /* as kilnd sent them */
+    char        output[KC_STRING_MAX_BYTES + 1];
     uint64_t    start_ns;      /* uv_hrtime at spawn */
     int         stopping;      /* kw_child_stop was called */
     int64_t     exit_status;   /* valid after exit */
