@@ -2,6 +2,7 @@
  * no ZeroMQ context and talks to the worker only through its exit code and
  * its stderr, which the worker sends back as the log tail. */
 #include <jansson.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -52,6 +53,11 @@ static int limit_memory(const json_t *spec, const char *path, kiln_err_t *err)
     if (setrlimit(RLIMIT_AS, &rl) != 0)
         return kiln_err_at(err, KILN_EIO, "spec.resources.memory_mb",
                            "%s: cannot limit memory to %lld MiB", path, (long long)v);
+#ifdef M_ARENA_MAX
+    /* glibc reserves up to 64 MiB of address space per thread's arena: under
+     * RLIMIT_AS that, not the data, would run a threaded task out of memory. */
+    mallopt(M_ARENA_MAX, 2);
+#endif
     return 0;
 }
 
