@@ -94,6 +94,15 @@ static void handler(void *ud, ka_req_t *req)
         uv_timer_start(&d->timer, deferred_fire, 20, 0);
         return;
     }
+    if (!strcmp(req->path, "/block-stop")) {
+        /* Keeps the loop busy so the next requests queue up, then stops the
+         * server from inside a handler: this one and the queued get 503. */
+        struct timespec ts = {0, 400 * 1000000L};
+        nanosleep(&ts, NULL);
+        ka_httpd_stop(&s->httpd);
+        uv_close((uv_handle_t *)&s->ctl, NULL);
+        return;
+    }
     if (!strcmp(req->path, "/error")) {
         ka_req_respond_error(req, 400, "name", "bad %s", "name");
         return;
@@ -546,6 +555,76 @@ static void test_stop_with_pending(void **state)
     }
 }
 
+static void test_stop_from_handler_with_queued(void **state)
+{
+    (void)state;
+    srv_t *s = srv_start(NULL);
+    bg_call_t calls[3] = {{.s = s, .path = "/block-stop"}, {.s = s, .path = "/echo"},
+                          {.s = s, .path = "/echo"}};
+    pthread_t th[3];
+    assert_int_equal(pthread_create(&th[0], NULL, bg_request, &calls[0]), 0);
+    for (int i = 0; i < 500 && atomic_load(&s->handler_calls) < 1; i++)
+        sleep_ms(2);
+    for (int i = 1; i < 3; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, bg_request, &calls[i]), 0);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        if (calls[i].status != 503)
+            fail_msg("request %d (%s): %d %s", i, calls[i].path, calls[i].status, calls[i].body);
+    }
+    assert_int_equal(atomic_load(&s->handler_calls), 1);     /* the queued never ran */
+    pthread_join(s->thread, NULL);
+    assert_int_equal(uv_loop_close(&s->loop), 0);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+typedef struct {
+    size_t left;
+} chunk_src_t;
+
+static size_t chunk_read(char *buf, size_t size, size_t n, void *ud)
+{
+    chunk_src_t *src = ud;
+    size_t k = size * n < src->left ? size * n : src->left;
+    memset(buf, 'x', k);
+    src->left -= k;
+    return k;
+}
+
+/* A chunked body (no Content-Length) over the limit: read and dropped,
+ * then 413; the handler never sees it. */
+static void test_chunked_body_too_large(void **state)
+{
+    (void)state;
+    ka_httpd_opts_t opts = {.max_body = 10000};
+    srv_t *s = srv_start(&opts);
+    char url[128];
+    snprintf(url, sizeof url, "%s/echo", s->url);
+    for (int round = 0; round < 2; round++) {
+        chunk_src_t src = {.left = round ? 10000 : 50000};
+        struct curl_slist *hdr = curl_slist_append(NULL, "Transfer-Encoding: chunked");
+        CURL *curl = curl_easy_init();
+        long code = 0;
+        curl_easy_setopt(curl, CURLOPT_URL, url);
+        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "POST");
+        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
+        curl_easy_setopt(curl, CURLOPT_READFUNCTION, chunk_read);
+        curl_easy_setopt(curl, CURLOPT_READDATA, &src);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+        assert_int_equal(curl_easy_perform(curl), CURLE_OK);
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+        curl_easy_cleanup(curl);
+        curl_slist_free_all(hdr);
+        assert_int_equal(code, round ? 200 : 413);
+        assert_int_equal(atomic_load(&s->handler_calls), round);
+    }
+    srv_stop(s);
+}
+
 static void test_start_errors(void **state)
 {
     (void)state;
@@ -658,6 +737,8 @@ int main(void)
         cmocka_unit_test(test_too_many_pending),
         cmocka_unit_test(test_concurrent_requests),
         cmocka_unit_test(test_stop_with_pending),
+        cmocka_unit_test(test_stop_from_handler_with_queued),
+        cmocka_unit_test(test_chunked_body_too_large),
         cmocka_unit_test(test_start_errors),
         cmocka_unit_test(test_connection_refused),
         cmocka_unit_test(test_resolve_server),
