@@ -66,8 +66,9 @@ const char *ka_req_header(const ka_req_t *req, const char *name);
 
 /* Answers req with status, a Content-Type (NULL: application/json) and a
  * copy of body[0..len) (body may be NULL when len is 0).  Frees req: call
- * exactly once per request, on the loop thread.  When even the response
- * cannot be allocated, the connection is closed instead. */
+ * exactly once per request, on the loop thread.  A 429 gets "Retry-After: 1"
+ * added.  When even the response cannot be allocated, the connection is
+ * closed instead. */
 void ka_req_respond(ka_req_t *req, int status, const char *content_type, const char *body,
                     size_t len);
 /* Answers with the compact JSON text of body; steals the reference to body
