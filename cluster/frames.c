@@ -322,40 +322,69 @@ static int send_part(void *sock, const void *data, size_t len, int more, kiln_er
     return 0;
 }
 
-int kc_frames_send(void *sock, const kc_msg_t *msg, const kc_routing_id_t *routing_id,
-                   kiln_err_t *err)
+static int send_wire(void *sock, const kc_wire_t *wire, const kc_routing_id_t *routing_id,
+                     int type, kiln_err_t *err)
 {
-    int type, rc = sock_type(sock, &type, err);
-    if (rc < 0)
-        return rc;
-    if (type == ZMQ_ROUTER && (!routing_id || routing_id->len == 0 ||
-                               routing_id->len > KC_ROUTING_ID_MAX))
-        return kiln_err_set(err, KILN_EINVAL, "a ROUTER send needs the peer's routing id");
-    if (type == ZMQ_DEALER && routing_id)
-        return kiln_err_set(err, KILN_EINVAL, "a DEALER send takes no routing id");
-    kc_wire_t wire;
-    rc = kc_msg_encode(msg, &wire, err);
-    if (rc < 0)
-        return rc;
+    int rc = 0;
     /* Once the first part is queued ZeroMQ delivers all parts or none, so a
      * failure below the first part cannot leave half a message on the wire. */
     if (type == ZMQ_ROUTER) {
         if (zmq_send(sock, routing_id->bytes, routing_id->len, ZMQ_SNDMORE) < 0) {
             int e = errno;
-            rc = kiln_err_set(err, e == EHOSTUNREACH ? KILN_ENOTFOUND : KILN_EIO,
-                              "send to peer failed: %s", zmq_strerror(e));
-            goto out;
+            return kiln_err_set(err, e == EHOSTUNREACH ? KILN_ENOTFOUND : KILN_EIO,
+                                "send to peer failed: %s", zmq_strerror(e));
         }
     }
-    for (size_t i = 0; i < wire.n_frames; i++) {
-        rc = send_part(sock, wire.frame[i].data, wire.frame[i].len, i + 1 < wire.n_frames,
+    for (size_t i = 0; i < wire->n_frames; i++) {
+        rc = send_part(sock, wire->frame[i].data, wire->frame[i].len, i + 1 < wire->n_frames,
                        err, (int)i);
         if (rc < 0)
-            goto out;
+            return rc;
     }
-out:
+    return 0;
+}
+
+static int check_peer(void *sock, const kc_routing_id_t *routing_id, int *type, kiln_err_t *err)
+{
+    int rc = sock_type(sock, type, err);
+    if (rc < 0)
+        return rc;
+    if (*type == ZMQ_ROUTER && (!routing_id || routing_id->len == 0 ||
+                                routing_id->len > KC_ROUTING_ID_MAX))
+        return kiln_err_set(err, KILN_EINVAL, "a ROUTER send needs the peer's routing id");
+    if (*type == ZMQ_DEALER && routing_id)
+        return kiln_err_set(err, KILN_EINVAL, "a DEALER send takes no routing id");
+    return 0;
+}
+
+int kc_frames_send(void *sock, const kc_msg_t *msg, const kc_routing_id_t *routing_id,
+                   kiln_err_t *err)
+{
+    int type, rc = check_peer(sock, routing_id, &type, err);
+    if (rc < 0)
+        return rc;
+    kc_wire_t wire;
+    if ((rc = kc_msg_encode(msg, &wire, err)) < 0)
+        return rc;
+    rc = send_wire(sock, &wire, routing_id, type, err);
     kc_wire_free(&wire);
     return rc;
+}
+
+int kc_frames_send_text(void *sock, kc_msg_type_t mtype, const char *json, size_t len,
+                        const kc_routing_id_t *routing_id, kiln_err_t *err)
+{
+    const char *name = kc_msg_type_name(mtype);
+    if (!name || !json || len < 2 || len > KC_JSON_MAX_BYTES || json[0] != '{')
+        return kiln_err_set(err, KILN_EINVAL, "send: bad message type or JSON body");
+    int type, rc = check_peer(sock, routing_id, &type, err);
+    if (rc < 0)
+        return rc;
+    kc_wire_t wire = {0};
+    wire.n_frames = 2;
+    wire.frame[0] = (kc_frame_t){name, strlen(name)};
+    wire.frame[1] = (kc_frame_t){json, len};
+    return send_wire(sock, &wire, routing_id, type, err);
 }
 
 int kc_frames_recv(void *sock, int flags, kc_msg_t **out, kc_routing_id_t *routing_id,

@@ -139,6 +139,12 @@ int kc_frames_socket_setup(void *sock, kiln_err_t *err);
 int kc_frames_send(void *sock, const kc_msg_t *msg, const kc_routing_id_t *routing_id,
                    kiln_err_t *err);
 
+/* Sends a message whose body is already compact JSON text (len bytes, an
+ * object the sender built to satisfy the type's fields: the receiver checks
+ * it as for any message).  The scheduler's hot path: no jansson tree. */
+int kc_frames_send_text(void *sock, kc_msg_type_t type, const char *json, size_t len,
+                        const kc_routing_id_t *routing_id, kiln_err_t *err);
+
 /* Receives one whole multipart message.  flags: 0 or ZMQ_DONTWAIT.
  * Returns 0 with *out a new message; KC_FRAMES_NONE when there was nothing
  * to read (drain loops stop there); negative on error.  A message that fails

@@ -184,7 +184,6 @@ static const char schema_sql[] =
     " started_ns INTEGER NOT NULL DEFAULT 0, ended_ns INTEGER NOT NULL DEFAULT 0,"
     " output_path TEXT);"
     "CREATE INDEX tasks_job ON tasks(job_id, idx);"
-    "CREATE INDEX tasks_worker ON tasks(worker_id, state);"
     "CREATE TABLE workers ("
     " id TEXT PRIMARY KEY, cores INTEGER NOT NULL, memory_mb INTEGER NOT NULL,"
     " gpus INTEGER NOT NULL, last_heartbeat_ns INTEGER NOT NULL, state TEXT NOT NULL);"

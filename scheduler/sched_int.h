@@ -1,0 +1,128 @@
+/* sched_int.h - what the scheduler's files share (sched.c: jobs in and out,
+ * sched_run.c: tasks and workers, sched_view.c: JSON for the API); nothing
+ * outside scheduler/sched*.c includes it. */
+#ifndef KILN_SCHEDULER_SCHED_INT_H
+#define KILN_SCHEDULER_SCHED_INT_H
+
+#include "idmap.h"
+#include "jobs/jobspec.h"
+#include "sched.h"
+
+#define KS_LEASE_MAX  40
+#define KS_REASON_MAX 240
+
+typedef struct ks_worker {
+    char   *id;
+    char    host[64];
+    int     cores, gpus;
+    int64_t memory_mb;
+    int     used_cores, used_gpus;
+    int64_t used_memory_mb;
+    int     n_running;
+    int64_t last_seen_ns;
+    int     registered;      /* 0: known only from a running task after a restart */
+    int     lost;
+} ks_worker_t;
+
+struct ks_job;
+
+typedef struct ks_task {
+    int64_t id;
+    int     idx;
+    int64_t win0, n_windows;
+    st_state_status_t state;
+    int     attempts;
+    int     node_fails;
+    char    lease[KS_LEASE_MAX];
+    ks_worker_t *worker;     /* while running */
+    int64_t dispatched_ns;
+    int64_t not_before_ns;   /* retry backoff */
+    int64_t done, total;     /* last progress */
+    struct ks_job *job;
+} ks_task_t;
+
+typedef struct ks_job {
+    int64_t id;
+    char   *project, *name;
+    int     priority;
+    st_state_status_t state;
+    char    reason_code[32];
+    char    reason_text[KS_REASON_MAX];
+    int64_t submitted_ns, started_ns;
+    int     attempts, max_retries;
+    double  timeout_s;
+    jb_resources_t res;
+    int64_t *deps;
+    size_t  n_deps, n_deps_ok;   /* deps[0..n_deps_ok) have succeeded */
+    json_t *spec;                /* the spec a task gets (an instance's, substituted) */
+    char   *spec_text;           /* its compact JSON, made at the first dispatch */
+    char   *out_prefix;          /* "DIR/tasks/ID/", JSON-escaped, idem */
+    const jb_type_t *type;
+    void   *parsed;
+    char   *output;              /* spec "output", or NULL */
+    int     planned;
+    ks_task_t *tasks;
+    size_t  n_tasks, n_queued, n_running, n_succeeded;
+    size_t  cursor;              /* no queued task below this index */
+    int     finishing;
+    char  **task_outputs;        /* while finishing */
+    /* an instance of an array */
+    int64_t array_parent, array_index;
+    /* an array */
+    int     is_array;
+    int64_t arr_first, arr_last, arr_next;
+    int     arr_cap;
+    size_t  arr_live, arr_running, arr_succeeded, arr_ended;
+    size_t  live_idx;            /* position in s->live */
+} ks_job_t;
+
+struct ks_sched {
+    st_state_t *st;
+    ks_opts_t   opts;
+    ks_ops_t    ops;
+    void       *ud;
+    char       *dir;
+    ks_idmap_t  jobs;            /* live (unfinished) jobs by id */
+    ks_idmap_t  running;         /* running tasks by task id */
+    ks_idmap_t  orphans;         /* ended while their finish still runs */
+    ks_job_t  **cand;            /* dispatch scratch */
+    size_t      cap_cand;
+    ks_job_t  **live;
+    size_t      n_live, cap_live;
+    size_t      n_active;        /* live jobs counted for admission (not instances) */
+    ks_worker_t **workers;
+    size_t      n_workers;
+    uint64_t    lease_seq;
+    char        lease_prefix[16];
+    size_t      lease_prefix_len;
+    uint32_t    boot;
+    int         dirty;
+    int         n_with_deps;
+    int64_t     started_ns;
+    int64_t     tasks_dispatched, tasks_done;
+};
+
+int64_t ks_now_ns(void);
+
+/* sched.c */
+void ks_job_log(ks_sched_t *s, int64_t job_id, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int  ks_job_set_reason(ks_sched_t *s, ks_job_t *j, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void ks_job_end(ks_sched_t *s, ks_job_t *j, st_state_status_t state, const char *code,
+                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+ks_job_t *ks_job_instance_new(ks_sched_t *s, ks_job_t *parent, kiln_err_t *err);
+int  ks_job_plan(ks_sched_t *s, ks_job_t *j, kiln_err_t *err);
+int  ks_job_task_output(const ks_sched_t *s, const ks_job_t *j, int idx, char *buf, size_t cap);
+int  ks_quota_of(const ks_sched_t *s, const char *project);
+int  ks_project_cores(const ks_sched_t *s, const char *project);
+
+/* sched_run.c */
+ks_worker_t *ks_worker_find(ks_sched_t *s, const char *id);
+ks_worker_t *ks_worker_get(ks_sched_t *s, const char *id, kiln_err_t *err);
+void ks_task_release(ks_sched_t *s, ks_task_t *t);
+void ks_task_cancel_remote(ks_sched_t *s, ks_task_t *t);
+void ks_job_start_finish(ks_sched_t *s, ks_job_t *j);
+void ks_job_free(ks_job_t *j);
+
+#endif

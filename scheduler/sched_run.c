@@ -1,0 +1,920 @@
+/* sched_run.c - tasks and workers: dispatch (priority, fair share between
+ * projects, quotas, array caps, gangs, resources), worker messages (hello,
+ * heartbeat, progress, done, failed), and the timers (lost workers,
+ * timeouts, retry backoff). */
+#include "sched_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kiln_alloc.h"
+
+#define NS_PER_MS 1000000LL
+
+/* ---- workers */
+
+ks_worker_t *ks_worker_find(ks_sched_t *s, const char *id)
+{
+    for (size_t i = 0; i < s->n_workers; i++)
+        if (!strcmp(s->workers[i]->id, id))
+            return s->workers[i];
+    return NULL;
+}
+
+ks_worker_t *ks_worker_get(ks_sched_t *s, const char *id, kiln_err_t *err)
+{
+    ks_worker_t *w = ks_worker_find(s, id);
+    if (w)
+        return w;
+    ks_worker_t **v = kiln_realloc(s->workers, (s->n_workers + 1) * sizeof *v);
+    if (!v) {
+        kiln_err_set(err, KILN_ENOMEM, "worker \"%s\": out of memory", id);
+        return NULL;
+    }
+    s->workers = v;
+    w = kiln_calloc(1, sizeof *w);
+    if (!w || !(w->id = kiln_strdup(id))) {
+        kiln_free(w);
+        kiln_err_set(err, KILN_ENOMEM, "worker \"%s\": out of memory", id);
+        return NULL;
+    }
+    w->last_seen_ns = ks_now_ns();
+    s->workers[s->n_workers++] = w;
+    return w;
+}
+
+static int worker_fits(const ks_worker_t *w, const jb_resources_t *r, int free_only)
+{
+    if (!w->registered || w->lost)
+        return 0;
+    int cores = w->cores - (free_only ? w->used_cores : 0);
+    int gpus = w->gpus - (free_only ? w->used_gpus : 0);
+    int64_t mem = w->memory_mb - (free_only ? w->used_memory_mb : 0);
+    return cores >= r->cores && gpus >= r->gpus && (r->memory_mb == 0 || mem >= r->memory_mb);
+}
+
+/* The worker with the most free cores that fits r (CPU work prefers
+ * workers without GPUs, keeping those free for GPU work). */
+static ks_worker_t *place(ks_sched_t *s, const jb_resources_t *r)
+{
+    ks_worker_t *best = NULL;
+    for (size_t i = 0; i < s->n_workers; i++) {
+        ks_worker_t *w = s->workers[i];
+        if (!worker_fits(w, r, 1))
+            continue;
+        if (!best)
+            best = w;
+        else if (r->gpus == 0 && (w->gpus == 0) != (best->gpus == 0))
+            best = w->gpus == 0 ? w : best;
+        else if (w->cores - w->used_cores > best->cores - best->used_cores)
+            best = w;
+    }
+    return best;
+}
+
+static void take(ks_worker_t *w, const jb_resources_t *r, int sign)
+{
+    w->used_cores += sign * r->cores;
+    w->used_gpus += sign * r->gpus;
+    w->used_memory_mb += sign * r->memory_mb;
+    w->n_running += sign;
+}
+
+void ks_task_release(ks_sched_t *s, ks_task_t *t)
+{
+    if (t->worker)
+        take(t->worker, &t->job->res, -1);
+    t->worker = NULL;
+    ks_idmap_del(&s->running, t->id);
+    s->dirty = 1;
+}
+
+/* ---- message text, built by hand: a task message per dispatch is the
+ * scheduler's hottest path, and a jansson tree plus a dump cost more than
+ * the rest of a dispatch together. */
+
+typedef struct {
+    char  *p;
+    size_t n, cap;
+    int    oom;
+} sb_t;
+
+static void sb_put(sb_t *b, const char *v, size_t len)
+{
+    if (b->oom)
+        return;
+    if (b->n + len + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + len + 1)
+            cap *= 2;
+        char *p = kiln_realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, v, len);
+    b->n += len;
+    b->p[b->n] = '\0';
+}
+
+static void sb_str(sb_t *b, const char *v)
+{
+    sb_put(b, v, strlen(v));
+}
+
+static void sb_int(sb_t *b, int64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[sizeof tmp - 1 - n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        tmp[sizeof tmp - 1 - n++] = '-';
+    sb_put(b, tmp + sizeof tmp - n, (size_t)n);
+}
+
+/* A JSON string's contents (no quotes). */
+static void sb_esc(sb_t *b, const char *v)
+{
+    for (; *v; v++) {
+        unsigned char c = (unsigned char)*v;
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            sb_put(b, e, 2);
+        } else if (c < 0x20) {
+            char e[8];
+            snprintf(e, sizeof e, "\\u%04x", c);
+            sb_put(b, e, 6);
+        } else {
+            sb_put(b, (const char *)&c, 1);
+        }
+    }
+}
+
+static void send_text(ks_sched_t *s, const char *worker_id, kc_msg_type_t type, sb_t *b)
+{
+    if (b->oom) {
+        kiln_free(b->p);
+        return;
+    }
+    s->ops.send(s->ud, worker_id, type, b->p, b->n);
+}
+
+static void send_cancel_to(ks_sched_t *s, const char *worker_id, int64_t task_id,
+                           const char *lease)
+{
+    sb_t b = {0};
+    sb_str(&b, "{\"task_id\":");
+    sb_int(&b, task_id);
+    sb_str(&b, ",\"lease_id\":\"");
+    sb_esc(&b, lease);
+    sb_str(&b, "\"}");
+    send_text(s, worker_id, KC_MSG_CANCEL, &b);
+}
+
+static void send_cancel(ks_sched_t *s, ks_task_t *t)
+{
+    if (!t->worker || !t->worker->registered || t->worker->lost)
+        return;
+    send_cancel_to(s, t->worker->id, t->id, t->lease);
+}
+
+void ks_task_cancel_remote(ks_sched_t *s, ks_task_t *t)
+{
+    if (t->state != ST_STATE_RUNNING)
+        return;
+    send_cancel(s, t);
+    ks_task_release(s, t);
+    t->state = ST_STATE_CANCELLED;
+    t->job->n_running--;
+}
+
+/* running -> queued (a retry, or its worker was lost), after delay_ms. */
+static int task_requeue(ks_sched_t *s, ks_task_t *t, int64_t delay_ms, int tell_worker)
+{
+    kiln_err_t err;
+    ks_job_t *j = t->job;
+    if (st_state_task_requeue(s->st, t->id, t->lease, &err) < 0) {
+        ks_job_log(s, j->id, "requeue of task %d refused: %s", t->idx, err.msg);
+        return -1;
+    }
+    if (tell_worker)
+        send_cancel(s, t);
+    ks_task_release(s, t);
+    t->state = ST_STATE_QUEUED;
+    t->attempts++;
+    t->not_before_ns = delay_ms > 0 ? ks_now_ns() + delay_ms * NS_PER_MS : 0;
+    j->n_running--;
+    j->n_queued++;
+    if ((size_t)(t - j->tasks) < j->cursor)
+        j->cursor = (size_t)(t - j->tasks);
+    return 0;
+}
+
+/* A gang runs whole or not at all: one rank gone sends the others back too. */
+static void gang_requeue(ks_sched_t *s, ks_job_t *j, int64_t delay_ms)
+{
+    for (size_t i = 0; i < j->n_tasks; i++)
+        if (j->tasks[i].state == ST_STATE_RUNNING)
+            task_requeue(s, &j->tasks[i], delay_ms, 1);
+}
+
+static int is_gang(const ks_job_t *j)
+{
+    return j->res.ranks > 1;
+}
+
+void ks_job_start_finish(ks_sched_t *s, ks_job_t *j)
+{
+    if (j->finishing || st_state_status_is_final(j->state))
+        return;
+    if (!j->output || !j->type->finish) {
+        ks_job_end(s, j, ST_STATE_SUCCEEDED, NULL, "%zu task%s succeeded", j->n_tasks,
+                   j->n_tasks == 1 ? "" : "s");
+        return;
+    }
+    if (!j->task_outputs) {
+        j->task_outputs = kiln_calloc(j->n_tasks, sizeof *j->task_outputs);
+        for (size_t i = 0; j->task_outputs && i < j->n_tasks; i++) {
+            char path[1200];
+            ks_job_task_output(s, j, j->tasks[i].idx, path, sizeof path);
+            j->task_outputs[i] = kiln_strdup(path);
+        }
+    }
+    for (size_t i = 0; j->task_outputs && i < j->n_tasks; i++)
+        if (!j->task_outputs[i]) {
+            ks_job_end(s, j, ST_STATE_FAILED, "finish_failed", "out of memory");
+            return;
+        }
+    if (!j->task_outputs) {
+        ks_job_end(s, j, ST_STATE_FAILED, "finish_failed", "out of memory");
+        return;
+    }
+    j->finishing = 1;
+    ks_job_log(s, j->id, "all %zu tasks succeeded; merging into %s", j->n_tasks, j->output);
+    s->ops.finish(s->ud, j->id, j->type, j->parsed, (const char *const *)j->task_outputs,
+                  j->n_tasks, j->output);
+}
+
+/* ---- dispatch */
+
+static void u64_to_dec(char *dst, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *dst++ = tmp[--n];
+    *dst = '\0';
+}
+
+static void mark_running(ks_sched_t *s, ks_job_t *j, int64_t now)
+{
+    if (j->state != ST_STATE_QUEUED)
+        return;
+    kiln_err_t err;
+    j->state = ST_STATE_RUNNING;
+    j->started_ns = now;
+    j->reason_code[0] = j->reason_text[0] = '\0';
+    if (st_state_job_set_state(s->st, j->id, ST_STATE_RUNNING, NULL, NULL, now, &err) < 0)
+        ks_job_log(s, j->id, "state store: %s", err.msg);
+    if (j->array_parent) {
+        ks_job_t *p = ks_idmap_get(&s->jobs, j->array_parent);
+        if (p) {
+            p->arr_running++;
+            mark_running(s, p, now);
+        }
+    }
+}
+
+static int send_task(ks_sched_t *s, ks_task_t *t, ks_worker_t *w, int64_t now)
+{
+    ks_job_t *j = t->job;
+    kiln_err_t err;
+    /* "<boot>-<seq>": unique across restarts; built by hand, it is per task. */
+    memcpy(t->lease, s->lease_prefix, s->lease_prefix_len);
+    u64_to_dec(t->lease + s->lease_prefix_len, ++s->lease_seq);
+    if (st_state_task_claim(s->st, t->id, t->lease, w->id, now, &err) < 0) {
+        ks_job_log(s, j->id, "claim of task %d refused: %s", t->idx, err.msg);
+        return -1;
+    }
+    if (!j->spec_text) {
+        char *txt = json_dumps(j->spec, JSON_COMPACT);
+        sb_t pre = {0};
+        sb_esc(&pre, s->dir);
+        sb_str(&pre, "/tasks/");
+        sb_int(&pre, j->id);
+        sb_str(&pre, "/");
+        j->spec_text = txt ? kiln_strdup(txt) : NULL;
+        free(txt);
+        j->out_prefix = pre.oom ? NULL : pre.p;
+        if (pre.oom)
+            kiln_free(pre.p);
+        if (!j->spec_text || !j->out_prefix)
+            return -1;
+    }
+    sb_t b = {0};
+    sb_str(&b, "{\"task_id\":");
+    sb_int(&b, t->id);
+    sb_str(&b, ",\"job_id\":");
+    sb_int(&b, j->id);
+    sb_str(&b, ",\"lease_id\":\"");
+    sb_str(&b, t->lease);
+    sb_str(&b, "\",\"index\":");
+    sb_int(&b, t->idx);
+    sb_str(&b, ",\"win0\":");
+    sb_int(&b, t->win0);
+    sb_str(&b, ",\"n_windows\":");
+    sb_int(&b, t->n_windows);
+    sb_str(&b, ",\"output\":\"");
+    sb_str(&b, j->out_prefix);
+    sb_int(&b, t->idx);
+    sb_str(&b, ".out\"");
+    if (t->attempts) {
+        sb_str(&b, ",\"attempt\":");
+        sb_int(&b, t->attempts);
+    }
+    if (j->array_index >= 0) {
+        sb_str(&b, ",\"array_index\":");
+        sb_int(&b, j->array_index);
+    }
+    sb_str(&b, ",\"spec\":");
+    sb_str(&b, j->spec_text);
+    sb_str(&b, "}");
+    if (b.oom) {
+        kiln_free(b.p);
+        return -1;
+    }
+    t->state = ST_STATE_RUNNING;
+    t->worker = w;
+    t->dispatched_ns = now;
+    t->done = t->total = 0;
+    take(w, &j->res, 1);
+    if (ks_idmap_put(&s->running, t->id, t) < 0) {
+        take(w, &j->res, -1);
+        t->worker = NULL;
+        t->state = ST_STATE_QUEUED;
+        kiln_free(b.p);
+        return -1;
+    }
+    j->n_queued--;
+    j->n_running++;
+    s->tasks_dispatched++;
+    mark_running(s, j, now);
+    send_text(s, w->id, KC_MSG_TASK, &b);
+    return 0;
+}
+
+/* The next queued task whose backoff is over, or NULL. */
+static ks_task_t *next_task(ks_job_t *j, int64_t now)
+{
+    while (j->cursor < j->n_tasks && j->tasks[j->cursor].state != ST_STATE_QUEUED)
+        j->cursor++;
+    for (size_t i = j->cursor; i < j->n_tasks; i++) {
+        ks_task_t *t = &j->tasks[i];
+        if (t->state == ST_STATE_QUEUED && t->not_before_ns <= now)
+            return t;
+    }
+    return NULL;
+}
+
+static void resources_text(const jb_resources_t *r, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap, "%d core%s", r->cores, r->cores == 1 ? "" : "s");
+    if (r->memory_mb && n > 0 && (size_t)n < cap)
+        n += snprintf(buf + n, cap - (size_t)n, ", %lld MB", (long long)r->memory_mb);
+    if (r->gpus && n > 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n, ", %d GPU%s", r->gpus, r->gpus == 1 ? "" : "s");
+}
+
+static void reason_no_fit(ks_sched_t *s, ks_job_t *j, int gang_fit)
+{
+    char what[96];
+    resources_text(&j->res, what, sizeof what);
+    size_t alive = 0, could = 0;
+    for (size_t i = 0; i < s->n_workers; i++) {
+        alive += s->workers[i]->registered && !s->workers[i]->lost;
+        could += worker_fits(s->workers[i], &j->res, 0);
+    }
+    if (!alive)
+        ks_job_set_reason(s, j, "no_workers", "no worker is connected");
+    else if (!could)
+        ks_job_set_reason(s, j, "resources", "no worker with %s", what);
+    else if (is_gang(j))
+        ks_job_set_reason(s, j, "gang", "needs %zu ranks of %s at once; %d fit now",
+                          j->n_tasks, what, gang_fit);
+    else
+        ks_job_set_reason(s, j, "resources", "waiting for a worker with %s free", what);
+}
+
+/* Places every rank of a gang, or none. */
+static int place_gang(ks_sched_t *s, ks_job_t *j, int64_t now, int *fit)
+{
+    ks_worker_t *w[1024];
+    size_t n = j->n_tasks;
+    *fit = 0;
+    if (n > 1024 || j->n_queued != n)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!(w[i] = place(s, &j->res)))
+            break;
+        take(w[i], &j->res, 1);
+        (*fit)++;
+    }
+    for (int i = 0; i < *fit; i++)
+        take(w[i], &j->res, -1);
+    if ((size_t)*fit < n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (send_task(s, &j->tasks[i], w[i], now) < 0)
+            return -1;
+    return 1;
+}
+
+typedef struct {
+    const char *project;
+    int cores;
+} usage_t;
+
+static int cand_cmp(const void *a, const void *b)
+{
+    const ks_job_t *x = *(ks_job_t *const *)a, *y = *(ks_job_t *const *)b;
+    if (x->priority != y->priority)
+        return x->priority > y->priority ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int cand_push(ks_sched_t *s, size_t n, ks_job_t *j)
+{
+    if (n == s->cap_cand) {
+        size_t cap = s->cap_cand ? s->cap_cand * 2 : 64;
+        ks_job_t **v = kiln_realloc(s->cand, cap * sizeof *v);
+        if (!v)
+            return -1;
+        s->cand = v;
+        s->cap_cand = cap;
+    }
+    s->cand[n] = j;
+    return 0;
+}
+
+/* Is j ready to be offered resources?  Sets its reason when not. */
+static int ready(ks_sched_t *s, ks_job_t *j, int64_t now, size_t free_slots, ks_job_t ***end,
+                 size_t *n_end)
+{
+    if (j->finishing || st_state_status_is_final(j->state))
+        return 0;
+    while (j->n_deps_ok < j->n_deps) {
+        int64_t d = j->deps[j->n_deps_ok];
+        if (ks_idmap_get(&s->jobs, d)) {
+            ks_job_set_reason(s, j, "dependency", "waiting for job %lld", (long long)d);
+            return 0;
+        }
+        st_state_job_t row;
+        kiln_err_t err;
+        st_state_status_t st = ST_STATE_FAILED;
+        if (st_state_job_get(s->st, d, &row, &err) == 0) {
+            st = row.state;
+            st_state_job_free(&row);
+        }
+        if (st != ST_STATE_SUCCEEDED) {
+            ks_job_t **v = kiln_realloc(*end, (*n_end + 1) * sizeof *v);
+            if (v) {
+                *end = v;
+                v[(*n_end)++] = j;
+            }
+            ks_job_set_reason(s, j, "dependency_failed", "dependency job %lld ended %s",
+                              (long long)d, st_state_status_name(st));
+            return 0;
+        }
+        if (++j->n_deps_ok == j->n_deps && s->n_with_deps)
+            s->n_with_deps--;
+    }
+    if (j->is_array) {
+        kiln_err_t err;
+        while (j->arr_next <= j->arr_last && (j->arr_cap == 0 || j->arr_live < (size_t)j->arr_cap) &&
+               j->arr_live - j->arr_running <= free_slots) {
+            if (!ks_job_instance_new(s, j, &err)) {
+                ks_job_log(s, j->id, "instance %lld: %s", (long long)j->arr_next, err.msg);
+                ks_job_t **v = kiln_realloc(*end, (*n_end + 1) * sizeof *v);
+                if (v) {
+                    *end = v;
+                    v[(*n_end)++] = j;
+                }
+                break;
+            }
+        }
+        if (j->state == ST_STATE_QUEUED && j->arr_cap && j->arr_live >= (size_t)j->arr_cap)
+            ks_job_set_reason(s, j, "array_cap", "%zu of at most %d instances running",
+                              j->arr_running, j->arr_cap);
+        return 0;
+    }
+    if (!j->planned) {
+        kiln_err_t err;
+        if (ks_job_plan(s, j, &err) < 0) {
+            ks_job_set_reason(s, j, "plan_failed", "%s", err.msg);
+            ks_job_t **v = kiln_realloc(*end, (*n_end + 1) * sizeof *v);
+            if (v) {
+                *end = v;
+                v[(*n_end)++] = j;
+            }
+            return 0;
+        }
+    }
+    if (j->n_tasks && j->n_succeeded == j->n_tasks) {
+        ks_job_start_finish(s, j);
+        return 0;
+    }
+    if (j->n_queued == 0)
+        return 0;
+    if (is_gang(j) && j->n_running)
+        return 0;   /* a rank is still being called back */
+    if (!next_task(j, now)) {
+        if (j->state == ST_STATE_QUEUED)
+            ks_job_set_reason(s, j, "retry_backoff", "waiting to retry after a failure");
+        return 0;
+    }
+    int quota = ks_quota_of(s, j->project);
+    if (quota && ks_project_cores(s, j->project) + j->res.cores > quota) {
+        ks_job_set_reason(s, j, "project_quota", "project quota: \"%s\" may use %d cores at once",
+                          j->project, quota);
+        return 0;
+    }
+    return 1;
+}
+
+void ks_sched_dispatch(ks_sched_t *s)
+{
+    if (!s->dirty)
+        return;
+    s->dirty = 0;
+    int64_t now = ks_now_ns();
+    size_t free_slots = 0;
+    for (size_t i = 0; i < s->n_workers; i++) {
+        ks_worker_t *w = s->workers[i];
+        if (w->registered && !w->lost && w->cores > w->used_cores)
+            free_slots += (size_t)(w->cores - w->used_cores);
+    }
+
+    ks_job_t **end = NULL;
+    size_t n_end = 0, n = 0;
+    /* live grows while we look (array instances): those are seen too. */
+    for (size_t i = 0; i < s->n_live; i++) {
+        ks_job_t *j = s->live[i];
+        if (ready(s, j, now, free_slots, &end, &n_end) && cand_push(s, n, j) == 0)
+            n++;
+    }
+    qsort(s->cand, n, sizeof *s->cand, cand_cmp);
+
+    /* Fair share: within the best priority, the project using the fewest
+     * cores right now goes first. */
+    usage_t usage[64];
+    size_t n_usage = 0;
+    size_t first = 0;
+    while (first < n && free_slots > 0) {
+        int prio = s->cand[first]->priority;
+        size_t best = (size_t)-1;
+        int best_use = 0;
+        for (size_t i = first; i < n; i++) {
+            if (!s->cand[i])
+                continue;
+            if (s->cand[i]->priority != prio)
+                break;
+            const char *p = s->cand[i]->project;
+            size_t u;
+            for (u = 0; u < n_usage && strcmp(usage[u].project, p); u++)
+                ;
+            if (u == n_usage && n_usage < 64) {
+                usage[n_usage].project = p;
+                usage[n_usage++].cores = ks_project_cores(s, p);
+            }
+            int use = u < n_usage ? usage[u].cores : 0;
+            if (best == (size_t)-1 || use < best_use) {
+                best = i;
+                best_use = use;
+            }
+        }
+        if (best == (size_t)-1) {   /* every job of this priority is done */
+            while (first < n && (!s->cand[first] || s->cand[first]->priority == prio))
+                first++;
+            continue;
+        }
+        ks_job_t *j = s->cand[best];
+        int placed = 0, fit = 0;
+        if (is_gang(j)) {
+            placed = place_gang(s, j, now, &fit) > 0;
+        } else {
+            ks_task_t *t = next_task(j, now);
+            ks_worker_t *w = t ? place(s, &j->res) : NULL;
+            placed = w && send_task(s, t, w, now) == 0;
+        }
+        if (placed) {
+            for (size_t u = 0; u < n_usage; u++)
+                if (!strcmp(usage[u].project, j->project))
+                    usage[u].cores += j->res.cores * (is_gang(j) ? (int)j->n_tasks : 1);
+            int cores = j->res.cores * (is_gang(j) ? (int)j->n_tasks : 1);
+            free_slots = free_slots > (size_t)cores ? free_slots - (size_t)cores : 0;
+            int quota = ks_quota_of(s, j->project);
+            if (!is_gang(j) && next_task(j, now) &&
+                !(quota && ks_project_cores(s, j->project) + j->res.cores > quota))
+                continue;   /* it may take another slot */
+        } else {
+            reason_no_fit(s, j, fit);
+        }
+        s->cand[best] = NULL;
+        while (first < n && !s->cand[first])
+            first++;
+    }
+    for (size_t i = first; i < n; i++)
+        if (s->cand[i] && s->cand[i]->state == ST_STATE_QUEUED)
+            reason_no_fit(s, s->cand[i], 0);
+
+    for (size_t i = 0; i < n_end; i++) {
+        ks_job_t *j = end[i];
+        if (ks_idmap_get(&s->jobs, j->id) != j)
+            continue;
+        if (!strcmp(j->reason_code, "dependency_failed"))
+            ks_job_end(s, j, ST_STATE_CANCELLED, "dependency_failed", "%s", j->reason_text);
+        else
+            ks_job_end(s, j, ST_STATE_FAILED, "plan_failed", "%s", j->reason_text);
+    }
+    kiln_free(end);
+}
+
+/* ---- worker messages */
+
+static const char *body_str(const json_t *b, const char *k)
+{
+    const char *v = json_string_value(json_object_get(b, k));
+    return v ? v : "";
+}
+
+static ks_task_t *task_of(ks_sched_t *s, const json_t *b, const char *what)
+{
+    int64_t id = json_integer_value(json_object_get(b, "task_id"));
+    const char *lease = body_str(b, "lease_id");
+    ks_task_t *t = ks_idmap_get(&s->running, id);
+    if (!t || strcmp(t->lease, lease)) {
+        (void)what;
+        return NULL;   /* a stale lease: the task was requeued or ended */
+    }
+    return t;
+}
+
+static void log_tail(ks_sched_t *s, const ks_task_t *t, const kc_msg_t *m)
+{
+    if (m->n_blobs == 0 || m->blobs[0].len == 0)
+        return;
+    const char *p = m->blobs[0].data;
+    int len = m->blobs[0].len > 65536 ? 65536 : (int)m->blobs[0].len;
+    ks_job_log(s, t->job->id, "task %d (attempt %d) output:\n%.*s", t->idx, t->attempts, len, p);
+}
+
+static void on_done(ks_sched_t *s, const kc_msg_t *m)
+{
+    ks_task_t *t = task_of(s, m->body, "done");
+    if (!t)
+        return;
+    ks_job_t *j = t->job;
+    kiln_err_t err;
+    /* A task's own output path matters only to a job that merges them. */
+    if (st_state_task_finish(s->st, t->id, t->lease, ST_STATE_SUCCEEDED,
+                             j->output ? body_str(m->body, "output") : NULL, ks_now_ns(),
+                             &err) < 0) {
+        ks_job_log(s, j->id, "task %d: %s", t->idx, err.msg);
+        return;
+    }
+    log_tail(s, t, m);
+    ks_task_release(s, t);
+    t->state = ST_STATE_SUCCEEDED;
+    j->n_running--;
+    j->n_succeeded++;
+    s->tasks_done++;
+    if (j->n_succeeded == j->n_tasks)
+        ks_job_start_finish(s, j);
+}
+
+static void on_failed(ks_sched_t *s, const kc_msg_t *m)
+{
+    ks_task_t *t = task_of(s, m->body, "failed");
+    if (!t)
+        return;
+    ks_job_t *j = t->job;
+    const char *code = body_str(m->body, "code");
+    const char *reason = body_str(m->body, "reason");
+    kiln_err_t err;
+    log_tail(s, t, m);
+    if (!strcmp(code, "cancelled")) {
+        /* The worker stopped it on its own (shutting down): run it elsewhere. */
+        ks_job_log(s, j->id, "task %d stopped by worker %s: %s; requeued", t->idx,
+                   t->worker ? t->worker->id : "?", reason);
+        if (is_gang(j))
+            gang_requeue(s, j, 0);
+        else
+            task_requeue(s, t, 0, 0);
+        return;
+    }
+    int oom = !strcmp(code, "out_of_memory");
+    j->attempts++;
+    st_state_job_set_attempts(s->st, j->id, j->attempts, &err);
+    if (!oom && j->attempts <= j->max_retries) {
+        int64_t delay = s->opts.retry_backoff_ms;
+        for (int i = 1; i < j->attempts && delay < 300000; i++)
+            delay *= 2;
+        ks_job_log(s, j->id, "task %d failed (%s: %s); retry %d of %d in %.1f s", t->idx, code,
+                   reason, j->attempts, j->max_retries, (double)delay / 1000);
+        if (is_gang(j))
+            gang_requeue(s, j, delay);
+        else
+            task_requeue(s, t, delay, 0);
+        return;
+    }
+    if (st_state_task_finish(s->st, t->id, t->lease, ST_STATE_FAILED, NULL, ks_now_ns(),
+                             &err) < 0)
+        ks_job_log(s, j->id, "task %d: %s", t->idx, err.msg);
+    ks_task_release(s, t);
+    t->state = ST_STATE_FAILED;
+    j->n_running--;
+    if (oom)
+        ks_job_end(s, j, ST_STATE_OUT_OF_MEMORY, "out_of_memory", "task %d ran out of memory: %s",
+                   t->idx, reason);
+    else
+        ks_job_end(s, j, ST_STATE_FAILED, "task_failed", "task %d failed (%s): %s%s", t->idx,
+                   code, reason, j->max_retries ? " (no retries left)" : "");
+}
+
+/* A task of w that the worker no longer lists, or a lost worker's task. */
+static void task_lost(ks_sched_t *s, ks_task_t *t, const char *why)
+{
+    ks_job_t *j = t->job;
+    t->node_fails++;
+    if (t->node_fails > s->opts.max_node_fails) {
+        ks_job_end(s, j, ST_STATE_NODE_FAIL, "node_fail", "task %d lost its worker %d times (%s)",
+                   t->idx, t->node_fails, why);
+        return;
+    }
+    ks_job_log(s, j->id, "task %d requeued: %s", t->idx, why);
+    if (is_gang(j))
+        gang_requeue(s, j, 0);
+    else
+        task_requeue(s, t, 0, 0);
+}
+
+static int listed(const json_t *running, const ks_task_t *t)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(running, i, e) {
+        if (json_integer_value(json_object_get(e, "task_id")) == t->id &&
+            !strcmp(body_str(e, "lease_id"), t->lease))
+            return 1;
+    }
+    return 0;
+}
+
+static int on_hello(ks_sched_t *s, const char *worker_id, const kc_msg_t *m, kiln_err_t *err)
+{
+    const json_t *b = m->body;
+    const json_t *cores = json_object_get(b, "cores");
+    ks_worker_t *w = ks_worker_find(s, worker_id);
+    if (!json_is_integer(cores) && (!w || !w->registered))
+        return kiln_err_set(err, KILN_ENOTFOUND,
+                            "worker \"%s\": heartbeat before hello, without resources", worker_id);
+    if (!w && !(w = ks_worker_get(s, worker_id, err)))
+        return err->code;
+    int64_t now = ks_now_ns();
+    int fresh = !w->registered || w->lost;
+    if (json_is_integer(cores)) {
+        w->cores = (int)json_integer_value(cores);
+        w->memory_mb = json_integer_value(json_object_get(b, "memory_mb"));
+        w->gpus = (int)json_integer_value(json_object_get(b, "gpus"));
+        snprintf(w->host, sizeof w->host, "%s", body_str(b, "host"));
+    }
+    w->registered = 1;
+    w->lost = 0;
+    w->last_seen_ns = now;
+    if (fresh) {
+        s->dirty = 1;
+        if (st_state_worker_hello(s->st, w->id, w->cores > 0 ? w->cores : 1, w->memory_mb,
+                                  w->gpus, now, err) < 0)
+            return err->code;
+    }
+    const json_t *running = json_object_get(b, "running");
+    if (!json_is_array(running))
+        return 0;
+    /* Leases the worker holds that we do not: stop them. */
+    size_t i;
+    json_t *e;
+    json_array_foreach(running, i, e) {
+        int64_t id = json_integer_value(json_object_get(e, "task_id"));
+        const char *lease = body_str(e, "lease_id");
+        ks_task_t *t = ks_idmap_get(&s->running, id);
+        if (t && !strcmp(t->lease, lease))
+            continue;
+        send_cancel_to(s, w->id, id, lease);
+    }
+    /* Tasks we think it runs that it does not list, well after dispatch:
+     * the task message or its result was lost (kilnd restarted). */
+    int64_t gone[256];
+    size_t n_gone = 0;
+    int64_t id;
+    void *v;
+    for (size_t it = 0; n_gone < 256 && ks_idmap_next(&s->running, &it, &id, &v);) {
+        ks_task_t *t = v;
+        if (t->worker == w && now - t->dispatched_ns > s->opts.lease_ms * NS_PER_MS &&
+            !listed(running, t))
+            gone[n_gone++] = id;
+    }
+    /* By id: requeueing one rank of a gang, or ending a job, changes the others. */
+    for (size_t k = 0; k < n_gone; k++) {
+        ks_task_t *t = ks_idmap_get(&s->running, gone[k]);
+        if (t && t->worker == w)
+            task_lost(s, t, "its worker no longer runs it");
+    }
+    return 0;
+}
+
+int ks_sched_on_msg(ks_sched_t *s, const char *worker_id, const kc_msg_t *m, kiln_err_t *err)
+{
+    ks_worker_t *w;
+    switch (m->type) {
+    case KC_MSG_HELLO:
+    case KC_MSG_HEARTBEAT:
+        return on_hello(s, worker_id, m, err);
+    case KC_MSG_PROGRESS: {
+        if ((w = ks_worker_find(s, worker_id)))
+            w->last_seen_ns = ks_now_ns();
+        ks_task_t *t = task_of(s, m->body, "progress");
+        if (t) {
+            t->done = json_integer_value(json_object_get(m->body, "done"));
+            t->total = json_integer_value(json_object_get(m->body, "total"));
+        }
+        return 0;
+    }
+    case KC_MSG_DONE:
+        on_done(s, m);
+        return 0;
+    case KC_MSG_FAILED:
+        on_failed(s, m);
+        return 0;
+    default:
+        return kiln_err_set(err, KILN_EINVAL, "worker \"%s\" sent a %s message", worker_id,
+                            kc_msg_type_name(m->type));
+    }
+}
+
+/* ---- timers */
+
+void ks_sched_tick(ks_sched_t *s)
+{
+    int64_t now = ks_now_ns();
+    kiln_err_t err;
+    for (size_t i = 0; i < s->n_workers; i++) {
+        ks_worker_t *w = s->workers[i];
+        if (w->lost || now - w->last_seen_ns <= s->opts.lease_ms * NS_PER_MS)
+            continue;
+        w->lost = 1;
+        st_state_worker_mark_lost(s->st, w->id, &err);
+        int64_t gone[1024];
+        size_t n_gone = 0;
+        int64_t id;
+        void *v;
+        for (size_t it = 0; n_gone < 1024 && ks_idmap_next(&s->running, &it, &id, &v);)
+            if (((ks_task_t *)v)->worker == w)
+                gone[n_gone++] = id;
+        for (size_t k = 0; k < n_gone; k++) {
+            ks_task_t *t = ks_idmap_get(&s->running, gone[k]);
+            if (!t || t->worker != w)
+                continue;
+            char why[200];
+            snprintf(why, sizeof why, "worker %s silent for %.1f s (lost)", w->id,
+                     (double)(now - w->last_seen_ns) / 1e9);
+            task_lost(s, t, why);
+        }
+        s->dirty = 1;
+    }
+    /* Timeouts: collected first, since ending a job changes the live set. */
+    ks_job_t *late[256];
+    size_t n_late = 0;
+    for (size_t i = 0; i < s->n_live && n_late < 256; i++) {
+        ks_job_t *j = s->live[i];
+        if (j->timeout_s > 0 && j->state == ST_STATE_RUNNING && j->started_ns &&
+            (double)(now - j->started_ns) / 1e9 > j->timeout_s)
+            late[n_late++] = j;
+    }
+    for (size_t i = 0; i < n_late; i++)
+        if (ks_idmap_get(&s->jobs, late[i]->id) == late[i])
+            ks_job_end(s, late[i], ST_STATE_TIMEOUT, "timeout", "ran longer than timeout_s = %g s",
+                       late[i]->timeout_s);
+    s->dirty = 1;   /* retry backoffs may have ended */
+}
