@@ -15,5 +15,6 @@ int kiln_cmd_list(int argc, char **argv);
 int kiln_cmd_logs(int argc, char **argv);
 int kiln_cmd_cancel(int argc, char **argv);
 int kiln_cmd_workers(int argc, char **argv);
+int kiln_cmd_local(int argc, char **argv);
 
 #endif

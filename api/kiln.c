@@ -20,6 +20,7 @@ static const struct {
     {"logs",      kiln_cmd_logs,      "a job's log: scheduler events and task output"},
     {"cancel",    kiln_cmd_cancel,    "cancel a queued or running job"},
     {"workers",   kiln_cmd_workers,   "the workers kilnd knows and what they have free"},
+    {"local",     kiln_cmd_local,     "run kilnd and N workers on this machine until Ctrl-C"},
 };
 
 static void usage(FILE *f)
