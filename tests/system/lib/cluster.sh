@@ -101,6 +101,12 @@ start_worker() {
     CLUSTER_PIDS+=("$!")
 }
 
+# kill9 PID: SIGKILL and reap (quietly)
+kill9() {
+    kill -9 "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
 # worker_alive DIR ID: kilnd lists worker ID as alive
 worker_alive() {
     [ "$(worker_field "$1" "$2" state)" = alive ]
