@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KILN=bin/kiln
+PY=$PWD/.venv/bin/python
 DATA=${KILN_DATA:-$PWD/../shared/data}
 OUT=${KILN_DEMO_DIR:-out/demo}
 
@@ -23,10 +24,51 @@ step "2. ingest C-MAPSS FD001 turbofan runs (one row per cycle, target = remaini
 $KILN ingest cmapss --train "$DATA/cmapss/train_FD001.txt" -o "$OUT/cmapss-train.h5"
 $KILN inspect "$OUT/cmapss-train.h5"
 
-step "3. featurize the bearing windows (examples/cwru_features.json, both cores)"
-$KILN featurize examples/cwru_features.json --input "$OUT/cwru.h5" \
-    --output "$OUT/cwru-features.h5"
+step "3. featurize on the cluster: kiln local (kilnd + 2 workers), two jobs, the second after the first"
+CLUSTER=$OUT/cluster
+rm -rf "$CLUSTER"
+$KILN local --workers 2 --dir "$CLUSTER" > "$OUT/local.log" 2>&1 &
+LOCAL_PID=$!
+trap 'kill -INT $LOCAL_PID 2>/dev/null; wait $LOCAL_PID 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do [ -s "$CLUSTER/kilnd.url" ] && break; sleep 0.1; done
+[ -s "$CLUSTER/kilnd.url" ] || { cat "$OUT/local.log"; echo "demo: kiln local did not start" >&2; exit 1; }
+head -n 2 "$OUT/local.log"
+# The example spec with this run's paths; a copy without rolling features
+# (rolling needs each asset's windows in order, so that job is one task)
+# splits into window-range shards over both workers.
+$PY - "$OUT" <<'PYEOF'
+import json, os, sys
+out = os.path.abspath(sys.argv[1])
+spec = json.load(open("examples/cwru_features.json"))
+spec.update(input=f"{out}/cwru.h5", output=f"{out}/cwru-features.h5")
+json.dump(spec, open(f"{out}/job-features.json", "w"), indent=1)
+spec["features"].pop("rolling")
+spec.update(name="cwru-features-sharded", output=f"{out}/cwru-features-sharded.h5")
+json.dump(spec, open(f"{out}/job-sharded.json", "w"), indent=1)
+PYEOF
+A=$($KILN submit "$OUT/job-features.json" --dir "$CLUSTER" --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+$PY - "$OUT/job-sharded.json" "$A" <<'PYEOF'
+import json, sys
+spec = json.load(open(sys.argv[1])); spec["depends_on"] = [int(sys.argv[2])]
+json.dump(spec, open(sys.argv[1], "w"), indent=1)
+PYEOF
+echo "submitted job $A; job-sharded.json depends on it:"
+$KILN submit "$OUT/job-sharded.json" --dir "$CLUSTER" --wait
+$KILN list --dir "$CLUSTER"
+$KILN workers --dir "$CLUSTER"
+echo "-- log of job $A:"
+$KILN logs "$A" --dir "$CLUSTER"
 $KILN inspect "$OUT/cwru-features.h5"
+echo "-- the sharded cluster output equals kiln featurize on one machine:"
+$KILN featurize "$OUT/job-sharded.json" --output "$OUT/cwru-features-single.h5" > /dev/null
+h1=$($KILN inspect "$OUT/cwru-features-sharded.h5" | awk '/content_sha256/ {print $NF}')
+h2=$($KILN inspect "$OUT/cwru-features-single.h5" | awk '/content_sha256/ {print $NF}')
+echo "cluster $h1"
+echo "single  $h2"
+[ -n "$h1" ] && [ "$h1" = "$h2" ] || { echo "demo: hashes differ" >&2; exit 1; }
+kill -INT $LOCAL_PID; wait $LOCAL_PID || true
+trap - EXIT
+tail -n 1 "$OUT/local.log"
 
 step "4. which features separate the fault classes (per-class means, Fisher ratio)"
 $KILN classes "$OUT/cwru-features.h5" --top 10
