@@ -574,7 +574,8 @@ void ks_sched_dispatch(ks_sched_t *s)
         if (ready(s, j, now, free_slots, &end, &n_end) && cand_push(s, n, j) == 0)
             n++;
     }
-    qsort(s->cand, n, sizeof *s->cand, cand_cmp);
+    if (n > 1)
+        qsort(s->cand, n, sizeof *s->cand, cand_cmp);
 
     /* Fair share: within the best priority, the project using the fewest
      * cores right now goes first. */

@@ -62,6 +62,15 @@ static void job_counts(ks_sched_t *s, const st_state_job_t *row, counts_t *c)
         return;   /* not planned yet */
     kiln_err_t err;
     st_state_task_list(s->st, row->id, count_row, c, &err);
+    if (c->total == 0 && !row->array_parent) {
+        /* An ended array: its tasks are its instances. */
+        int64_t n[ST_STATE_N_STATUS];
+        if (st_state_job_instances(s->st, row->id, n, &err) == 0)
+            for (int i = 0; i < ST_STATE_N_STATUS; i++) {
+                c->n[i] = (size_t)n[i];
+                c->total += (size_t)n[i];
+            }
+    }
 }
 
 static json_t *job_json(ks_sched_t *s, const st_state_job_t *row, int with_spec)
@@ -90,6 +99,18 @@ static json_t *job_json(ks_sched_t *s, const st_state_job_t *row, int with_spec)
     else if (j && j->is_array)
         array = json_pack("{s:I, s:I, s:i}", "first", (json_int_t)j->arr_first, "last",
                           (json_int_t)j->arr_last, "cap", j->arr_cap);
+    else if (!j && row->spec_json) {
+        /* An ended array is no longer in memory: its spec says what it was. */
+        json_t *spec = json_loads(row->spec_json, 0, NULL);
+        const char *a = json_string_value(json_object_get(spec, "array"));
+        int64_t first, last;
+        int cap;
+        kiln_err_t aerr;
+        if (a && jb_array_parse(a, &first, &last, &cap, &aerr) == 0)
+            array = json_pack("{s:I, s:I, s:i}", "first", (json_int_t)first, "last",
+                              (json_int_t)last, "cap", cap);
+        json_decref(spec);
+    }
     double progress = c.total ? (double)c.n[ST_STATE_SUCCEEDED] / (double)c.total : 0;
     json_object_set_new(o, "id", json_integer(row->id));
     json_object_set_new(o, "name", json_string(row->name));

@@ -145,6 +145,7 @@ static const char *const q_sql[Q_N] = {
     [Q_TASK_CANCEL_JOB] = "UPDATE tasks SET state = 'cancelled', lease_id = NULL, ended_ns = ?2 "
                           "WHERE job_id = ?1 AND state IN ('queued', 'running')",
     [Q_JOB_SET_ATTEMPTS] = "UPDATE jobs SET attempts = ?2 WHERE id = ?1",
+    [Q_JOB_INSTANCES] = "SELECT state, count(*) FROM jobs WHERE array_parent = ?1 GROUP BY state",
     [Q_TASK_LIST] = "SELECT " TASK_COLS " FROM tasks WHERE job_id = ?1 ORDER BY idx, id",
     [Q_WORKER_HELLO] = "INSERT INTO workers (id, cores, memory_mb, gpus, last_heartbeat_ns, state) "
                        "VALUES (?1, ?2, ?3, ?4, ?5, 'alive') ON CONFLICT(id) DO UPDATE SET "
@@ -171,6 +172,7 @@ static const char schema_sql[] =
     " array_parent INTEGER NOT NULL DEFAULT 0, array_index INTEGER NOT NULL DEFAULT -1);"
     "CREATE INDEX jobs_state ON jobs(state);"
     "CREATE INDEX jobs_project ON jobs(project);"
+    "CREATE INDEX jobs_array ON jobs(array_parent) WHERE array_parent != 0;"
     "CREATE TABLE job_deps ("
     " job_id INTEGER NOT NULL REFERENCES jobs(id),"
     " depends_on INTEGER NOT NULL REFERENCES jobs(id),"
@@ -193,6 +195,7 @@ static const char schema_sql[] =
 static const char migrate_1_2_sql[] =
     "ALTER TABLE jobs ADD COLUMN array_parent INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE jobs ADD COLUMN array_index INTEGER NOT NULL DEFAULT -1;"
+    "CREATE INDEX jobs_array ON jobs(array_parent) WHERE array_parent != 0;"
     "PRAGMA user_version = 2;";
 
 

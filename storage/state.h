@@ -126,6 +126,9 @@ int st_state_job_list_opts(st_state_t *st, const st_state_status_t *state, const
                            int newest_first, int64_t limit, st_state_job_cb cb, void *ud,
                            kiln_err_t *err);
 int st_state_job_set_attempts(st_state_t *st, int64_t id, int attempts, kiln_err_t *err);
+/* How many instances of array job `parent` are in each state. */
+int st_state_job_instances(st_state_t *st, int64_t parent, int64_t counts[ST_STATE_N_STATUS],
+                           kiln_err_t *err);
 /* Moves a job to state with a reason that replaces the previous one (code
  * and text may be NULL: no reason, as for a running job).  A job in
  * a final state never moves again (KILN_EINVAL naming job and states).

@@ -328,3 +328,23 @@ int st_state_job_set_attempts(st_state_t *st, int64_t id, int attempts, kiln_err
         ret = kiln_err_set(err, KILN_ENOTFOUND, "job %lld not found", (long long)id);
     return ret;
 }
+
+int st_state_job_instances(st_state_t *st, int64_t parent, int64_t counts[ST_STATE_N_STATUS],
+                           kiln_err_t *err)
+{
+    if (!st || !counts)
+        return kiln_err_set(err, KILN_EINVAL, "job instances: NULL argument");
+    memset(counts, 0, ST_STATE_N_STATUS * sizeof *counts);
+    sqlite3_stmt *s = st->q[Q_JOB_INSTANCES];
+    BIND(sqlite3_bind_int64(s, 1, parent), "counting array instances");
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int i = st_sq_status_lookup((const char *)sqlite3_column_text(s, 0));
+        if (i >= 0)
+            counts[i] = sqlite3_column_int64(s, 1);
+    }
+    if (rc != SQLITE_DONE)
+        ret = st_sq_err(st, rc, err, "counting array instances");
+    st_sq_end_stmt(s);
+    return ret;
+}
