@@ -99,7 +99,7 @@ static json_t *job_json(ks_sched_t *s, const st_state_job_t *row, int with_spec)
     else if (j && j->is_array)
         array = json_pack("{s:I, s:I, s:i}", "first", (json_int_t)j->arr_first, "last",
                           (json_int_t)j->arr_last, "cap", j->arr_cap);
-    else if (!j && row->spec_json) {
+    else if (!j && row->spec_json && strstr(row->spec_json, "\"array\"")) {
         /* An ended array is no longer in memory: its spec says what it was. */
         json_t *spec = json_loads(row->spec_json, 0, NULL);
         const char *a = json_string_value(json_object_get(spec, "array"));
