@@ -52,12 +52,15 @@ static void reply_err(struct kd *kd, ka_req_t *req, const kiln_err_t *err)
                 err->msg);
 }
 
-/* "/v1/jobs/12/cancel" -> id 12, rest "/cancel".  0 if not a job path. */
+/* "/v1/jobs/12/cancel" -> id 12, rest "/cancel".  0 if not a job path, -1
+ * when the segment after /v1/jobs/ is not a positive integer ("abc", "-3"). */
 static int job_path(const char *path, int64_t *id, const char **rest)
 {
-    const char *p = path + strlen("/v1/jobs/");
-    if (strncmp(path, "/v1/jobs/", 9) || *p < '0' || *p > '9')
+    if (strncmp(path, "/v1/jobs/", 9))
         return 0;
+    const char *p = path + strlen("/v1/jobs/");
+    if (*p < '0' || *p > '9')
+        return -1;
     errno = 0;
     char *end;
     long long v = strtoll(p, &end, 10);
