@@ -16,15 +16,19 @@ mkdir -p "$OUT"
 CFLAGS="-std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
         -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -I. $(pkg-config --cflags hdf5 jansson libzmq)"
 LIBS="$(pkg-config --libs hdf5 jansson matio sqlite3 libzmq) -lm -lpthread"
-SRC="core/*.c kernels/cpu/*.c storage/*.c cluster/*.c jobs/*.c"
-for t in fuzz_jobspec fuzz_sensor_file fuzz_frames; do
+SRC="core/*.c kernels/cpu/*.c storage/*.c cluster/*.c jobs/*.c scheduler/sched*.c scheduler/idmap.c"
+for t in fuzz_jobspec fuzz_sensor_file fuzz_frames fuzz_submit; do
     # shellcheck disable=SC2086
     clang $CFLAGS -o "$OUT/$t" tests/fuzz/$t.c $SRC $LIBS
 done
 
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
-mkdir -p "$corpus/jobspec" "$corpus/sensor" "$corpus/frames"
+mkdir -p "$corpus/jobspec" "$corpus/sensor" "$corpus/frames" "$corpus/submit"
+cp examples/cwru_features.json "$corpus/submit/"
+printf '{"type":"noop","tasks":3,"priority":5,"project":"p","resources":{"cores":2,"ranks":2}}' >"$corpus/submit/noop"
+printf '{"type":"noop","array":"0-9%%2","max_retries":1,"timeout_s":2.5,"depends_on":[1]}' >"$corpus/submit/array"
+printf 'K{"type":"noop","fail":"once","marker":"/tmp/m"}' >"$corpus/submit/key"
 # protocol messages, frames cut at 0x1e (see fuzz_frames.c)
 printf 'hello\x1e{"worker_id":"w1","cores":16,"memory_mb":4096,"gpus":1}' >"$corpus/frames/hello"
 printf 'task\x1e{"task_id":7,"job_id":3,"lease_id":"L1","spec":{"type":"featurize"}}' >"$corpus/frames/task"
@@ -46,6 +50,8 @@ frame_secs=$SECS
 if [ "${FUZZ_MODE:-full}" = smoke ] && [ "$SECS" -gt 10 ]; then frame_secs=10; fi
 "$OUT/fuzz_frames" -max_total_time="$frame_secs" -max_len=4096 -print_final_stats=1 \
     -artifact_prefix="$OUT/" "$corpus/frames"
+"$OUT/fuzz_submit" -max_total_time="$frame_secs" -max_len=4096 -print_final_stats=1 \
+    -artifact_prefix="$OUT/" "$corpus/submit"
 if [ "${FUZZ_MODE:-full}" = smoke ]; then
     "$OUT/fuzz_sensor_file" -runs=0 -artifact_prefix="$OUT/" "$corpus/sensor"
 else
