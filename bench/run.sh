@@ -3,9 +3,21 @@
 # first, then calls this): synthetic sensor data, this machine's memory
 # bandwidth, `kiln featurize` (2 threads, median of 3 after a warm-up run),
 # the numpy/scipy peer on the same file and spec with a parity check, and the
-# FFT micro-benchmark.  Prints a table and writes bench/results.json.
+# FFT micro-benchmark; then the scheduler: build/bench/sched_bench (kilnd + 4
+# kiln-worker, no-op dispatch rate and submit-to-start latency) against
+# bench/slurm_peer.sh (a private local Slurm).  Prints a table and writes
+# bench/results.json.
 #
 # Environment:
+#   KILN_BENCH_ONLY      sched: only the scheduler part (its rows in bench/results.json are
+#                        replaced, the other rows are left as an earlier run wrote them);
+#                        featurize: everything but the scheduler part; unset: all
+#   KILN_BENCH_SCHED_TASKS    no-op tasks per kiln throughput job (default 100000)
+#   KILN_BENCH_SCHED_REPEATS  timed kiln throughput jobs, median kept (default 3)
+#   KILN_BENCH_SCHED_LATENCY  kiln submit-to-start samples (default 200)
+#   KILN_BENCH_SLURM_JOBS     trivial jobs in Slurm's array (default 100: Slurm runs ~2/s here)
+#   KILN_BENCH_SLURM     0: skip the Slurm peer (the rows say so)
+#   KILN_BIN_DIR         where kilnd and kiln-worker are (default bin/)
 #   KILN_BENCH_WINDOWS   windows to generate (default 100000: ~2.4 GB of float32 signal)
 #   KILN_BENCH_DIR       where data and per-step outputs go (default $B/bench-data)
 #   KILN_BENCH_PEER_BUDGET_S  the numpy peer stops at the first chunk past this
@@ -39,15 +51,212 @@ is_uint "$REPEATS" && [ "$REPEATS" -ge 1 ] && [ "$REPEATS" -le 20 ] ||
     die "KILN_BENCH_REPEATS must be 1..20, not '$REPEATS'"
 is_uint "$PEER_CHUNK" && [ "$PEER_CHUNK" -ge 1 ] || die "KILN_BENCH_PEER_CHUNK must be >= 1"
 is_uint "$PEER_BUDGET_S" || die "KILN_BENCH_PEER_BUDGET_S must be whole seconds"
+ONLY=${KILN_BENCH_ONLY:-}
+case "$ONLY" in ''|sched|featurize) ;; *) die "KILN_BENCH_ONLY must be sched or featurize, not '$ONLY'" ;; esac
+BIN_DIR=${KILN_BIN_DIR:-$PWD/bin}
+SCHED_TASKS=${KILN_BENCH_SCHED_TASKS:-100000}
+SCHED_REPEATS=${KILN_BENCH_SCHED_REPEATS:-3}
+SCHED_LATENCY=${KILN_BENCH_SCHED_LATENCY:-200}
+SLURM_JOBS=${KILN_BENCH_SLURM_JOBS:-100}
+is_uint "$SCHED_TASKS" && [ "$SCHED_TASKS" -ge 1 ] && [ "$SCHED_TASKS" -le 1000000 ] ||
+    die "KILN_BENCH_SCHED_TASKS must be 1..1000000, not '$SCHED_TASKS'"
+is_uint "$SCHED_REPEATS" && [ "$SCHED_REPEATS" -ge 1 ] && [ "$SCHED_REPEATS" -le 20 ] ||
+    die "KILN_BENCH_SCHED_REPEATS must be 1..20, not '$SCHED_REPEATS'"
+is_uint "$SCHED_LATENCY" && [ "$SCHED_LATENCY" -ge 1 ] && [ "$SCHED_LATENCY" -le 100000 ] ||
+    die "KILN_BENCH_SCHED_LATENCY must be 1..100000, not '$SCHED_LATENCY'"
+is_uint "$SLURM_JOBS" && [ "$SLURM_JOBS" -ge 1 ] && [ "$SLURM_JOBS" -le 100000 ] ||
+    die "KILN_BENCH_SLURM_JOBS must be 1..100000, not '$SLURM_JOBS'"
+if [ "$ONLY" != featurize ]; then
+    for b in kilnd kiln-worker; do
+        [ -x "$BIN_DIR/$b" ] || die "no $BIN_DIR/$b (run 'make bench', which builds it)"
+    done
+    [ -x "$B/bench/sched_bench" ] || die "no $B/bench/sched_bench (run 'make bench')"
+fi
+if [ "$ONLY" != sched ]; then
 [ -x "$PY" ] || die "no $PY (run 'make deps' or 'make bench')"
 [ -x "$KILN" ] || die "no $KILN (run 'make bench', which builds it)"
 "$KILN" featurize --help >/dev/null 2>&1 || die "$KILN has no working 'featurize' command"
+fi
 
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 OUT=$DIR/results
-rm -rf "$OUT"
+if [ "$ONLY" = sched ]; then
+    rm -rf "$OUT/sched"        # only the scheduler's outputs: the featurize ones stay
+else
+    rm -rf "$OUT"
+fi
 mkdir -p "$OUT/bin"
+
+# ---- (h) the scheduler: kiln (sched_bench) vs a private local Slurm ---------
+# Defined here, run after the featurize table (or alone with KILN_BENCH_ONLY=sched).
+# Its rows replace any earlier scheduler rows in bench/results.json.
+run_sched() {
+    local S=$OUT/sched b
+    mkdir -p "$S/bin"
+    # Snapshot the binaries, as for the other parts.
+    for b in kilnd kiln-worker; do cp "$BIN_DIR/$b" "$S/bin/$b"; done
+    cp "$B/bench/sched_bench" "$S/bin/sched_bench"
+    local spy=$PY
+    [ -x "$spy" ] || spy=$(command -v python3) || die "no python3 for the scheduler table"
+    local load_before load_after commit dirty
+    load_before=$(cut -d' ' -f1 /proc/loadavg)
+    commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+    dirty=$(git status --porcelain --untracked-files=no 2>/dev/null | wc -l)
+    echo "bench: sched_bench: kilnd + 4 kiln-worker, $SCHED_TASKS no-op tasks x $SCHED_REPEATS" \
+         "(16 and $(nproc) slots per worker), $SCHED_LATENCY submit-to-start samples"
+    timeout 1800 "$S/bin/sched_bench" "$S/bin" "$S/kiln.json" --tasks "$SCHED_TASKS" \
+        --repeats "$SCHED_REPEATS" --latency-samples "$SCHED_LATENCY" >"$S/kiln.log" 2>&1 ||
+        { local rc=$?; tail -n 30 "$S/kiln.log" >&2; die "sched_bench failed (exit $rc)"; }
+    sed -n 's/^sched_bench: *//p' "$S/kiln.log" | sed 's/^/bench:   /'
+
+    local slurm_skip=""
+    if [ "${KILN_BENCH_SLURM:-1}" = 0 ]; then
+        slurm_skip="KILN_BENCH_SLURM=0"
+    else
+        echo "bench: slurm peer: bench/slurm_peer.sh $SLURM_JOBS (private local Slurm; ~1-2 min)"
+        set +e
+        timeout 2400 bench/slurm_peer.sh "$SLURM_JOBS" "$S/slurm.json" >"$S/slurm.log" 2>&1
+        local src=$?
+        set -e
+        if [ $src -ne 0 ] || [ ! -s "$S/slurm.json" ]; then
+            slurm_skip="bench/slurm_peer.sh exit $src: $(grep -m1 '^slurm_peer:' "$S/slurm.log" ||
+                                                       tail -n 1 "$S/slurm.log")"
+            [ $src -eq 124 ] && slurm_skip="bench/slurm_peer.sh ran past 2400 s"
+            rm -f "$S/slurm.json"
+        fi
+    fi
+    if [ -n "$slurm_skip" ]; then
+        {
+            echo "bench: ################################################################"
+            echo "bench: slurm: skipped ($slurm_skip)"
+            echo "bench: the scheduler rows carry kiln's figures only (log: $S/slurm.log)"
+            echo "bench: ################################################################"
+        } >&2
+    fi
+    load_after=$(cut -d' ' -f1 /proc/loadavg)
+
+    "$spy" - "$S" "$SLURM_JOBS" "$slurm_skip" "$load_before" "$load_after" "$commit" "$dirty" <<'PYEOF'
+import json, os, sys, time
+
+S, slurm_jobs, skip, load_before, load_after, commit, dirty = sys.argv[1:8]
+slurm_jobs, dirty = int(slurm_jobs), int(dirty)
+k = json.load(open(os.path.join(S, "kiln.json")))
+sl = None if skip else json.load(open(os.path.join(S, "slurm.json")))
+cfg = {c["cores_per_worker"]: c for c in k["configs"]}
+c16 = cfg.get(16, k["configs"][0])
+cnp = cfg.get(k["host_cores"], k["configs"][-1])
+TARGET_TPS, TARGET_P99_MS = 20000, 5.0
+
+def rnd(x, n):
+    return None if x is None else round(x, n)
+
+k_tps, k_tps_np = c16["tasks_per_s"], cnp["tasks_per_s"]
+k_lat, k_lat_np = c16["submit_to_start_ms"], cnp["submit_to_start_ms"]
+s_tps = sl["tasks_per_s"] if sl else None
+s_lat = sl["submit_to_start_ms"] if sl else {}
+s_p50, s_p99 = s_lat.get("p50"), s_lat.get("p99")
+stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+rows = [
+    {"name": "dispatch_vs_slurm", "value": rnd(k_tps, 1), "unit": "tasks/s",
+     "peer": sl["peer"] if sl else "slurm", "peer_value": s_tps,
+     "ratio": rnd(k_tps / s_tps, 1) if s_tps else None,
+     "kiln_tasks_per_s_16_slots": rnd(k_tps, 1), "kiln_tasks_per_s_nproc_slots": rnd(k_tps_np, 1),
+     "ratio_nproc_slots": rnd(k_tps_np / s_tps, 1) if s_tps else None,
+     "kiln_slots": "4 workers x 16 (64) | 4 workers x %d (%d)" % (cnp["cores_per_worker"], cnp["slots"]),
+     "kiln_tasks": k["tasks"], "kiln_repeats": k["repeats"],
+     "kiln_runs_tasks_per_s": [rnd(r["tasks_per_s"], 1) for r in c16["runs"]],
+     "kiln_runs_tasks_per_s_nproc_slots": [rnd(r["tasks_per_s"], 1) for r in cnp["runs"]],
+     "kilnd_cpu_us_per_task": c16["kilnd_cpu_us_per_task"],
+     "kilnd_cpu_us_per_task_nproc_slots": cnp["kilnd_cpu_us_per_task"],
+     "workers_cpu_us_per_task": c16["workers_cpu_us_per_task"],
+     "slurm_jobs": sl["n_jobs"] if sl else slurm_jobs, "slurm_seconds": sl["seconds"] if sl else None,
+     "slurm_cpus": sl["cpus"] if sl else None,
+     "target_tasks_per_s": TARGET_TPS, "meets_target": k_tps >= TARGET_TPS,
+     "meets_target_nproc_slots": k_tps_np >= TARGET_TPS,
+     "slurm_skipped": skip or None,
+     "note": ("kiln ran %d no-op tasks in one job (median of %d), Slurm ran %d trivial jobs "
+              "('sbatch --wrap=true') as one array: the ratio compares rates, not equal work. "
+              "ratio = kiln / slurm (>1: kiln faster)" % (k["tasks"], k["repeats"],
+                                                          sl["n_jobs"] if sl else slurm_jobs))},
+    {"name": "submit_to_start_p99", "value": rnd(k_lat["p99"], 3), "unit": "ms",
+     "peer": sl["peer"] if sl else "slurm", "peer_value": s_p99,
+     "ratio": rnd(s_p99 / k_lat["p99"], 1) if s_p99 else None,
+     "kiln_p50_ms": rnd(k_lat["p50"], 3), "kiln_p99_ms": rnd(k_lat["p99"], 3),
+     "kiln_max_ms": rnd(k_lat["max"], 3), "kiln_n": k_lat["n"],
+     "kiln_p50_ms_nproc_slots": rnd(k_lat_np["p50"], 3), "kiln_p99_ms_nproc_slots": rnd(k_lat_np["p99"], 3),
+     "slurm_p50_ms": s_p50, "slurm_p99_ms": s_p99, "slurm_n": s_lat.get("n"),
+     "ratio_p50": rnd(s_p50 / k_lat["p50"], 1) if s_p50 else None,
+     "target_p99_ms": TARGET_P99_MS, "meets_target": k_lat["p99"] < TARGET_P99_MS,
+     "slurm_skipped": skip or None,
+     "note": ("idle cluster, one job at a time, nearest-rank percentiles. kiln: start = kilnd "
+              "dispatched the job's first task (started_ns) minus the client's clock before "
+              "POST /v1/jobs, polled every 1 ms; Slurm: the batch script's first command "
+              "(date +%%s%%N) minus the time before sbatch, each submit after a random 0-999 ms "
+              "pause, n=%s (p99 = max). ratio = slurm / kiln (>1: kiln faster)"
+              % (s_lat.get("n", "-")))},
+    {"name": "sched_meta", "value": None, "unit": None, "peer": None, "peer_value": None, "ratio": None,
+     "measured_at": stamp, "git_commit": commit, "git_modified_tracked_files": dirty,
+     "kilnd_version": k["kilnd_version"], "host_cores": k["host_cores"],
+     "loadavg_1min_before": float(load_before), "loadavg_1min_after": float(load_after),
+     "slurm_version": sl.get("slurm_version") if sl else None,
+     "slurm_config": sl.get("config") if sl else None},
+]
+names = {r["name"] for r in rows}
+old = []
+try:
+    old = json.load(open("bench/results.json"))
+    if not isinstance(old, list):
+        old = []
+except (OSError, ValueError):
+    pass
+out = [r for r in old if isinstance(r, dict) and r.get("name") not in names] + rows
+with open("bench/results.json", "w") as f:
+    json.dump(out, f, indent=1)
+    f.write("\n")
+
+def fmt(v, spec):
+    return (spec % v) if v is not None else "-"
+
+print()
+print("kiln scheduler vs Slurm: this machine (%d cores), commit %s%s, kilnd %s, %s"
+      % (k["host_cores"], commit, " + %d modified files" % dirty if dirty else "",
+         k["kilnd_version"], sl["peer"] if sl else "Slurm skipped"))
+print("%-44s %12s %12s %9s %s" % ("", "kiln", "slurm", "ratio", "target"))
+print("%-44s %12.0f %12s %9s %s" % ("no-op tasks/s (4 workers x 16 slots)", k_tps, fmt(s_tps, "%.2f"),
+      fmt(k_tps / s_tps if s_tps else None, "%.0fx"), ">= %d: %s" % (TARGET_TPS, "MET" if k_tps >= TARGET_TPS else "MISSED")))
+print("%-44s %12.0f %12s %9s %s" % ("no-op tasks/s (4 workers x %d slots = nproc)" % cnp["cores_per_worker"],
+      k_tps_np, fmt(s_tps, "%.2f"), fmt(k_tps_np / s_tps if s_tps else None, "%.0fx"),
+      ">= %d: %s" % (TARGET_TPS, "MET" if k_tps_np >= TARGET_TPS else "MISSED")))
+print("%-44s %12.3f %12s %9s" % ("submit-to-start p50 ms", k_lat["p50"], fmt(s_p50, "%.1f"),
+      fmt(s_p50 / k_lat["p50"] if s_p50 else None, "%.0fx")))
+print("%-44s %12.3f %12s %9s %s" % ("submit-to-start p99 ms", k_lat["p99"], fmt(s_p99, "%.1f"),
+      fmt(s_p99 / k_lat["p99"] if s_p99 else None, "%.0fx"),
+      "< %g: %s" % (TARGET_P99_MS, "MET" if k_lat["p99"] < TARGET_P99_MS else "MISSED")))
+print("  kiln: %d tasks in one noop job, median of %d (runs %s tasks/s; nproc slots: %s); kilnd CPU %.1f us/task"
+      " (16 slots), %.1f (nproc slots); workers %.1f us/task"
+      % (k["tasks"], k["repeats"], ", ".join("%.0f" % r["tasks_per_s"] for r in c16["runs"]),
+         ", ".join("%.0f" % r["tasks_per_s"] for r in cnp["runs"]), c16["kilnd_cpu_us_per_task"],
+         cnp["kilnd_cpu_us_per_task"], c16["workers_cpu_us_per_task"]))
+print("  kiln latency: n=%d, dispatch of the first task; nproc slots p50 %.3f / p99 %.3f ms"
+      % (k_lat["n"], k_lat_np["p50"], k_lat_np["p99"]))
+if sl:
+    print("  slurm: %d trivial jobs as one array in %.1f s; latency n=%d (p99 = max), start = the batch"
+          " script's first command" % (sl["n_jobs"], sl["seconds"], s_lat.get("n", 0)))
+    print("  ratios compare rates: kiln ran %d tasks, Slurm %d jobs; ratio > 1: kiln faster"
+          % (k["tasks"], sl["n_jobs"]))
+else:
+    print("  slurm: skipped (%s)" % skip)
+print("  1-min load average: %s before, %s after" % (load_before, load_after))
+print("\nwrote bench/results.json (scheduler rows)")
+PYEOF
+}
+
+if [ "$ONLY" = sched ]; then
+    run_sched
+    exit 0
+fi
 # Every figure comes from the same binaries: snapshot them now, so a rebuild
 # of the tree while this runs cannot swap one in halfway.
 cp "$KILN" "$OUT/bin/kiln"
@@ -324,3 +533,4 @@ else:
     print("parity: FAIL -- %s" % parity.get("verdict", "no comparison"))
 print("\nwrote bench/results.json")
 EOF
+[ "$ONLY" = featurize ] || run_sched
