@@ -497,7 +497,7 @@ int ks_job_set_reason(ks_sched_t *s, ks_job_t *j, const char *code, const char *
 
 static void array_check_done(ks_sched_t *s, ks_job_t *p)
 {
-    if (p->arr_next <= p->arr_last || p->arr_live > 0)
+    if (p->arr_next <= p->arr_last || p->arr_live > 0 || p->arr_ending)
         return;
     size_t total = (size_t)(p->arr_last - p->arr_first + 1);
     if (p->arr_succeeded == total)
@@ -544,12 +544,13 @@ void ks_job_end(ks_sched_t *s, ks_job_t *j, st_state_status_t state, const char 
             if (s->live[i]->array_parent == j->id && n < j->arr_live)
                 kids[n++] = s->live[i];
         j->arr_next = j->arr_last + 1;   /* no new instances */
+        /* The last instance's end must not end (and free) the array under us
+         * as "instances_failed": it ends below, in the state asked for. */
+        j->arr_ending = 1;
         for (size_t i = 0; i < n; i++)
             ks_job_end(s, kids[i], ST_STATE_CANCELLED, "array_ended",
                        "array job %lld ended", (long long)j->id);
         kiln_free(kids);
-        if (st_state_status_is_final(j->state))
-            return;   /* the last instance ended the array already */
     }
 
     j->state = state;

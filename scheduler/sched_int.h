@@ -72,6 +72,7 @@ typedef struct ks_job {
     int     is_array;
     int64_t arr_first, arr_last, arr_next;
     int     arr_cap;
+    int     arr_ending;          /* ks_job_end is ending its instances */
     size_t  arr_live, arr_running, arr_succeeded, arr_ended;
     size_t  live_idx;            /* position in s->live */
 } ks_job_t;

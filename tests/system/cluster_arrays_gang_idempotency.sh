@@ -81,6 +81,34 @@ done
 [ "$maxrun" = 3 ] || die "gang: saw at most $maxrun ranks running at once, want 3"
 [ "$(job_field "$D" "$g" tasks.total)" = 3 ] || die "gang tasks.total $(job_field "$D" "$g" tasks.total)"
 
+# --- a gang whose rank fails: the job fails, no rank left running
+gf=$(submit_json "$D" '{"type":"noop","name":"gang-fail","fail":"always","resources":{"cores":1,"ranks":3}}')
+wait_job_state "$D" "$gf" failed 30
+end=$((SECONDS + 10))
+until [ "$(running_sum)" = 0 ]; do
+    [ $SECONDS -lt $end ] || die "ranks still running after the gang failed"; sleep 0.1
+done
+
+# --- cancel of a running array: every instance ends, none left queued
+ca=$(submit_json "$D" '{"type":"noop","name":"arr-cancel","tasks":1,"sleep_ms":20000,"array":"0-9%2"}')
+wait_job_state "$D" "$ca" running 20
+end=$((SECONDS + 10))
+until [ "$(running_sum)" -ge 1 ]; do
+    [ $SECONDS -lt $end ] || die "no instance of the array started"; sleep 0.1
+done
+$KILN cancel "$ca" --dir "$D" >/dev/null || die "cancel of the array failed"
+wait_job_state "$D" "$ca" cancelled 10
+left=$($KILN list --dir "$D" --json | "$PY" -c '
+import json, sys
+P = int(sys.argv[1])
+print(sum(1 for j in json.load(sys.stdin)["jobs"]
+          if (j.get("array") or {}).get("parent") == P and j["state"] in ("queued", "running")))' "$ca")
+[ "$left" = 0 ] || die "$left instances of the cancelled array still queued/running"
+end=$((SECONDS + 10))
+until [ "$(running_sum)" = 0 ]; do
+    [ $SECONDS -lt $end ] || die "instances still running on workers after the array's cancel"; sleep 0.1
+done
+
 # --- idempotency
 spec='{"type":"noop","name":"idem","tasks":1}'
 post() { curl -s -X POST "$URL/v1/jobs" -H 'Content-Type: application/json' -H 'Idempotency-Key: kiln-test-key-0001' -d "$spec" -w '\n%{http_code}'; }

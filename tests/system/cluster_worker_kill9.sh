@@ -37,4 +37,15 @@ until [ "$(worker_field "$D" w1 state)" = lost ]; do
     sleep 0.2
 done
 [ "$(worker_field "$D" w2 state)" = alive ] || die "w2 not alive"
-echo "ok: job $id succeeded after w1 was killed; w1 lost"
+
+# a worker restarted with the same id comes back alive and takes work
+start_worker "$D" w1
+end=$((SECONDS + 15))
+until [ "$(worker_field "$D" w1 state)" = alive ]; do
+    [ $SECONDS -lt $end ] || die "restarted w1 state $(worker_field "$D" w1 state), want alive"
+    sleep 0.2
+done
+kill9 "${WORKER_PID[w2]}"
+id2=$(submit_json "$D" '{"type":"noop","name":"after-restart","tasks":4,"sleep_ms":100}')
+wait_job_state "$D" "$id2" succeeded 30
+echo "ok: job $id succeeded after w1 was killed; w1 lost, then back"

@@ -35,11 +35,21 @@ die() {
 }
 
 stop_all() {
-    local p
+    local p kids=
+    # the task children of live workers (a worker's SIGTERM stops them too,
+    # but one that is stuck must not outlive the test)
     for p in "${CLUSTER_PIDS[@]:-}"; do
         [ -n "$p" ] || continue
+        kids="$kids $(pgrep -P "$p" 2>/dev/null | tr '\n' ' ')"
+        kill -TERM "$p" 2>/dev/null || true
+    done
+    local end=$((SECONDS + 3))
+    for p in "${CLUSTER_PIDS[@]:-}"; do
+        [ -n "$p" ] || continue
+        while kill -0 "$p" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.05; done
         kill -9 "$p" 2>/dev/null || true
     done
+    for p in $kids; do kill -9 "$p" 2>/dev/null || true; done
     for p in "${CLUSTER_PIDS[@]:-}"; do
         [ -n "$p" ] || continue
         wait "$p" 2>/dev/null || true
