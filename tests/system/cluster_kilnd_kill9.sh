@@ -9,7 +9,7 @@ cd "$KILN_ROOT"
 . tests/system/lib/cluster.sh
 cluster_init
 
-$KILN gen --windows 2000 --window-len 1024 --rate 12000 --assets 4 --seed 3 -o "$T/gen.h5" >/dev/null
+$KILN gen --windows 6000 --window-len 1024 --rate 12000 --assets 4 --seed 3 -o "$T/gen.h5" >/dev/null
 "$PY" - "$T" <<'PY'
 import json, sys
 t = sys.argv[1]
@@ -34,6 +34,13 @@ for i in 1 2 3; do
 done
 ids+=("$($KILN submit "$T/feat.json" --dir "$D" --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])')")
 ids+=("$(submit_json "$D" '{"type":"noop","name":"sleepy-4","tasks":4,"sleep_ms":300}')")
+# a dependent job, an array (instances made as they start) and a keyed submit
+ids+=("$(submit_json "$D" "{\"type\":\"noop\",\"name\":\"dep\",\"tasks\":2,\"depends_on\":[${ids[1]}]}")")
+arr=$(submit_json "$D" '{"type":"noop","name":"arr","tasks":1,"sleep_ms":300,"array":"0-3%1"}')
+ids+=("$arr")
+echo '{"type":"noop","name":"keyed","tasks":2,"sleep_ms":200}' >"$T/keyed.json"
+keyed=$($KILN submit "$T/keyed.json" --dir "$D" --idempotency-key restart-key --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+ids+=("$keyed")
 log "submitted: ${ids[*]}"
 
 # kill kilnd while the first job runs
@@ -48,12 +55,40 @@ kill -0 "${WORKER_PID[w1]}" && kill -0 "${WORKER_PID[w2]}" || die "a worker died
 start_kilnd "$D" --target-tasks 4 --listen "$zmq"
 wait_workers "$D" 2
 
+# a second kill -9, this time while the featurize job runs (when caught running)
+feat=${ids[3]}
+end=$((SECONDS + 30)); fst=
+while [ $SECONDS -lt $end ]; do
+    fst=$(curl -s "$(cat "$D/kilnd.url")/v1/jobs/$feat" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["state"])' 2>/dev/null || echo "?")
+    [ "$fst" = queued ] || [ "$fst" = "?" ] || break
+    sleep 0.05
+done
+if [ "$fst" = running ]; then
+    kill9 "$KILND_PID"
+    log "killed kilnd again while featurize job $feat ran"
+    start_kilnd "$D" --target-tasks 4 --listen "$zmq"
+    wait_workers "$D" 2
+else
+    log "featurize job $feat was $fst, not caught running: second kill skipped"
+fi
+
+# the key is still known after the restart
+again=$($KILN submit "$T/keyed.json" --dir "$D" --idempotency-key restart-key --json | "$PY" -c 'import json,sys; d=json.load(sys.stdin); assert d["existed"] is True, d; print(d["id"])') \
+    || die "keyed resubmit after restart not answered as existing"
+[ "$again" = "$keyed" ] || die "keyed resubmit after restart: id $again, was $keyed"
+
 for id in "${ids[@]}"; do
     wait_job_state "$D" "$id" succeeded 50
 done
+[ "$(job_field "$D" "${ids[5]}" started_ns)" -ge "$(job_field "$D" "${ids[1]}" ended_ns)" ] || die "dependent job started before its dependency ended"
 
 # nothing lost, nothing duplicated
-got=$($KILN list --dir "$D" --json | "$PY" -c 'import json,sys; print(" ".join(str(j["id"]) for j in sorted(json.load(sys.stdin)["jobs"], key=lambda j: j["id"])))')
+got=$($KILN list --dir "$D" --json | "$PY" -c 'import json,sys; print(" ".join(str(j["id"]) for j in sorted(json.load(sys.stdin)["jobs"], key=lambda j: j["id"]) if not (j.get("array") or {}).get("parent")))')
+inst=$($KILN list --dir "$D" --json | "$PY" -c '
+import json, sys
+P = int(sys.argv[1]); idx = [j["array"]["index"] for j in json.load(sys.stdin)["jobs"] if (j.get("array") or {}).get("parent") == P]
+print(sorted(idx))' "$arr")
+[ "$inst" = "[0, 1, 2, 3]" ] || die "array instances after restart: $inst (want one each of 0..3)"
 want=$(printf '%s\n' "${ids[@]}" | sort -n | tr '\n' ' ' | sed 's/ $//')
 [ "$got" = "$want" ] || die "kiln list has [$got], submitted [$want]"
 
