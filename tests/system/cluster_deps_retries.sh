@@ -37,6 +37,20 @@ wait_job_state "$D" "$b2" succeeded 30
 [ "$(job_field "$D" "$a2" state)" = succeeded ] || die "A2 not succeeded"
 [ "$(job_field "$D" "$b2" started_ns)" -ge "$(job_field "$D" "$a2" ended_ns)" ] || die "B2 started before A2 ended"
 
+# --- depends_on a job that already ended: failed -> cancelled at once, succeeded -> runs
+d1=$(submit_json "$D" "{\"type\":\"noop\",\"name\":\"on-failed\",\"tasks\":1,\"depends_on\":[$a]}")
+d2=$(submit_json "$D" "{\"type\":\"noop\",\"name\":\"on-succeeded\",\"tasks\":1,\"depends_on\":[$a2]}")
+wait_job_state "$D" "$d1" cancelled 10
+[ "$(job_field "$D" "$d1" reason.code)" = dependency_failed ] || die "on-failed reason $(job_field "$D" "$d1" reason)"
+wait_job_state "$D" "$d2" succeeded 20
+# --- cancelling a running job cancels its dependents
+r=$(submit_json "$D" '{"type":"noop","name":"to-cancel","tasks":1,"sleep_ms":20000}')
+rd=$(submit_json "$D" "{\"type\":\"noop\",\"name\":\"on-cancelled\",\"tasks\":1,\"depends_on\":[$r]}")
+wait_job_state "$D" "$r" running 20
+$KILN cancel "$r" --dir "$D" >/dev/null
+wait_job_state "$D" "$rd" cancelled 10
+[ "$(job_field "$D" "$rd" reason.code)" = dependency_failed ] || die "on-cancelled reason $(job_field "$D" "$rd" reason)"
+
 # --- depends_on an unknown job: refused at submit
 cat >"$T/baddep.json" <<J
 {"type":"noop","tasks":1,"depends_on":[99999]}
