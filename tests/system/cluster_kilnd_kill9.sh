@@ -30,7 +30,7 @@ wait_workers "$D" 2
 
 ids=()
 for i in 1 2 3; do
-    ids+=("$(submit_json "$D" "{\"type\":\"noop\",\"name\":\"sleepy-$i\",\"tasks\":6,\"sleep_ms\":500}")")
+    ids+=("$(submit_json "$D" "{\"type\":\"noop\",\"name\":\"sleepy-$i\",\"tasks\":8,\"sleep_ms\":800}")")
 done
 ids+=("$($KILN submit "$T/feat.json" --dir "$D" --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])')")
 ids+=("$(submit_json "$D" '{"type":"noop","name":"sleepy-4","tasks":4,"sleep_ms":300}')")
@@ -44,7 +44,7 @@ ids+=("$keyed")
 log "submitted: ${ids[*]}"
 
 # kill kilnd while the first job runs
-wait_job_state "$D" "${ids[0]}" running 20
+wait_job_state "$D" "${ids[0]}" "running|succeeded" 20
 sleep 0.3
 zmq=$(cat "$D/kilnd.zmq")
 kill9 "$KILND_PID"
