@@ -62,7 +62,7 @@ until [ "$(worker_field "$D" w3 state)" = lost ]; do
 done
 
 # --- gang of 3 ranks, 2 slots
-g=$(submit_json "$D" '{"type":"noop","name":"gang","sleep_ms":2500,"resources":{"cores":1,"ranks":3}}')
+g=$(submit_json "$D" '{"type":"noop","name":"gang","sleep_ms":4000,"resources":{"cores":1,"ranks":3}}')
 sleep 1.5
 [ "$(job_field "$D" "$g" state)" = queued ] || die "gang state $(job_field "$D" "$g" state) with 2 slots"
 rc=$(job_field "$D" "$g" reason.code)

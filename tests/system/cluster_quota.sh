@@ -14,7 +14,7 @@ start_worker "$D" w1 --cores 4
 wait_workers "$D" 1
 
 q=$(submit_json "$D" '{"type":"noop","name":"capped","project":"plant-7","tasks":4,"sleep_ms":700}')
-o=$(submit_json "$D" '{"type":"noop","name":"other","project":"plant-8","tasks":3,"sleep_ms":700}')
+o=$(submit_json "$D" '{"type":"noop","name":"other","project":"plant-8","tasks":3,"sleep_ms":2000}')
 maxq=0; maxall=0; saw_reason=0; end=$((SECONDS + 40))
 while :; do
     read -r qs qrun qrc os < <($KILN list --dir "$D" --json | "$PY" -c '
