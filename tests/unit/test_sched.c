@@ -434,6 +434,33 @@ static void test_lost_worker_and_reload(void **state)
     fx_free(f);
 }
 
+/* Out of memory is final (no retry); a task that keeps losing its worker ends node_fail. */
+static void test_oom_and_node_fail(void **state)
+{
+    (void)state;
+    ks_opts_t o = {.lease_ms = 50, .max_node_fails = 2};
+    fx_t *f = fx_new(&o);
+    hello(f, "w1", 2, 0);
+    int64_t m = submit(f, "{\"type\":\"noop\",\"max_retries\":3}");
+    ks_sched_dispatch(f->s);
+    failed(f, &f->sent[0], "out_of_memory");
+    assert_job(f, m, "out_of_memory", "out_of_memory");
+
+    int64_t n = submit(f, "{\"type\":\"noop\"}");
+    char id[16];
+    for (int round = 0; round < 3; round++) {
+        snprintf(id, sizeof id, "n%d", round);
+        hello(f, id, 2, 0);
+        size_t mark = f->n_sent;
+        ks_sched_dispatch(f->s);
+        assert_int_equal(tasks_since(f, mark), 1);
+        sleep_ms(80);   /* every worker goes silent */
+        ks_sched_tick(f->s);
+    }
+    assert_job(f, n, "node_fail", "node_fail");
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -444,6 +471,7 @@ int main(void)
         cmocka_unit_test(test_array_cap),
         cmocka_unit_test(test_deps_retries_timeout),
         cmocka_unit_test(test_lost_worker_and_reload),
+        cmocka_unit_test(test_oom_and_node_fail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
