@@ -288,6 +288,22 @@ static ks_job_t *job_build(json_t *spec, const jb_common_t *c, kiln_err_t *err)
 
 /* ---- submit */
 
+/* The store's record of a new job (strings borrowed from j and the caller). */
+static st_state_job_t job_row(const ks_job_t *j, const char *type, const char *name,
+                              const char *spec_text)
+{
+    st_state_job_t row = {0};
+    row.project = j->project;
+    row.name = (char *)name;
+    row.type = (char *)type;
+    row.priority = j->priority;
+    row.spec_json = (char *)spec_text;
+    row.max_retries = j->max_retries;
+    row.timeout_s = (int)ceil(j->timeout_s);
+    row.submitted_ns = ks_now_ns();
+    return row;
+}
+
 int ks_sched_submit(ks_sched_t *s, const char *text, size_t len, const char *key, int64_t *id,
                     int *existed, kiln_err_t *err)
 {
@@ -328,16 +344,8 @@ int ks_sched_submit(ks_sched_t *s, const char *text, size_t len, const char *key
         free(spec_text);
         return err->code;
     }
-    st_state_job_t row = {0};
+    st_state_job_t row = job_row(j, c.type, j->name, spec_text);
     row.idempotency_key = (char *)key;
-    row.project = j->project;
-    row.name = j->name;
-    row.type = c.type;
-    row.priority = j->priority;
-    row.spec_json = spec_text;
-    row.max_retries = j->max_retries;
-    row.timeout_s = (int)ceil(j->timeout_s);
-    row.submitted_ns = ks_now_ns();
     row.depends_on = j->deps;
     row.n_depends_on = j->n_deps;
     rc = st_state_job_insert(s->st, &row, id, existed, err);
@@ -386,15 +394,7 @@ ks_job_t *ks_job_instance_new(ks_sched_t *s, ks_job_t *parent, kiln_err_t *err)
         free(spec_text);
         return NULL;
     }
-    st_state_job_t row = {0};
-    row.project = j->project;
-    row.name = name;
-    row.type = c.type;
-    row.priority = j->priority;
-    row.spec_json = spec_text;
-    row.max_retries = j->max_retries;
-    row.timeout_s = (int)ceil(j->timeout_s);
-    row.submitted_ns = ks_now_ns();
+    st_state_job_t row = job_row(j, c.type, name, spec_text);
     row.array_parent = parent->id;
     row.array_index = index;
     int64_t id;
@@ -935,20 +935,32 @@ void ks_sched_close(ks_sched_t **sp)
     *sp = NULL;
 }
 
+/* ---- lookups */
+
+int ks_job_stored(ks_sched_t *s, int64_t id, st_state_status_t *state, kiln_err_t *err)
+{
+    st_state_job_t row;
+    int rc = st_state_job_get(s->st, id, &row, err);
+    if (rc < 0)
+        return rc == KILN_ENOTFOUND
+                   ? kiln_err_set(err, KILN_ENOTFOUND, "job %lld not found", (long long)id)
+                   : rc;
+    if (state)
+        *state = row.state;
+    st_state_job_free(&row);
+    return 0;
+}
+
 /* ---- cancel */
 
 int ks_sched_cancel(ks_sched_t *s, int64_t id, kiln_err_t *err)
 {
     ks_job_t *j = ks_idmap_get(&s->jobs, id);
     if (!j) {
-        st_state_job_t row;
-        int rc = st_state_job_get(s->st, id, &row, err);
+        st_state_status_t st = ST_STATE_QUEUED;
+        int rc = ks_job_stored(s, id, &st, err);
         if (rc < 0)
-            return rc == KILN_ENOTFOUND
-                       ? kiln_err_set(err, KILN_ENOTFOUND, "job %lld not found", (long long)id)
-                       : rc;
-        st_state_status_t st = row.state;
-        st_state_job_free(&row);
+            return rc;
         return kiln_err_set(err, KILN_ESTATE, "job %lld already ended: %s", (long long)id,
                             st_state_status_name(st));
     }

@@ -116,6 +116,8 @@ ks_job_t *ks_job_instance_new(ks_sched_t *s, ks_job_t *parent, kiln_err_t *err);
 int  ks_job_plan(ks_sched_t *s, ks_job_t *j, kiln_err_t *err);
 int  ks_job_task_output(const ks_sched_t *s, const ks_job_t *j, int idx, char *buf, size_t cap);
 int  ks_quota_of(const ks_sched_t *s, const char *project);
+/* 0 and the state of a stored job; KILN_ENOTFOUND naming it. */
+int  ks_job_stored(ks_sched_t *s, int64_t id, st_state_status_t *state, kiln_err_t *err);
 int  ks_project_cores(const ks_sched_t *s, const char *project);
 
 /* sched_run.c */

@@ -230,13 +230,9 @@ json_t *ks_sched_health_json(ks_sched_t *s)
 
 int ks_sched_log_path(ks_sched_t *s, int64_t id, char *buf, size_t cap, kiln_err_t *err)
 {
-    st_state_job_t row;
-    int rc = st_state_job_get(s->st, id, &row, err);
+    int rc = ks_job_stored(s, id, NULL, err);
     if (rc < 0)
-        return rc == KILN_ENOTFOUND
-                   ? kiln_err_set(err, KILN_ENOTFOUND, "job %lld not found", (long long)id)
-                   : rc;
-    st_state_job_free(&row);
+        return rc;
     snprintf(buf, cap, "%s/logs/%lld.log", s->dir, (long long)id);
     return 0;
 }
