@@ -8,7 +8,8 @@ int kiln_cmd_gen(int argc, char **argv);
 int kiln_cmd_inspect(int argc, char **argv);
 int kiln_cmd_featurize(int argc, char **argv);
 int kiln_cmd_classes(int argc, char **argv);
-/* cmd_jobs.c: the cluster commands, over kilnd's HTTP API (docs/api.md) */
+/* cmd_submit.c, cmd_query.c, cmd_control.c (over jobs_cli.c): the cluster
+ * commands, over kilnd's HTTP API (docs/api.md) */
 int kiln_cmd_submit(int argc, char **argv);
 int kiln_cmd_status(int argc, char **argv);
 int kiln_cmd_list(int argc, char **argv);
