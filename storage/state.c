@@ -11,7 +11,7 @@
 
 #include "core/kiln_alloc.h"
 
-#define ST_SCHEMA_VERSION 2
+#define ST_SCHEMA_VERSION 3
 
 static const char *const status_names[ST_STATE_N_STATUS] = {
     "queued", "running", "succeeded", "failed", "cancelled", "timeout", "node_fail",
@@ -102,6 +102,9 @@ static void sq_install(void)
 #define JOB_COLS "id, idempotency_key, project, name, type, priority, spec_json, state, " \
                  "reason_code, reason_text, attempts, max_retries, timeout_s, "           \
                  "submitted_ns, started_ns, ended_ns, array_parent, array_index"
+#define RUN_COLS "id, job_id, model_name, kind, params_json, seed, dataset_sha256, "   \
+                 "featspec_sha256, code_version, metrics_json, duration_s, accepted, "     \
+                 "artifact_sha256, created_ns"
 #define TASK_COLS "id, job_id, idx, win0, n_windows, state, lease_id, worker_id, attempts, " \
                   "started_ns, ended_ns, output_path"
 
@@ -145,6 +148,30 @@ static const char *const q_sql[Q_N] = {
     [Q_TASK_CANCEL_JOB] = "UPDATE tasks SET state = 'cancelled', lease_id = NULL, ended_ns = ?2 "
                           "WHERE job_id = ?1 AND state IN ('queued', 'running')",
     [Q_JOB_SET_ATTEMPTS] = "UPDATE jobs SET attempts = ?2 WHERE id = ?1",
+    [Q_RUN_INSERT] = "INSERT INTO runs (job_id, model_name, kind, params_json, seed, "
+                     "dataset_sha256, featspec_sha256, code_version, metrics_json, duration_s, "
+                     "accepted, artifact_sha256, created_ns) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    [Q_RUN_GET] = "SELECT " RUN_COLS " FROM runs WHERE id = ?1",
+    [Q_RUN_LIST] = "SELECT " RUN_COLS " FROM runs WHERE (?1 IS NULL OR model_name = ?1) "
+                   "ORDER BY id DESC LIMIT ?2",
+    [Q_MODEL_NEXT] = "SELECT coalesce(max(version), 0) + 1 FROM models WHERE name = ?1",
+    [Q_MODEL_INSERT] = "INSERT INTO models (name, version, run_id, artifact_sha256, created_ns) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [Q_MODEL_GET] = "SELECT m.name, m.version, m.run_id, m.artifact_sha256, m.created_ns "
+                    "FROM models m WHERE m.name = ?1 AND m.version = ?2",
+    [Q_MODEL_LATEST] = "SELECT max(version) FROM models WHERE name = ?1",
+    [Q_MODEL_LIST] = "SELECT name, max(version), count(*) FROM models GROUP BY name ORDER BY name",
+    [Q_ALIAS_GET] = "SELECT version FROM aliases WHERE name = ?1 AND alias = ?2",
+    [Q_ALIAS_SET] = "INSERT INTO aliases (name, alias, version, set_ns) VALUES (?1, ?2, ?3, ?4) "
+                    "ON CONFLICT(name, alias) DO UPDATE SET version = excluded.version, "
+                    "set_ns = excluded.set_ns",
+    [Q_ALIAS_HIST_ADD] = "INSERT INTO alias_history (name, alias, version, set_ns) "
+                         "VALUES (?1, ?2, ?3, ?4)",
+    [Q_ALIAS_HIST_LAST] = "SELECT id, version FROM alias_history WHERE name = ?1 AND alias = ?2 "
+                          "ORDER BY id DESC LIMIT 2",
+    [Q_ALIAS_HIST_DEL] = "DELETE FROM alias_history WHERE id = ?1",
+    [Q_ALIAS_LIST] = "SELECT alias, version FROM aliases WHERE name = ?1 ORDER BY alias",
     [Q_JOB_INSTANCES] = "SELECT state, count(*) FROM jobs WHERE array_parent = ?1 GROUP BY state",
     [Q_TASK_LIST] = "SELECT " TASK_COLS " FROM tasks WHERE job_id = ?1 ORDER BY idx, id",
     [Q_WORKER_HELLO] = "INSERT INTO workers (id, cores, memory_mb, gpus, last_heartbeat_ns, state) "
@@ -157,6 +184,30 @@ static const char *const q_sql[Q_N] = {
     [Q_WORKER_GET] = "SELECT cores, memory_mb, gpus, last_heartbeat_ns, state FROM workers "
                      "WHERE id = ?1",
 };
+
+/* The model registry (state_models.c): training runs, model versions under
+ * a name, aliases and the history that rollback walks back. */
+#define REGISTRY_SQL                                                              \
+    "CREATE TABLE runs ("                                                         \
+    " id INTEGER PRIMARY KEY, job_id INTEGER NOT NULL DEFAULT 0,"                 \
+    " model_name TEXT NOT NULL, kind TEXT NOT NULL, params_json TEXT NOT NULL,"   \
+    " seed INTEGER NOT NULL, dataset_sha256 TEXT NOT NULL,"                       \
+    " featspec_sha256 TEXT NOT NULL, code_version TEXT NOT NULL,"                 \
+    " metrics_json TEXT NOT NULL, duration_s REAL NOT NULL,"                      \
+    " accepted INTEGER NOT NULL, artifact_sha256 TEXT NOT NULL,"                  \
+    " created_ns INTEGER NOT NULL);"                                              \
+    "CREATE INDEX runs_model ON runs(model_name);"                                \
+    "CREATE TABLE models ("                                                       \
+    " name TEXT NOT NULL, version INTEGER NOT NULL,"                              \
+    " run_id INTEGER NOT NULL REFERENCES runs(id),"                               \
+    " artifact_sha256 TEXT NOT NULL, created_ns INTEGER NOT NULL,"                \
+    " PRIMARY KEY (name, version));"                                              \
+    "CREATE TABLE aliases ("                                                      \
+    " name TEXT NOT NULL, alias TEXT NOT NULL, version INTEGER NOT NULL,"         \
+    " set_ns INTEGER NOT NULL, PRIMARY KEY (name, alias));"                       \
+    "CREATE TABLE alias_history ("                                                \
+    " id INTEGER PRIMARY KEY, name TEXT NOT NULL, alias TEXT NOT NULL,"           \
+    " version INTEGER NOT NULL, set_ns INTEGER NOT NULL);"
 
 static const char schema_sql[] =
     "CREATE TABLE jobs ("
@@ -189,7 +240,8 @@ static const char schema_sql[] =
     "CREATE TABLE workers ("
     " id TEXT PRIMARY KEY, cores INTEGER NOT NULL, memory_mb INTEGER NOT NULL,"
     " gpus INTEGER NOT NULL, last_heartbeat_ns INTEGER NOT NULL, state TEXT NOT NULL);"
-    "PRAGMA user_version = 2;";
+    REGISTRY_SQL
+    "PRAGMA user_version = 3;";
 
 /* Version 1 -> 2: job arrays. */
 static const char migrate_1_2_sql[] =
@@ -197,6 +249,9 @@ static const char migrate_1_2_sql[] =
     "ALTER TABLE jobs ADD COLUMN array_index INTEGER NOT NULL DEFAULT -1;"
     "CREATE INDEX jobs_array ON jobs(array_parent) WHERE array_parent != 0;"
     "PRAGMA user_version = 2;";
+
+/* Version 2 -> 3: the model registry. */
+static const char migrate_2_3_sql[] = REGISTRY_SQL "PRAGMA user_version = 3;";
 
 
 static int code_of(int rc)
@@ -274,7 +329,7 @@ static int schema_ensure(st_state_t *st, kiln_err_t *err)
         return ret;
     if (version == ST_SCHEMA_VERSION)
         return 0;
-    if (version != 0 && version != 1)
+    if (version < 0 || version > ST_SCHEMA_VERSION)
         return kiln_err_at(err, KILN_EUNSUPPORTED, st->path,
                            "%s: state schema version %d, this kiln reads version %d",
                            st->path, version, ST_SCHEMA_VERSION);
@@ -296,6 +351,9 @@ static int schema_ensure(st_state_t *st, kiln_err_t *err)
     if (version == 0 && (ret = exec_sql(st, schema_sql, err, "creating schema")) < 0)
         goto fail;
     if (version == 1 && (ret = exec_sql(st, migrate_1_2_sql, err, "upgrading schema")) < 0)
+        goto fail;
+    if (version >= 1 && version <= 2 &&
+        (ret = exec_sql(st, migrate_2_3_sql, err, "upgrading schema")) < 0)
         goto fail;
     if ((ret = exec_sql(st, "COMMIT", err, "creating schema")) < 0)
         goto fail;
