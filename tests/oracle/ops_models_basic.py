@@ -37,19 +37,23 @@ def quantile(x, p):
 
 
 def classification(x, p):
-    """x columns: y_true, y_pred.  accuracy, macro F1 (labels as sklearn
-    finds them), then confusion_matrix(labels=range(n_classes)) flattened."""
-    t, y = x[:, 0].astype(int), x[:, 1].astype(int)
-    k = int(p["n_classes"])
-    return np.concatenate([
-        [metrics.accuracy_score(t, y), metrics.f1_score(t, y, average="macro")],
-        metrics.confusion_matrix(t, y, labels=list(range(k))).ravel(),
-    ])
+    """x columns: case, y_true, y_pred; case c has p["n_classes"][c] classes.
+    Per case: accuracy, macro F1 (labels as sklearn finds them), then
+    confusion_matrix(labels=range(n_classes)) flattened."""
+    out = []
+    for c, k in enumerate(p["n_classes"]):
+        rows = x[x[:, 0] == c]
+        t, y = rows[:, 1].astype(int), rows[:, 2].astype(int)
+        out += [[metrics.accuracy_score(t, y), metrics.f1_score(t, y, average="macro")],
+                metrics.confusion_matrix(t, y, labels=list(range(int(k)))).ravel()]
+    return np.concatenate(out)
 
 
 def roc_auc(x, p):
-    """x columns: y_true (0/1), score."""
-    return [metrics.roc_auc_score(x[:, 0].astype(int), x[:, 1])]
+    """x columns: case, y_true (0/1), score; one AUC per case 0, 1, ..."""
+    cases = int(x[:, 0].max()) + 1
+    return [metrics.roc_auc_score(x[x[:, 0] == c, 1].astype(int), x[x[:, 0] == c, 2])
+            for c in range(cases)]
 
 
 def regression(x, p):

@@ -25,35 +25,67 @@ static double uniform01(void) { return oracle_uniform01(&rng_state); }
  * sums of the same float32 values (~n * 1e-16 relative). */
 #define TOL 1e-12
 
-static void check_classification(const int32_t *t, const int32_t *p, size_t n, int k,
-                                 const char *what)
+/* The cases of one test, checked in one oracle call (a python start with
+ * sklearn costs about a second). */
+typedef struct {
+    double *rows;                /* case, y_true, y_pred */
+    size_t  n_rows;
+    int     n_classes[8];
+    int     n_cases;
+    double  got[8][2];           /* accuracy, f1 */
+    uint64_t *cm[8];
+} cases_t;
+
+static void add_case(cases_t *c, const int32_t *t, const int32_t *p, size_t n, int k)
 {
-    double *in = malloc(2 * n * sizeof *in), *want;
-    size_t n_want;
-    for (size_t i = 0; i < n; i++) {
-        in[2 * i] = t[i];
-        in[2 * i + 1] = p[i];
-    }
-    char params[64];
-    snprintf(params, sizeof params, "{\"n_classes\": %d}", k);
-    assert_int_equal(oracle_run("mb_classification", params, in, n, 2, &want, &n_want), 0);
-    assert_int_equal(n_want, 2 + (size_t)(k * k));
-    double acc, f1;
     kiln_err_t err;
-    uint64_t *cm = malloc((size_t)(k * k) * sizeof *cm);
-    assert_int_equal(km_metrics_accuracy(t, p, n, k, &acc, &err), 0);
-    assert_int_equal(km_metrics_f1_macro(t, p, n, k, &f1, &err), 0);
-    assert_int_equal(km_metrics_confusion(t, p, n, k, cm, &err), 0);
-    if (!(fabs(acc - want[0]) <= TOL && fabs(f1 - want[1]) <= TOL)) {
-        print_error("%s: accuracy %.17g (sklearn %.17g), f1 %.17g (sklearn %.17g)\n", what,
-                    acc, want[0], f1, want[1]);
-        fail();
+    int at = c->n_cases++;
+    assert_true(at < 8);
+    c->rows = realloc(c->rows, (c->n_rows + n) * 3 * sizeof *c->rows);
+    for (size_t i = 0; i < n; i++) {
+        double *r = c->rows + 3 * (c->n_rows + i);
+        r[0] = at;
+        r[1] = t[i];
+        r[2] = p[i];
     }
-    for (int i = 0; i < k * k; i++)
-        assert_true((double)cm[i] == want[2 + i]);
-    free(cm);
+    c->n_rows += n;
+    c->n_classes[at] = k;
+    c->cm[at] = malloc((size_t)(k * k) * sizeof *c->cm[at]);
+    assert_int_equal(km_metrics_accuracy(t, p, n, k, &c->got[at][0], &err), 0);
+    assert_int_equal(km_metrics_f1_macro(t, p, n, k, &c->got[at][1], &err), 0);
+    assert_int_equal(km_metrics_confusion(t, p, n, k, c->cm[at], &err), 0);
+}
+
+static void check_cases(cases_t *c)
+{
+    char params[256] = "{\"n_classes\": [";
+    size_t expect = 0;
+    for (int i = 0; i < c->n_cases; i++) {
+        snprintf(params + strlen(params), sizeof params - strlen(params), "%s%d",
+                 i ? ", " : "", c->n_classes[i]);
+        expect += 2 + (size_t)(c->n_classes[i] * c->n_classes[i]);
+    }
+    strcat(params, "]}");
+    double *want;
+    size_t n_want;
+    assert_int_equal(oracle_run("mb_classification", params, c->rows, c->n_rows, 3, &want,
+                                &n_want), 0);
+    assert_int_equal(n_want, expect);
+    const double *w = want;
+    for (int i = 0; i < c->n_cases; i++) {
+        int k = c->n_classes[i];
+        if (!(fabs(c->got[i][0] - w[0]) <= TOL && fabs(c->got[i][1] - w[1]) <= TOL)) {
+            print_error("case %d: accuracy %.17g (sklearn %.17g), f1 %.17g (sklearn %.17g)\n",
+                        i, c->got[i][0], w[0], c->got[i][1], w[1]);
+            fail();
+        }
+        for (int j = 0; j < k * k; j++)
+            assert_true((double)c->cm[i][j] == w[2 + j]);
+        w += 2 + k * k;
+        free(c->cm[i]);
+    }
     free(want);
-    free(in);
+    free(c->rows);
 }
 
 static void test_classification_vs_sklearn(void **state)
@@ -61,14 +93,15 @@ static void test_classification_vs_sklearn(void **state)
     (void)state;
     const size_t n = 2000;
     int32_t *t = malloc(n * sizeof *t), *p = malloc(n * sizeof *p);
+    cases_t cases = {0};
     /* 5 classes, imbalanced, predictions right 60% of the time */
     for (size_t i = 0; i < n; i++) {
         double u = uniform01();
         t[i] = u < 0.5 ? 0 : u < 0.75 ? 1 : u < 0.9 ? 2 : u < 0.98 ? 3 : 4;
         p[i] = uniform01() < 0.6 ? t[i] : (int32_t)(uniform01() * 5);
     }
-    check_classification(t, p, n, 5, "5 classes");
-    check_classification(t, p, n, 8, "5 used of 8");     /* 5..7 absent: excluded */
+    add_case(&cases, t, p, n, 5);
+    add_case(&cases, t, p, n, 8);         /* classes 5..7 absent: excluded */
     /* class 4 only predicted, class 3 only true: both count with F1 0 */
     for (size_t i = 0; i < n; i++) {
         if (t[i] == 4)
@@ -76,11 +109,12 @@ static void test_classification_vs_sklearn(void **state)
         if (p[i] == 3)
             p[i] = 1;
     }
-    check_classification(t, p, n, 6, "one-sided classes");
+    add_case(&cases, t, p, n, 6);
     for (size_t i = 0; i < n; i++)
         t[i] = p[i] = (int32_t)(uniform01() * 2);
-    check_classification(t, p, n, 2, "all right");
-    check_classification(t, p, 1, 3, "one row");
+    add_case(&cases, t, p, n, 2);         /* all right */
+    add_case(&cases, t, p, 1, 3);         /* one row */
+    check_cases(&cases);
     free(t);
     free(p);
 }
@@ -99,45 +133,38 @@ static void test_f1_by_hand(void **state)
     assert_true(acc == 0.75);
 }
 
-static double auc_oracle(const int32_t *t, const float *s, size_t n)
-{
-    double *in = malloc(2 * n * sizeof *in), *want;
-    size_t n_want;
-    for (size_t i = 0; i < n; i++) {
-        in[2 * i] = t[i];
-        in[2 * i + 1] = s[i];
-    }
-    assert_int_equal(oracle_run("mb_roc_auc", "{}", in, n, 2, &want, &n_want), 0);
-    assert_int_equal(n_want, 1);
-    double w = want[0];
-    free(want);
-    free(in);
-    return w;
-}
-
 static void test_auc_vs_sklearn(void **state)
 {
     (void)state;
     const size_t n = 3000;
     int32_t *t = malloc(n * sizeof *t);
     float *s = malloc(n * sizeof *s);
-    double auc;
+    double *in = malloc(3 * 3 * n * sizeof *in), got[3], auc, *want;
+    size_t n_want;
     kiln_err_t err;
     for (int round = 0; round < 3; round++) {
         for (size_t i = 0; i < n; i++) {
             t[i] = uniform01() < 0.3;
             double v = uniform01() + 0.4 * t[i];
             /* round 0 continuous; 1: 8 levels, many ties across classes;
-             * 2: a few distinct values, one tie group holding everyone */
+             * 2: two values, each tie group holding both classes */
             s[i] = round == 0 ? (float)v : round == 1 ? (float)floor(v * 8) : (float)(i % 3 == 0);
+            double *r = in + 3 * ((size_t)round * n + i);
+            r[0] = round;
+            r[1] = t[i];
+            r[2] = s[i];
         }
-        assert_int_equal(km_metrics_roc_auc(t, s, n, &auc, &err), 0);
-        double want = auc_oracle(t, s, n);
-        if (!(fabs(auc - want) <= TOL)) {
-            print_error("round %d: auc %.17g, sklearn %.17g\n", round, auc, want);
+        assert_int_equal(km_metrics_roc_auc(t, s, n, &got[round], &err), 0);
+    }
+    assert_int_equal(oracle_run("mb_roc_auc", "{}", in, 3 * n, 3, &want, &n_want), 0);
+    assert_int_equal(n_want, 3);
+    for (int round = 0; round < 3; round++)
+        if (!(fabs(got[round] - want[round]) <= TOL)) {
+            print_error("round %d: auc %.17g, sklearn %.17g\n", round, got[round], want[round]);
             fail();
         }
-    }
+    free(want);
+    free(in);
     /* by hand: perfect, reversed, all tied */
     const int32_t y[4] = {0, 1, 0, 1};
     const float up[4] = {0.1f, 0.9f, 0.2f, 0.8f}, down[4] = {0.9f, 0.1f, 0.8f, 0.2f},
