@@ -51,7 +51,11 @@ void km_anomaly_params_default(km_anomaly_params_t *p);
  * n_ranks * (2 + quantile_sample) doubles.  Every rank ends with the same
  * model.  Arguments that are the same on every rank (params, d, reduce) are
  * checked before any sum; a rank's own bad data (NaN/Inf in a healthy row)
- * is carried through the sums so every rank fails together.
+ * is carried through the sums so every rank fails together.  A rank that
+ * cannot allocate its working buffers before the first sum returns
+ * KILN_ENOMEM at once (it cannot take part); later failures go through the
+ * sums.  Memory: O(d^2 + n_ranks * quantile_sample) plus one double per
+ * healthy row of this rank (its distances, sorted for the quantile).
  *
  * Errors: KILN_EINVAL for bad params, fewer than 2 healthy rows in all, or a
  * covariance that is not positive definite even after shrinkage (e.g. a
