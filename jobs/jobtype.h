@@ -13,6 +13,7 @@
 #define KILN_JOBS_JOBTYPE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../core/kiln_err.h"
 
@@ -31,6 +32,16 @@ typedef struct {
     size_t index;
     size_t win0, n_windows;
 } jb_task_plan_t;
+
+/* What a type's record step gets: the scheduler's store (inside its loop
+ * turn's transaction) and where artifacts live. */
+struct st_state;
+typedef struct {
+    struct st_state *st;
+    const char      *artifacts;   /* the content-addressed store's root */
+    int64_t          job_id;
+    int64_t          now_ns;
+} jb_record_ctx_t;
 
 typedef struct jb_type {
     const char *name;    /* the spec's "type" */
@@ -54,6 +65,12 @@ typedef struct jb_type {
      * worker's own process: only work that can neither crash nor block
      * (a no-op); everything else runs in a child process. */
     int (*inproc)(const void *parsed);
+    /* NULL, or called on the scheduler's thread once the job's tasks (and
+     * finish) succeeded, with the first task's output, to record what the
+     * job made (a train job: its run and model version in the registry).
+     * summary gets one line for the job's log and reason. */
+    int (*record)(const void *parsed, const char *task_output, const jb_record_ctx_t *ctx,
+                  char *summary, size_t cap, kiln_err_t *err);
 } jb_type_t;
 
 /* The type called `name`, or NULL. */

@@ -465,7 +465,7 @@ int ks_job_plan(ks_sched_t *s, ks_job_t *j, kiln_err_t *err)
     }
     j->n_tasks = j->n_queued = n;
     j->planned = 1;
-    if (j->output) {
+    if (j->output || j->type->record) {
         char dir[1100];
         snprintf(dir, sizeof dir, "%s/tasks/%lld", s->dir, (long long)j->id);
         if (mkdir_p(dir) < 0)
@@ -621,12 +621,37 @@ void ks_sched_finish_done(ks_sched_t *s, int64_t job_id, int rc, const kiln_err_
                    err ? err->msg : "failed");
         return;
     }
-    char dir[1100];
-    for (size_t i = 0; i < j->n_tasks; i++)
-        if (j->task_outputs && j->task_outputs[i])
-            unlink(j->task_outputs[i]);
+    ks_job_succeed(s, j);
+}
+
+/* The end of a job whose tasks (and finish) succeeded: the type records what
+ * it made (a train job's run and model version), then the task outputs go. */
+void ks_job_succeed(ks_sched_t *s, ks_job_t *j)
+{
+    char summary[KS_REASON_MAX] = "";
+    int rc = 0;
+    kiln_err_t err = {0};
+    if (j->type->record && j->n_tasks) {
+        char out[1200], root[1100];
+        snprintf(root, sizeof root, "%s/artifacts", s->dir);
+        ks_job_task_output(s, j, j->tasks[0].idx, out, sizeof out);
+        jb_record_ctx_t ctx = {s->st, root, j->id, ks_now_ns()};
+        rc = j->type->record(j->parsed, out, &ctx, summary, sizeof summary, &err);
+    }
+    char dir[1100], path[1200];
+    const int has_files = j->output || j->type->record;   /* as ks_job_plan made the dir */
+    for (size_t i = 0; has_files && i < j->n_tasks; i++) {
+        ks_job_task_output(s, j, j->tasks[i].idx, path, sizeof path);
+        unlink(path);
+    }
     snprintf(dir, sizeof dir, "%s/tasks/%lld", s->dir, (long long)j->id);
     rmdir(dir);
+    if (rc < 0) {
+        ks_job_end(s, j, ST_STATE_FAILED, "record_failed", "recording the result: %s", err.msg);
+        return;
+    }
+    if (summary[0])
+        ks_job_log(s, j->id, "%s", summary);
     ks_job_end(s, j, ST_STATE_SUCCEEDED, NULL, "%zu task%s succeeded%s%s", j->n_tasks,
                j->n_tasks == 1 ? "" : "s", j->output ? ", output " : "",
                j->output ? j->output : "");

@@ -126,6 +126,7 @@ ks_worker_t *ks_worker_get(ks_sched_t *s, const char *id, kiln_err_t *err);
 void ks_task_release(ks_sched_t *s, ks_task_t *t);
 void ks_task_cancel_remote(ks_sched_t *s, ks_task_t *t);
 void ks_job_start_finish(ks_sched_t *s, ks_job_t *j);
+void ks_job_succeed(ks_sched_t *s, ks_job_t *j);
 void ks_job_free(ks_job_t *j);
 
 #endif

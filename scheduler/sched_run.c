@@ -236,8 +236,7 @@ void ks_job_start_finish(ks_sched_t *s, ks_job_t *j)
     if (j->finishing || st_state_status_is_final(j->state))
         return;
     if (!j->output || !j->type->finish) {
-        ks_job_end(s, j, ST_STATE_SUCCEEDED, NULL, "%zu task%s succeeded", j->n_tasks,
-                   j->n_tasks == 1 ? "" : "s");
+        ks_job_succeed(s, j);
         return;
     }
     if (!j->task_outputs) {
@@ -258,7 +257,8 @@ void ks_job_start_finish(ks_sched_t *s, ks_job_t *j)
         return;
     }
     j->finishing = 1;
-    ks_job_log(s, j->id, "all %zu tasks succeeded; merging into %s", j->n_tasks, j->output);
+    ks_job_log(s, j->id, "%s succeeded; finishing into %s",
+               j->n_tasks == 1 ? "the task" : "every task", j->output);
     s->ops.finish(s->ud, j->id, j->type, j->parsed, (const char *const *)j->task_outputs,
                   j->n_tasks, j->output);
 }
