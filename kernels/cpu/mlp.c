@@ -1,0 +1,881 @@
+/* mlp.c - the multilayer perceptron of kernels/mlp.h: Glorot-uniform init,
+ * ReLU hidden layers, softmax/identity output, backpropagation and Adam
+ * (Kingma & Ba 2015, in scikit-learn's form: lr_t = lr*sqrt(1-b2^t)/(1-b1^t)),
+ * with the step's rows spread over pthreads by lane so the bytes never depend
+ * on the thread count. */
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../../core/kiln_alloc.h"
+#include "../mlp.h"
+
+#define MLP_MAGIC   0x504c4d4bu   /* "KMLP" little-endian */
+#define MLP_VERSION 1u
+#define CHUNK_ROWS  64            /* rows a thread pushes through the layers at once */
+#define MAX_LAYERS  (KM_MLP_MAX_HIDDEN + 1)
+
+struct km_mlp {
+    int    n_layers;                  /* weight layers: hidden + 1 */
+    int    size[MAX_LAYERS + 1];      /* size[0] = d ... size[n_layers] = outputs */
+    int    n_classes;                 /* 0: regressor */
+    size_t n_params;
+    size_t w_off[MAX_LAYERS];         /* W_l at params + w_off[l], then its bias */
+    float *params;
+};
+
+/* -std=c11 turns off the contraction of a*b+c into one instruction, so the
+ * products ask for fmaf where the target has it (one rounding, twice the
+ * throughput) and keep a*b+c elsewhere; either way the result is fixed per build. */
+#ifdef __FMA__
+#define MADD(a, b, c) fmaf((a), (b), (c))
+#else
+#define MADD(a, b, c) ((a) * (b) + (c))
+#endif
+
+/* ---- products ----------------------------------------------------------
+ * One kernel serves the three products of a layer:
+ *   C[r][j] += sum_t S[r*rs + t*ts] * B[t*ldb + j]
+ * forward (S = activations by row), weight gradient (S = activations read
+ * transposed) and delta propagation (B = the transposed weights).  A block
+ * of R rows x NB columns lives in registers across the whole t loop; R and NB
+ * are compile-time so the j loop becomes whole vectors. */
+static inline __attribute__((always_inline)) void
+mm_block(int R, int NB, size_t T, const float *restrict S, size_t rs, size_t ts,
+         const float *restrict B, size_t ldb, float *restrict C, size_t ldc)
+{
+    float acc[4][64];
+    for (int r = 0; r < R; r++)
+        for (int j = 0; j < NB; j++)
+            acc[r][j] = C[r * ldc + j];
+    for (size_t t = 0; t < T; t++) {
+        const float *b = B + t * ldb;
+        for (int r = 0; r < R; r++) {
+            const float s = S[r * rs + t * ts];
+            for (int j = 0; j < NB; j++)
+                acc[r][j] = MADD(s, b[j], acc[r][j]);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int j = 0; j < NB; j++)
+            C[r * ldc + j] = acc[r][j];
+}
+
+#define MM_COLS(NB)                                                             \
+    static void mm_cols_##NB(size_t M, size_t T, const float *S, size_t rs,     \
+                             size_t ts, const float *B, size_t ldb, float *C,   \
+                             size_t ldc)                                        \
+    {                                                                           \
+        size_t i = 0;                                                           \
+        for (; i + 4 <= M; i += 4)                                              \
+            mm_block(4, NB, T, S + i * rs, rs, ts, B, ldb, C + i * ldc, ldc);   \
+        for (; i < M; i++)                                                      \
+            mm_block(1, NB, T, S + i * rs, rs, ts, B, ldb, C + i * ldc, ldc);   \
+    }
+MM_COLS(64)
+MM_COLS(32)
+MM_COLS(16)
+MM_COLS(8)
+
+/* C[M x N] += S . B with S[i][t] = S[i*rs + t*ts], B[T x N] (row stride ldb). */
+static void mm_acc(size_t M, size_t N, size_t T, const float *S, size_t rs, size_t ts,
+                   const float *B, size_t ldb, float *C, size_t ldc)
+{
+    size_t j = 0;
+    for (; j + 64 <= N; j += 64)
+        mm_cols_64(M, T, S, rs, ts, B + j, ldb, C + j, ldc);
+    for (; j + 32 <= N; j += 32)
+        mm_cols_32(M, T, S, rs, ts, B + j, ldb, C + j, ldc);
+    for (; j + 16 <= N; j += 16)
+        mm_cols_16(M, T, S, rs, ts, B + j, ldb, C + j, ldc);
+    for (; j + 8 <= N; j += 8)
+        mm_cols_8(M, T, S, rs, ts, B + j, ldb, C + j, ldc);
+    if (j == N)
+        return;
+    for (size_t i = 0; i < M; i++)        /* the few last columns (small outputs) */
+        for (size_t t = 0; t < T; t++) {
+            const float s = S[i * rs + t * ts];
+            for (size_t c = j; c < N; c++)
+                C[i * ldc + c] = MADD(s, B[t * ldb + c], C[i * ldc + c]);
+        }
+}
+
+/* ---- one chunk of rows: forward, loss, backward --------------------------- */
+
+/* What a thread needs to push CHUNK_ROWS rows through the net. */
+typedef struct {
+    float *act[MAX_LAYERS + 1];   /* act[l]: CHUNK_ROWS x size[l]; act[0] = gathered x */
+    float *delta[2];              /* CHUNK_ROWS x max size */
+} mlp_ws_t;
+
+static int ws_init(mlp_ws_t *ws, const km_mlp_t *m)
+{
+    memset(ws, 0, sizeof *ws);
+    int widest = 0;
+    for (int l = 0; l <= m->n_layers; l++) {
+        ws->act[l] = kiln_malloc_aligned((size_t)CHUNK_ROWS * (size_t)m->size[l] * sizeof(float));
+        if (!ws->act[l])
+            return -1;
+        if (m->size[l] > widest)
+            widest = m->size[l];
+    }
+    for (int k = 0; k < 2; k++)
+        if (!(ws->delta[k] = kiln_malloc_aligned((size_t)CHUNK_ROWS * (size_t)widest * sizeof(float))))
+            return -1;
+    return 0;
+}
+
+static void ws_free(mlp_ws_t *ws)
+{
+    for (int l = 0; l <= MAX_LAYERS; l++)
+        kiln_free_aligned(ws->act[l]);
+    kiln_free_aligned(ws->delta[0]);
+    kiln_free_aligned(ws->delta[1]);
+    memset(ws, 0, sizeof *ws);
+}
+
+/* act[1..] from act[0] for M rows; the output layer holds probabilities
+ * (softmax) or the regressed value. */
+static void forward(const km_mlp_t *m, const float *w, mlp_ws_t *ws, size_t M)
+{
+    for (int l = 1; l <= m->n_layers; l++) {
+        const size_t K = (size_t)m->size[l - 1], N = (size_t)m->size[l];
+        const float *W = w + m->w_off[l - 1], *bias = W + K * N;
+        float *z = ws->act[l];
+        for (size_t i = 0; i < M; i++)
+            memcpy(z + i * N, bias, N * sizeof *z);
+        mm_acc(M, N, K, ws->act[l - 1], K, 1, W, N, z, N);
+        if (l < m->n_layers) {
+            for (size_t i = 0; i < M * N; i++)
+                z[i] = z[i] > 0.0f ? z[i] : 0.0f;
+        } else if (m->n_classes) {
+            for (size_t i = 0; i < M; i++) {
+                float *row = z + i * N, top = row[0], sum = 0.0f;
+                for (size_t c = 1; c < N; c++)
+                    top = row[c] > top ? row[c] : top;
+                /* exp below e^-60 is 0: a confident net's tiny probabilities
+                 * would otherwise turn into denormals through the backward
+                 * products, and denormal arithmetic runs many times slower. */
+                for (size_t c = 0; c < N; c++) {
+                    const float e = row[c] - top;
+                    sum += row[c] = e > -60.0f ? expf(e) : 0.0f;
+                }
+                const float inv = 1.0f / sum;
+                for (size_t c = 0; c < N; c++)
+                    row[c] *= inv;
+            }
+        }
+    }
+}
+
+/* Gathers rows idx[0..M) of x into act[0], runs forward and adds the
+ * chunk's unnormalised gradient (sum over rows, no l2) into g (n_params
+ * floats); returns the summed loss of the rows when want_loss, else 0.
+ * wt holds each W_l transposed (fan_out x fan_in) at w_off[l]. */
+static double chunk_grad(const km_mlp_t *m, const float *w, const float *wt, mlp_ws_t *ws,
+                         const km_data_t *data, const size_t *idx, size_t M, float *g,
+                         int want_loss)
+{
+    const size_t d = data->d, L = (size_t)m->n_layers, n_out = (size_t)m->size[L];
+    for (size_t i = 0; i < M; i++)
+        memcpy(ws->act[0] + i * d, data->x + idx[i] * d, d * sizeof(float));
+    forward(m, w, ws, M);
+
+    double loss = 0.0;
+    float *D = ws->delta[0];
+    const float *out = ws->act[L];
+    memcpy(D, out, M * n_out * sizeof *D);
+    for (size_t i = 0; i < M; i++) {
+        if (m->n_classes) {
+            const size_t y = (size_t)data->y[idx[i]];
+            D[i * n_out + y] -= 1.0f;
+            if (want_loss) {   /* sklearn's log_loss clips at float64 eps */
+                double p = out[i * n_out + y];
+                loss -= log(p > 2.220446049250313e-16 ? p : 2.220446049250313e-16);
+            }
+        } else {
+            D[i] -= data->target[idx[i]];
+            if (want_loss)
+                loss += 0.5 * (double)D[i] * (double)D[i];
+        }
+    }
+    for (size_t l = L; l >= 1; l--) {
+        const size_t K = (size_t)m->size[l - 1], N = (size_t)m->size[l];
+        float *gW = g + m->w_off[l - 1], *gb = gW + K * N;
+        const float *A = ws->act[l - 1];
+        mm_acc(K, N, M, A, 1, K, D, N, gW, N);           /* gW += A^T D */
+        for (size_t i = 0; i < M; i++)
+            for (size_t j = 0; j < N; j++)
+                gb[j] += D[i * N + j];
+        if (l == 1)
+            break;
+        float *Dp = ws->delta[(L - l + 1) & 1];
+        memset(Dp, 0, M * K * sizeof *Dp);
+        mm_acc(M, K, N, D, N, 1, wt + m->w_off[l - 1], K, Dp, K);   /* D W^T */
+        for (size_t i = 0; i < M * K; i++)
+            Dp[i] = A[i] > 0.0f ? Dp[i] : 0.0f;
+        D = Dp;
+    }
+    return loss;
+}
+
+static void transpose_weights(const km_mlp_t *m, const float *w, float *wt)
+{
+    for (int l = 0; l < m->n_layers; l++) {
+        const size_t K = (size_t)m->size[l], N = (size_t)m->size[l + 1];
+        const float *W = w + m->w_off[l];
+        float *T = wt + m->w_off[l];
+        for (size_t k = 0; k < K; k++)
+            for (size_t j = 0; j < N; j++)
+                T[j * K + k] = W[k * N + j];
+    }
+}
+
+/* ---- model shape and validation ------------------------------------------ */
+
+static km_mlp_t *model_new(int d, const int *hidden, int n_hidden, int n_classes)
+{
+    km_mlp_t *m = kiln_calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->n_layers = n_hidden + 1;
+    m->n_classes = n_classes;
+    m->size[0] = d;
+    for (int h = 0; h < n_hidden; h++)
+        m->size[h + 1] = hidden[h];
+    m->size[m->n_layers] = n_classes ? n_classes : 1;
+    for (int l = 0; l < m->n_layers; l++) {
+        m->w_off[l] = m->n_params;
+        m->n_params += (size_t)m->size[l] * (size_t)m->size[l + 1] + (size_t)m->size[l + 1];
+    }
+    m->params = kiln_malloc_aligned(m->n_params * sizeof(float));
+    if (!m->params) {
+        kiln_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void km_mlp_free(km_mlp_t **pm)
+{
+    if (!pm || !*pm)
+        return;
+    kiln_free_aligned((*pm)->params);
+    kiln_free(*pm);
+    *pm = NULL;
+}
+
+km_mlp_params_t km_mlp_defaults(void)
+{
+    km_mlp_params_t p = {.n_hidden = 1, .hidden = {100, 0, 0}, .lr = 1e-3, .beta1 = 0.9,
+                         .beta2 = 0.999, .eps = 1e-8, .l2 = 1e-4, .batch = 200,
+                         .epochs = 200, .threads = 1, .seed = 0};
+    return p;
+}
+
+static int check_params(const km_mlp_params_t *p, kiln_err_t *err)
+{
+    if (!p)
+        return kiln_err_at(err, KILN_EINVAL, "params", "mlp: params is NULL");
+    if (p->n_hidden < 1 || p->n_hidden > KM_MLP_MAX_HIDDEN)
+        return kiln_err_at(err, KILN_EINVAL, "params.n_hidden",
+                           "mlp: n_hidden is %d, must be 1..%d", p->n_hidden, KM_MLP_MAX_HIDDEN);
+    for (int h = 0; h < p->n_hidden; h++)
+        if (p->hidden[h] < 1 || p->hidden[h] > KM_MLP_MAX_WIDTH) {
+            char where[32];
+            snprintf(where, sizeof where, "params.hidden[%d]", h);
+            return kiln_err_at(err, KILN_EINVAL, where, "mlp: hidden[%d] is %d units, must be 1..%d",
+                               h, p->hidden[h], KM_MLP_MAX_WIDTH);
+        }
+    if (!(p->lr > 0.0 && p->lr <= 10.0))
+        return kiln_err_at(err, KILN_EINVAL, "params.lr", "mlp: lr is %g, must be in (0, 10]", p->lr);
+    if (!(p->beta1 >= 0.0 && p->beta1 < 1.0))
+        return kiln_err_at(err, KILN_EINVAL, "params.beta1", "mlp: beta1 is %g, must be in [0, 1)", p->beta1);
+    if (!(p->beta2 >= 0.0 && p->beta2 < 1.0))
+        return kiln_err_at(err, KILN_EINVAL, "params.beta2", "mlp: beta2 is %g, must be in [0, 1)", p->beta2);
+    if (!(p->eps > 0.0 && p->eps < 1.0))
+        return kiln_err_at(err, KILN_EINVAL, "params.eps", "mlp: eps is %g, must be in (0, 1)", p->eps);
+    if (!(p->l2 >= 0.0 && p->l2 <= 1e6))
+        return kiln_err_at(err, KILN_EINVAL, "params.l2", "mlp: l2 is %g, must be in [0, 1e6]", p->l2);
+    if (p->batch < 1)
+        return kiln_err_at(err, KILN_EINVAL, "params.batch", "mlp: batch is %d rows, must be >= 1", p->batch);
+    if (p->epochs < 1 || p->epochs > 1000000)
+        return kiln_err_at(err, KILN_EINVAL, "params.epochs", "mlp: epochs is %d, must be 1..1000000", p->epochs);
+    if (p->threads < 1 || p->threads > 64)
+        return kiln_err_at(err, KILN_EINVAL, "params.threads", "mlp: threads is %d, must be 1..64", p->threads);
+    return 0;
+}
+
+/* The data checks every rank makes on its own rows; counts[] (n_classes
+ * entries) gets the rows per class. */
+static int check_data(const km_data_t *data, double *counts, kiln_err_t *err)
+{
+    if (!data || !data->x)
+        return kiln_err_at(err, KILN_EINVAL, "data.x", "mlp: no data (x is NULL)");
+    if (data->n == 0 || data->n > UINT32_MAX)
+        return kiln_err_at(err, KILN_ESHAPE, "data.n", "mlp: %zu rows, must be 1..%u", data->n, UINT32_MAX);
+    if (data->d == 0 || data->d > KM_MLP_MAX_INPUTS)
+        return kiln_err_at(err, KILN_ESHAPE, "data.d", "mlp: %zu features per row, must be 1..%d",
+                           data->d, KM_MLP_MAX_INPUTS);
+    if (data->n_classes == 1 || data->n_classes < 0 || data->n_classes > KM_MLP_MAX_CLASSES)
+        return kiln_err_at(err, KILN_EINVAL, "data.n_classes",
+                           "mlp: n_classes is %d: a classifier needs 2..%d classes (one class only "
+                           "cannot be learned), a regressor 0", data->n_classes, KM_MLP_MAX_CLASSES);
+    if (data->n_classes ? !data->y : !data->target)
+        return kiln_err_at(err, KILN_EINVAL, data->n_classes ? "data.y" : "data.target",
+                           "mlp: %s is NULL", data->n_classes ? "y (class labels)" : "target");
+    for (size_t i = 0; i < data->n; i++) {
+        const float *row = data->x + i * data->d;
+        float acc = 0.0f;
+        for (size_t j = 0; j < data->d; j++)
+            acc += row[j] * 0.0f;      /* NaN or Inf anywhere makes acc NaN */
+        if (acc != 0.0f)
+            for (size_t j = 0; j < data->d; j++)
+                if (!isfinite(row[j]))
+                    return kiln_err_at(err, KILN_ENONFINITE, "data.x",
+                                       "mlp: x row %zu column %zu is %g", i, j, row[j]);
+        if (data->n_classes) {
+            const int32_t y = data->y[i];
+            if (y < 0 || y >= data->n_classes)
+                return kiln_err_at(err, KILN_EINVAL, "data.y", "mlp: y row %zu is class %d, not in 0..%d",
+                                   i, (int)y, data->n_classes - 1);
+            counts[y] += 1.0;
+        } else if (!isfinite(data->target[i])) {
+            return kiln_err_at(err, KILN_ENONFINITE, "data.target", "mlp: target row %zu is %g",
+                               i, data->target[i]);
+        }
+    }
+    return 0;
+}
+
+/* ---- fit: threads, steps, Adam ----------------------------------------------- */
+
+/* A barrier that spins briefly, then sleeps: a step's phase is ~25 us, so a
+ * futex round trip per phase would cost as much as the work, but when the
+ * machine is busy (a partner thread without a core) spinning on would burn
+ * the very core the partner needs.  The sleeper count and the generation are
+ * seq_cst so a releaser either sees the sleeper or the sleeper sees the new
+ * generation before it waits. */
+typedef struct {
+    atomic_uint     arrived, generation, sleepers;
+    unsigned        n;
+    pthread_mutex_t lock;
+    pthread_cond_t  wake;
+} mlp_barrier_t;
+
+static void barrier_wait(mlp_barrier_t *b)
+{
+    const unsigned gen = atomic_load(&b->generation);
+    if (atomic_fetch_add(&b->arrived, 1) + 1 == b->n) {
+        atomic_store(&b->arrived, 0);
+        atomic_fetch_add(&b->generation, 1);
+        if (atomic_load(&b->sleepers) > 0) {
+            pthread_mutex_lock(&b->lock);
+            pthread_cond_broadcast(&b->wake);
+            pthread_mutex_unlock(&b->lock);
+        }
+        return;
+    }
+    for (int spins = 0; spins < 2000; spins++) {
+        if (atomic_load_explicit(&b->generation, memory_order_acquire) != gen)
+            return;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+    pthread_mutex_lock(&b->lock);
+    atomic_fetch_add(&b->sleepers, 1);
+    while (atomic_load(&b->generation) == gen)
+        pthread_cond_wait(&b->wake, &b->lock);
+    atomic_fetch_sub(&b->sleepers, 1);
+    pthread_mutex_unlock(&b->lock);
+}
+
+typedef struct {
+    km_mlp_t               *m;
+    const km_data_t        *data;
+    const km_mlp_params_t  *p;
+    const km_reduce_t      *reduce;     /* NULL: one rank */
+    size_t                  n_total, batch, steps;
+    size_t                 *perm;       /* this rank's rows, reshuffled each epoch */
+    float                  *wt;         /* weights transposed, kept beside m->params */
+    float                  *lane_grad;  /* KM_MLP_LANES x n_params */
+    int                     lane_used[KM_MLP_LANES];
+    double                 *grad_sum;   /* n_params, then the step's rows (for reduce) */
+    double                 *adam_m, *adam_v;
+    km_rng_t                rng;
+    int                     threads;
+    mlp_barrier_t           barrier;
+    atomic_int              go;         /* 0 wait, 1 run, -1 quit: the start gate */
+    int                     failed;     /* the reduce's error code; written by thread 0 */
+    kiln_err_t             *err;
+    mlp_ws_t                ws[KM_MLP_LANES];
+} fit_ctx_t;
+
+typedef struct {
+    fit_ctx_t *ctx;
+    int        tid;
+} fit_arg_t;
+
+/* floor(a * n_rank / n_total) for a <= n_total, without overflow while
+ * n_total < 2^32: this rank's share of the first a rows of an epoch. */
+static size_t share(size_t a, size_t n_rank, size_t n_total)
+{
+    return (a / n_total) * n_rank + ((a % n_total) * n_rank) / n_total;
+}
+
+/* grad_sum[lo, hi) = the used lanes' gradients, added in lane order. */
+static void sum_lanes(fit_ctx_t *c, size_t lo, size_t hi)
+{
+    const size_t P = c->m->n_params;
+    double *restrict gs = c->grad_sum;
+    for (size_t q = lo; q < hi; q++)
+        gs[q] = 0.0;
+    for (int lane = 0; lane < KM_MLP_LANES; lane++) {
+        if (!c->lane_used[lane])
+            continue;
+        const float *restrict g = c->lane_grad + (size_t)lane * P;
+        for (size_t q = lo; q < hi; q++)
+            gs[q] += (double)g[q];
+    }
+}
+
+/* Adam on w[a, b), all weights (l2 > 0) or all biases (l2 = 0) of a layer;
+ * one straight loop so it vectorises, sqrt and division included. */
+static void adam_segment(fit_ctx_t *c, size_t a, size_t b, double l2, double inv_rows, double lr_t)
+{
+    const double b1 = c->p->beta1, b2 = c->p->beta2, eps = c->p->eps;
+    float *restrict w = c->m->params;
+    const double *restrict gs = c->grad_sum;
+    double *restrict am = c->adam_m, *restrict av = c->adam_v;
+    for (size_t q = a; q < b; q++) {
+        const double g = (gs[q] + l2 * (double)w[q]) * inv_rows;
+        am[q] = b1 * am[q] + (1.0 - b1) * g;
+        av[q] = b2 * av[q] + (1.0 - b2) * g * g;
+        w[q] = (float)((double)w[q] - lr_t * am[q] / (sqrt(av[q]) + eps));
+    }
+}
+
+/* Adam on the weights [lo, hi) of the flat vector, from grad_sum over rows;
+ * then the transposed copy of what changed. */
+static void adam_range(fit_ctx_t *c, size_t lo, size_t hi, double rows, long step)
+{
+    const km_mlp_t *m = c->m;
+    const km_mlp_params_t *p = c->p;
+    const double lr_t = p->lr * sqrt(1.0 - pow(p->beta2, (double)step)) /
+                        (1.0 - pow(p->beta1, (double)step));
+    for (int l = 0; l < m->n_layers; l++) {
+        const size_t K = (size_t)m->size[l], N = (size_t)m->size[l + 1];
+        const size_t base = m->w_off[l], end_w = base + K * N, end_b = end_w + N;
+        size_t a = lo > base ? lo : base, b = hi < end_w ? hi : end_w;
+        if (a < b) {
+            adam_segment(c, a, b, p->l2, 1.0 / rows, lr_t);
+            for (size_t q = a; q < b; q++) {
+                const size_t o = q - base;
+                c->wt[base + (o % N) * K + o / N] = m->params[q];
+            }
+        }
+        a = lo > end_w ? lo : end_w;
+        b = hi < end_b ? hi : end_b;
+        if (a < b)
+            adam_segment(c, a, b, 0.0, 1.0 / rows, lr_t);
+    }
+}
+
+/* Every thread runs this same loop over epochs and steps (thread 0 also
+ * shuffles and calls the reduce); phases are separated by the barrier. */
+static void fit_loop(fit_ctx_t *c, int tid)
+{
+    const km_mlp_t *m = c->m;
+    const size_t P = m->n_params, n_local = c->data->n;
+    const int T = c->threads;
+    const int lane_lo = tid * KM_MLP_LANES / T, lane_hi = (tid + 1) * KM_MLP_LANES / T;
+    const size_t p_lo = (size_t)tid * P / (size_t)T, p_hi = (size_t)(tid + 1) * P / (size_t)T;
+    long step = 0;
+    for (int epoch = 0; epoch < c->p->epochs; epoch++) {
+        if (tid == 0)
+            km_rng_shuffle(&c->rng, c->perm, n_local);
+        barrier_wait(&c->barrier);
+        for (size_t s = 0; s < c->steps; s++) {
+            const size_t first = s * c->batch;
+            const size_t last = first + c->batch < c->n_total ? first + c->batch : c->n_total;
+            const size_t lo = share(first, n_local, c->n_total);
+            const size_t rows = share(last, n_local, c->n_total) - lo;
+            for (int lane = lane_lo; lane < lane_hi; lane++) {
+                const size_t a = lo + (size_t)lane * rows / KM_MLP_LANES;
+                const size_t b = lo + (size_t)(lane + 1) * rows / KM_MLP_LANES;
+                float *g = c->lane_grad + (size_t)lane * P;
+                c->lane_used[lane] = a < b;
+                if (a == b)
+                    continue;
+                memset(g, 0, P * sizeof *g);
+                for (size_t r = a; r < b; r += CHUNK_ROWS)
+                    chunk_grad(m, m->params, c->wt, &c->ws[tid], c->data, c->perm + r,
+                               b - r < CHUNK_ROWS ? b - r : CHUNK_ROWS, g, 0);
+            }
+            barrier_wait(&c->barrier);
+            step++;
+            double step_rows = (double)rows;
+            size_t sum_lo = p_lo, sum_hi = p_hi;
+            if (c->reduce) {   /* thread 0 adds the lanes, the ranks add the rest */
+                sum_lo = 0;
+                sum_hi = tid == 0 ? P : 0;
+            }
+            sum_lanes(c, sum_lo, sum_hi);
+            if (c->reduce) {
+                if (tid == 0) {
+                    c->grad_sum[P] = (double)rows;
+                    int rc = c->reduce->sum(c->reduce->ud, c->grad_sum, P + 1, c->err);
+                    if (rc < 0)
+                        c->failed = rc;
+                }
+                barrier_wait(&c->barrier);
+                if (c->failed)
+                    return;
+                step_rows = c->grad_sum[P];
+            }
+            if (step_rows > 0)
+                adam_range(c, p_lo, p_hi, step_rows, step);
+            barrier_wait(&c->barrier);
+        }
+    }
+}
+
+static void *fit_thread(void *argp)
+{
+    fit_arg_t *a = argp;
+    fit_ctx_t *c = a->ctx;
+    int go;
+    for (unsigned spins = 0; (go = atomic_load_explicit(&c->go, memory_order_acquire)) == 0;)
+        if (++spins > 1000)
+            sched_yield();
+    if (go > 0)
+        fit_loop(c, a->tid);
+    return NULL;
+}
+
+/* Glorot uniform as scikit-learn's _init_coef for ReLU nets: W and b of each
+ * layer ~ U(-sqrt(6/(fan_in+fan_out)), +...), drawn W row-major then b. */
+static void glorot_init(km_mlp_t *m, km_rng_t *rng)
+{
+    for (int l = 0; l < m->n_layers; l++) {
+        const size_t K = (size_t)m->size[l], N = (size_t)m->size[l + 1];
+        const double bound = sqrt(6.0 / (double)(K + N));
+        float *w = m->params + m->w_off[l];
+        for (size_t q = 0; q < K * N + N; q++)
+            w[q] = (float)(-bound + 2.0 * bound * km_rng_uniform(rng));
+    }
+}
+
+/* Checks this rank's data and, with a reduce, that all ranks agree (one sum
+ * of fixed size, so a rank with bad data cannot leave the others waiting in
+ * a second one); then that every class has rows somewhere.  *n_total: rows
+ * over all ranks. */
+static int check_all(const km_data_t *data, const km_reduce_t *rd, size_t *n_total,
+                     kiln_err_t *err)
+{
+    double *counts = NULL;
+    int rc = 0;
+    const int nc = data && data->n_classes >= 2 && data->n_classes <= KM_MLP_MAX_CLASSES
+                       ? data->n_classes : 0;
+    if (nc && !(counts = kiln_calloc((size_t)nc, sizeof *counts)))
+        return kiln_err_set(err, KILN_ENOMEM, "mlp: no memory for %d class counts", nc);
+    int local = check_data(data, counts, err);
+    *n_total = local == 0 ? data->n : 0;
+    if (rd) {
+        const double d = local == 0 ? (double)data->d : 0, k = local == 0 ? (double)nc : 0;
+        double agree[6] = {local == 0, local == 0 ? (double)data->n : 0, d, k, d * d, k * k};
+        if ((rc = rd->sum(rd->ud, agree, 6, err)) < 0)
+            goto out;
+        const double R = rd->n_ranks;
+        if (local < 0) {
+            rc = local;
+            goto out;
+        }
+        if (agree[0] != R) {
+            rc = kiln_err_set(err, KILN_EINVAL, "mlp: %g of %d ranks refused their data",
+                              R - agree[0], rd->n_ranks);
+            goto out;
+        }
+        /* all equal iff (sum v)^2 == R * sum v^2 (Cauchy-Schwarz) */
+        if (agree[2] * agree[2] != R * agree[4] || agree[3] * agree[3] != R * agree[5]) {
+            rc = kiln_err_at(err, KILN_ESHAPE, "data.d", "mlp: ranks disagree on d or n_classes "
+                             "(this rank: d %zu, %d classes)", data->d, data->n_classes);
+            goto out;
+        }
+        if (agree[1] > (double)UINT32_MAX) {
+            rc = kiln_err_at(err, KILN_ESHAPE, "data.n", "mlp: %g rows over all ranks, at most %u",
+                             agree[1], UINT32_MAX);
+            goto out;
+        }
+        *n_total = (size_t)agree[1];
+        if (nc && (rc = rd->sum(rd->ud, counts, (size_t)nc, err)) < 0)
+            goto out;
+    } else if ((rc = local) < 0) {
+        goto out;
+    }
+    for (int k = 0; k < nc; k++)
+        if (counts[k] == 0) {
+            rc = kiln_err_at(err, KILN_EINVAL, "data.y", "mlp: class %d of %d has no rows%s", k, nc,
+                             nc == 2 ? " (one class only)" : "");
+            goto out;
+        }
+out:
+    kiln_free(counts);
+    return rc;
+}
+
+static void ctx_free(fit_ctx_t *c)
+{
+    for (int t = 0; t < KM_MLP_LANES; t++)
+        ws_free(&c->ws[t]);
+    kiln_free(c->perm);
+    kiln_free_aligned(c->wt);
+    kiln_free_aligned(c->lane_grad);
+    kiln_free(c->grad_sum);
+    kiln_free(c->adam_m);
+    kiln_free(c->adam_v);
+    if (c->m) {   /* set once the barrier's lock and condition exist */
+        pthread_mutex_destroy(&c->barrier.lock);
+        pthread_cond_destroy(&c->barrier.wake);
+    }
+}
+
+int km_mlp_fit(const km_data_t *data, const km_mlp_params_t *p, const km_reduce_t *reduce,
+               km_mlp_t **out, kiln_err_t *err)
+{
+    fit_ctx_t c;
+    memset(&c, 0, sizeof c);
+    pthread_t th[KM_MLP_LANES];
+    fit_arg_t args[KM_MLP_LANES];
+    km_mlp_t *m = NULL;
+    int rc, started = 0;
+    if (!out)
+        return kiln_err_at(err, KILN_EINVAL, "out", "mlp: out is NULL");
+    *out = NULL;
+    if ((rc = check_params(p, err)) < 0)
+        return rc;
+    if (reduce && !reduce->sum)
+        reduce = NULL;
+    size_t n_total = 0;
+    if ((rc = check_all(data, reduce, &n_total, err)) < 0)
+        return rc;
+
+    if (!(m = model_new((int)data->d, p->hidden, p->n_hidden, data->n_classes)))
+        return kiln_err_set(err, KILN_ENOMEM, "mlp: no memory for the model");
+    const size_t P = m->n_params;
+    pthread_mutex_init(&c.barrier.lock, NULL);
+    pthread_cond_init(&c.barrier.wake, NULL);
+    c.m = m;
+    c.data = data;
+    c.p = p;
+    c.reduce = reduce;
+    c.err = err;
+    c.n_total = n_total;
+    c.batch = (size_t)p->batch < n_total ? (size_t)p->batch : n_total;
+    c.steps = (n_total + c.batch - 1) / c.batch;
+    c.threads = p->threads < KM_MLP_LANES ? p->threads : KM_MLP_LANES;
+    c.perm = kiln_malloc(data->n * sizeof *c.perm);
+    c.wt = kiln_malloc_aligned(P * sizeof *c.wt);
+    c.lane_grad = kiln_malloc_aligned((size_t)KM_MLP_LANES * P * sizeof *c.lane_grad);
+    c.grad_sum = kiln_calloc(P + 1, sizeof *c.grad_sum);
+    c.adam_m = kiln_calloc(P, sizeof *c.adam_m);
+    c.adam_v = kiln_calloc(P, sizeof *c.adam_v);
+    if (!c.perm || !c.wt || !c.lane_grad || !c.grad_sum || !c.adam_m || !c.adam_v) {
+        rc = kiln_err_set(err, KILN_ENOMEM, "mlp: no memory for training state (%zu weights)", P);
+        goto out;
+    }
+    for (int t = 0; t < c.threads; t++)
+        if (ws_init(&c.ws[t], m) < 0) {
+            rc = kiln_err_set(err, KILN_ENOMEM, "mlp: no memory for thread %d's activations", t);
+            goto out;
+        }
+    km_rng_seed(&c.rng, p->seed);
+    glorot_init(m, &c.rng);
+    transpose_weights(m, m->params, c.wt);
+
+    /* A thread that cannot start is not needed: the result does not depend
+     * on how many run, so the others take its lanes. */
+    for (started = 1; started < c.threads; started++) {
+        args[started] = (fit_arg_t){&c, started};
+        if (pthread_create(&th[started], NULL, fit_thread, &args[started]) != 0)
+            break;
+    }
+    c.threads = started;
+    c.barrier.n = (unsigned)started;
+    atomic_store_explicit(&c.go, 1, memory_order_release);
+    fit_loop(&c, 0);
+    for (int t = 1; t < started; t++)
+        pthread_join(th[t], NULL);
+    if (c.failed) {
+        rc = c.failed;
+        goto out;
+    }
+    *out = m;
+    m = NULL;
+    rc = 0;
+out:
+    ctx_free(&c);
+    km_mlp_free(&m);
+    return rc;
+}
+
+/* ---- predict, loss, save/load ---------------------------------------------- */
+
+int km_mlp_predict(const km_mlp_t *m, const float *x, size_t n, float *scores, int32_t *pred,
+                   kiln_err_t *err)
+{
+    if (!m || (n && (!x || !scores)))
+        return kiln_err_set(err, KILN_EINVAL, "mlp predict: model, x or scores is NULL");
+    const size_t d = (size_t)m->size[0], L = (size_t)m->n_layers, n_out = (size_t)m->size[L];
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < d; j++)
+            if (!isfinite(x[i * d + j]))
+                return kiln_err_at(err, KILN_ENONFINITE, "x", "mlp predict: x row %zu column %zu is %g",
+                                   i, j, x[i * d + j]);
+    mlp_ws_t ws;
+    if (ws_init(&ws, m) < 0) {
+        ws_free(&ws);
+        return kiln_err_set(err, KILN_ENOMEM, "mlp predict: no memory for activations");
+    }
+    for (size_t i0 = 0; i0 < n; i0 += CHUNK_ROWS) {
+        const size_t M = n - i0 < CHUNK_ROWS ? n - i0 : CHUNK_ROWS;
+        memcpy(ws.act[0], x + i0 * d, M * d * sizeof(float));
+        forward(m, m->params, &ws, M);
+        memcpy(scores + i0 * n_out, ws.act[L], M * n_out * sizeof(float));
+        if (pred && m->n_classes)
+            for (size_t i = 0; i < M; i++) {
+                const float *row = ws.act[L] + i * n_out;
+                size_t best = 0;
+                for (size_t c = 1; c < n_out; c++)
+                    if (row[c] > row[best])
+                        best = c;
+                pred[i0 + i] = (int32_t)best;
+            }
+    }
+    ws_free(&ws);
+    return 0;
+}
+
+size_t km_mlp_n_outputs(const km_mlp_t *m) { return m ? (size_t)m->size[m->n_layers] : 0; }
+size_t km_mlp_n_params(const km_mlp_t *m) { return m ? m->n_params : 0; }
+const float *km_mlp_weights(const km_mlp_t *m) { return m ? m->params : NULL; }
+
+int km_mlp_layer_sizes(const km_mlp_t *m, int sizes[KM_MLP_MAX_HIDDEN + 2])
+{
+    for (int l = 0; l <= m->n_layers; l++)
+        sizes[l] = m->size[l];
+    return m->n_layers + 1;
+}
+
+int km_mlp_loss_grad(const km_mlp_t *m, const km_data_t *data, double l2, double *loss,
+                     double *grad, kiln_err_t *err)
+{
+    if (!m || !loss || !grad)
+        return kiln_err_set(err, KILN_EINVAL, "mlp loss_grad: model, loss or grad is NULL");
+    if (!data || data->d != (size_t)m->size[0] || data->n_classes != m->n_classes)
+        return kiln_err_at(err, KILN_ESHAPE, "data", "mlp loss_grad: data is not shaped as the model "
+                           "(d %d, %d classes)", m->size[0], m->n_classes);
+    const size_t P = m->n_params, n = data->n;
+    int rc = 0;
+    mlp_ws_t ws;
+    float *wt = kiln_malloc_aligned(P * sizeof *wt), *g = kiln_calloc(P, sizeof *g);
+    size_t *idx = kiln_malloc((n ? n : 1) * sizeof *idx);
+    if (ws_init(&ws, m) < 0 || !wt || !g || !idx) {
+        rc = kiln_err_set(err, KILN_ENOMEM, "mlp loss_grad: no memory");
+        goto out;
+    }
+    double *counts = NULL;
+    if ((rc = check_data(data, counts = kiln_calloc((size_t)m->n_classes + 1, sizeof *counts), err)) < 0) {
+        kiln_free(counts);
+        goto out;
+    }
+    kiln_free(counts);
+    transpose_weights(m, m->params, wt);
+    for (size_t i = 0; i < n; i++)
+        idx[i] = i;
+    double sum = 0.0, sq = 0.0;
+    for (size_t r = 0; r < n; r += CHUNK_ROWS)
+        sum += chunk_grad(m, m->params, wt, &ws, data, idx + r, n - r < CHUNK_ROWS ? n - r : CHUNK_ROWS,
+                          g, 1);
+    for (int l = 0; l < m->n_layers; l++) {
+        const size_t base = m->w_off[l], nw = (size_t)m->size[l] * (size_t)m->size[l + 1];
+        for (size_t q = base; q < base + nw; q++) {
+            sq += (double)m->params[q] * m->params[q];
+            grad[q] = ((double)g[q] + l2 * m->params[q]) / (double)n;
+        }
+        for (size_t q = base + nw; q < base + nw + (size_t)m->size[l + 1]; q++)
+            grad[q] = (double)g[q] / (double)n;
+    }
+    *loss = (sum + 0.5 * l2 * sq) / (double)n;
+out:
+    ws_free(&ws);
+    kiln_free_aligned(wt);
+    kiln_free(g);
+    kiln_free(idx);
+    return rc;
+}
+
+int km_mlp_save(const km_mlp_t *m, km_buf_t *b, kiln_err_t *err)
+{
+    if (!m || !b)
+        return kiln_err_set(err, KILN_EINVAL, "mlp save: model or buffer is NULL");
+    km_buf_u32(b, MLP_MAGIC);
+    km_buf_u32(b, MLP_VERSION);
+    km_buf_u32(b, (uint32_t)m->n_classes);
+    km_buf_u32(b, (uint32_t)m->n_layers);
+    for (int l = 0; l <= m->n_layers; l++)
+        km_buf_u32(b, (uint32_t)m->size[l]);
+    km_buf_f32s(b, m->params, m->n_params);
+    if (b->oom)
+        return kiln_err_set(err, KILN_ENOMEM, "mlp save: no memory for %zu weights", m->n_params);
+    return 0;
+}
+
+int km_mlp_load(const unsigned char *bytes, size_t len, km_mlp_t **out, kiln_err_t *err)
+{
+    km_rd_t r = {bytes, bytes ? len : 0, 0};
+    uint32_t magic = 0, version = 0, n_classes = 0, n_layers = 0, size[MAX_LAYERS + 1] = {0};
+    if (!out)
+        return kiln_err_set(err, KILN_EINVAL, "mlp load: out is NULL");
+    *out = NULL;
+    if (km_rd_u32(&r, &magic) < 0 || magic != MLP_MAGIC)
+        return kiln_err_set(err, KILN_EFORMAT, "mlp load: not an mlp model (magic)");
+    if (km_rd_u32(&r, &version) < 0 || version != MLP_VERSION)
+        return kiln_err_set(err, KILN_EFORMAT, "mlp load: version %u, this build reads %u",
+                            version, MLP_VERSION);
+    if (km_rd_u32(&r, &n_classes) < 0 || n_classes == 1 || n_classes > KM_MLP_MAX_CLASSES ||
+        km_rd_u32(&r, &n_layers) < 0 || n_layers < 2 || n_layers > MAX_LAYERS)
+        return kiln_err_set(err, KILN_EFORMAT, "mlp load: bad class or layer count");
+    for (uint32_t l = 0; l <= n_layers; l++)
+        if (km_rd_u32(&r, &size[l]) < 0)
+            return kiln_err_set(err, KILN_EFORMAT, "mlp load: truncated layer sizes");
+    int hidden[KM_MLP_MAX_HIDDEN];
+    for (uint32_t l = 1; l < n_layers; l++) {
+        if (size[l] < 1 || size[l] > KM_MLP_MAX_WIDTH)
+            return kiln_err_set(err, KILN_EFORMAT, "mlp load: hidden layer %u has %u units", l, size[l]);
+        hidden[l - 1] = (int)size[l];
+    }
+    if (size[0] < 1 || size[0] > KM_MLP_MAX_INPUTS || size[n_layers] != (n_classes ? n_classes : 1))
+        return kiln_err_set(err, KILN_EFORMAT, "mlp load: bad input or output width");
+    km_mlp_t *m = model_new((int)size[0], hidden, (int)n_layers - 1, (int)n_classes);
+    if (!m)
+        return kiln_err_set(err, KILN_ENOMEM, "mlp load: no memory for the model");
+    if (r.len - r.off != m->n_params * 4) {
+        int rc = kiln_err_set(err, KILN_EFORMAT, "mlp load: %zu weight bytes, the layers need %zu",
+                              r.len - r.off, m->n_params * 4);
+        km_mlp_free(&m);
+        return rc;
+    }
+    km_rd_f32s(&r, m->params, m->n_params);
+    for (size_t q = 0; q < m->n_params; q++)
+        if (!isfinite(m->params[q])) {
+            km_mlp_free(&m);
+            return kiln_err_set(err, KILN_EFORMAT, "mlp load: weight %zu is not finite", q);
+        }
+    *out = m;
+    return 0;
+}
