@@ -40,6 +40,7 @@ typedef struct {
     struct st_state *st;
     const char      *artifacts;   /* the content-addressed store's root */
     int64_t          job_id;
+    int64_t          started_ns;  /* when the job started running */
     int64_t          now_ns;
 } jb_record_ctx_t;
 

@@ -215,13 +215,6 @@ static int train_plan(const void *parsed, const jb_plan_ctx_t *ctx, jb_task_plan
     return 0;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static json_t *strings(char *const *v, size_t n)
 {
     json_t *a = json_array();
@@ -318,7 +311,6 @@ static int train_run(const void *parsed, const jb_task_plan_t *task, const char 
 {
     const train_t *t = parsed;
     (void)task;
-    double t0 = now_s();
     jb_trainset_t ts;
     int rc = jb_trainset_load(t->input, t->learn, &ts, err);
     if (rc < 0)
@@ -383,7 +375,9 @@ static int train_run(const void *parsed, const jb_task_plan_t *task, const char 
     json_error_t jerr;
     json_t *params = pj ? json_loads(pj, 0, &jerr) : NULL;
     free(pj);
-    header = json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:s, s:o, s:o, s:b, s:s, s:I, s:s, s:f}",
+    /* Nothing that varies between runs (no time, no host) goes into the file:
+     * the same inputs and seed give the same bytes, hence the same artifact. */
+    header = json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:s, s:o, s:o, s:b, s:s, s:I, s:s}",
                        "schema", "kiln.model.v1", "kind", t->kind->name, "learn",
                        t->learn == JB_LEARN_LABEL ? "label" : "target", "feature_names",
                        strings(ts.feature_names, d), "class_names",
@@ -392,8 +386,7 @@ static int train_run(const void *parsed, const jb_task_plan_t *task, const char 
                        "dataset_sha256", ts.content_sha256, "featspec_sha256", ts.spec_sha256,
                        "params", params ? params : json_object(), "metrics", metrics,
                        "accepted", accepted, "rejected_because", accepted ? "" : why, "seed",
-                       (json_int_t)t->seed, "code_version", KILN_VERSION, "train_seconds",
-                       now_s() - t0);
+                       (json_int_t)t->seed, "code_version", KILN_VERSION);
     if (!header) {
         rc = kiln_err_set(err, KILN_ENOMEM, "train: out of memory");
         goto out;
@@ -480,7 +473,7 @@ static int train_record(const void *parsed, const char *task_output, const jb_re
     run.featspec_sha256 = (char *)json_string_value(json_object_get(h, "featspec_sha256"));
     run.code_version = (char *)json_string_value(json_object_get(h, "code_version"));
     run.metrics_json = metrics ? metrics : "{}";
-    run.duration_s = json_number_value(json_object_get(h, "train_seconds"));
+    run.duration_s = ctx->started_ns ? (double)(ctx->now_ns - ctx->started_ns) / 1e9 : 0;
     run.accepted = json_is_true(json_object_get(h, "accepted"));
     run.artifact_sha256 = hex;
     run.created_ns = ctx->now_ns;

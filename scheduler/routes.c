@@ -12,11 +12,8 @@
 
 #define LOG_TAIL_MAX ((size_t)1 << 20)
 
-static void reply_error(struct kd *kd, ka_req_t *req, int status, const char *field,
-                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static void reply_error(struct kd *kd, ka_req_t *req, int status, const char *field,
-                        const char *fmt, ...)
+void kd_reply_error(struct kd *kd, ka_req_t *req, int status, const char *field,
+                    const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -46,9 +43,9 @@ static int status_of(int code)
     }
 }
 
-static void reply_err(struct kd *kd, ka_req_t *req, const kiln_err_t *err)
+void kd_reply_kerr(struct kd *kd, ka_req_t *req, const kiln_err_t *err)
 {
-    reply_error(kd, req, status_of(err->code), err->where[0] ? err->where : NULL, "%s",
+    kd_reply_error(kd, req, status_of(err->code), err->where[0] ? err->where : NULL, "%s",
                 err->msg);
 }
 
@@ -78,15 +75,15 @@ static void submit(struct kd *kd, ka_req_t *req)
     int64_t id = 0;
     int existed = 0;
     if (req->body_len == 0) {
-        reply_error(kd, req, 400, NULL, "job: the request has no body (a JSON job spec)");
+        kd_reply_error(kd, req, 400, NULL, "job: the request has no body (a JSON job spec)");
         return;
     }
     const char *key = ka_req_header(req, "Idempotency-Key");
     if (ks_sched_submit(s, req->body, req->body_len, key, &id, &existed, &err) < 0) {
         if (err.code == KILN_ENOTFOUND)
-            reply_error(kd, req, 400, "depends_on", "%s", err.msg);
+            kd_reply_error(kd, req, 400, "depends_on", "%s", err.msg);
         else
-            reply_err(kd, req, &err);
+            kd_reply_kerr(kd, req, &err);
         return;
     }
     json_t *job = existed ? ks_sched_job_json(s, id, &err) : NULL;
@@ -107,7 +104,7 @@ static void list(struct kd *kd, ka_req_t *req)
     const char *limit_s = ka_req_query(req, "limit");
     if (state) {
         if (st_state_status_parse(state, &st, &err) < 0) {
-            reply_error(kd, req, 400, "state",
+            kd_reply_error(kd, req, 400, "state",
                         "state: \"%s\" is not a job state (queued, running, succeeded, failed, "
                         "cancelled, timeout, node_fail, out_of_memory)", state);
             return;
@@ -120,7 +117,7 @@ static void list(struct kd *kd, ka_req_t *req)
         errno = 0;
         long long v = strtoll(limit_s, &end, 10);
         if (errno || *end || v < 1 || v > 100000) {
-            reply_error(kd, req, 400, "limit", "limit: must be an integer in 1..100000");
+            kd_reply_error(kd, req, 400, "limit", "limit: must be an integer in 1..100000");
             return;
         }
         limit = v;
@@ -128,7 +125,7 @@ static void list(struct kd *kd, ka_req_t *req)
     json_t *o = ks_sched_jobs_json(kd_sched(kd), stp, project && project[0] ? project : NULL,
                                    limit, &err);
     if (!o)
-        reply_err(kd, req, &err);
+        kd_reply_kerr(kd, req, &err);
     else
         kd_reply(kd, req, 200, o, NULL, 0);
 }
@@ -138,7 +135,7 @@ static void logs(struct kd *kd, ka_req_t *req, int64_t id)
     kiln_err_t err = {0};
     char path[1200];
     if (ks_sched_log_path(kd_sched(kd), id, path, sizeof path, &err) < 0) {
-        reply_err(kd, req, &err);
+        kd_reply_kerr(kd, req, &err);
         return;
     }
     FILE *f = fopen(path, "r");
@@ -157,7 +154,7 @@ static void logs(struct kd *kd, ka_req_t *req, int64_t id)
     size_t got = buf ? fread(buf, 1, n, f) : 0;
     fclose(f);
     if (!buf) {
-        reply_error(kd, req, 503, NULL, "out of memory reading the log");
+        kd_reply_error(kd, req, 503, NULL, "out of memory reading the log");
         return;
     }
     buf[got] = '\0';
@@ -177,6 +174,8 @@ void kd_route(struct kd *kd, ka_req_t *req)
         kd_reply(kd, req, 200, ks_sched_health_json(s), NULL, 0);
         return;
     }
+    if (kd_route_models(kd, req))
+        return;
     if (!strcmp(p, "/v1/workers")) {
         if (!get)
             goto bad_method;
@@ -196,7 +195,7 @@ void kd_route(struct kd *kd, ka_req_t *req)
     const char *rest;
     int jp = job_path(p, &id, &rest);
     if (jp < 0) {
-        reply_error(kd, req, 400, "id", "%s: the job id must be a positive integer", p);
+        kd_reply_error(kd, req, 400, "id", "%s: the job id must be a positive integer", p);
         return;
     }
     if (jp > 0 && (!*rest || !strcmp(rest, "/"))) {
@@ -204,7 +203,7 @@ void kd_route(struct kd *kd, ka_req_t *req)
             goto bad_method;
         json_t *o = ks_sched_job_json(s, id, &err);
         if (!o)
-            reply_err(kd, req, &err);
+            kd_reply_kerr(kd, req, &err);
         else
             kd_reply(kd, req, 200, o, NULL, 0);
         return;
@@ -213,7 +212,7 @@ void kd_route(struct kd *kd, ka_req_t *req)
         if (!post)
             goto bad_method;
         if (ks_sched_cancel(s, id, &err) < 0) {
-            reply_err(kd, req, &err);
+            kd_reply_kerr(kd, req, &err);
             return;
         }
         kd_reply(kd, req, 200, json_pack("{s:I, s:s}", "id", (json_int_t)id, "state", "cancelled"),
@@ -226,8 +225,8 @@ void kd_route(struct kd *kd, ka_req_t *req)
         logs(kd, req, id);
         return;
     }
-    reply_error(kd, req, 404, NULL, "%s %s: no such endpoint (see docs/api.md)", m, p);
+    kd_reply_error(kd, req, 404, NULL, "%s %s: no such endpoint (see docs/api.md)", m, p);
     return;
 bad_method:
-    reply_error(kd, req, 405, NULL, "%s %s: method not allowed", m, p);
+    kd_reply_error(kd, req, 405, NULL, "%s %s: method not allowed", m, p);
 }

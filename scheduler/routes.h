@@ -22,6 +22,14 @@ typedef struct {
 
 /* routes.c */
 void kd_route(struct kd *kd, ka_req_t *req);
+/* Queues {"error": {"status", "message", "field"}} (field may be NULL). */
+void kd_reply_error(struct kd *kd, ka_req_t *req, int status, const char *field,
+                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* A kiln error as its HTTP status (400, 404, 409, 429, 503, 500) and message. */
+void kd_reply_kerr(struct kd *kd, ka_req_t *req, const kiln_err_t *err);
+
+/* routes_models.c: /v1/models..., /v1/runs...; 1 when it answered req. */
+int kd_route_models(struct kd *kd, ka_req_t *req);
 
 /* kilnd.c */
 ks_sched_t *kd_sched(struct kd *kd);

@@ -635,7 +635,7 @@ void ks_job_succeed(ks_sched_t *s, ks_job_t *j)
         char out[1200], root[1100];
         snprintf(root, sizeof root, "%s/artifacts", s->dir);
         ks_job_task_output(s, j, j->tasks[0].idx, out, sizeof out);
-        jb_record_ctx_t ctx = {s->st, root, j->id, ks_now_ns()};
+        jb_record_ctx_t ctx = {s->st, root, j->id, j->started_ns, ks_now_ns()};
         rc = j->type->record(j->parsed, out, &ctx, summary, sizeof summary, &err);
     }
     char dir[1100], path[1200];

@@ -84,6 +84,12 @@ json_t *ks_sched_jobs_json(ks_sched_t *s, const st_state_status_t *state, const 
                            int64_t limit, kiln_err_t *err);
 json_t *ks_sched_workers_json(ks_sched_t *s);
 json_t *ks_sched_health_json(ks_sched_t *s);
+/* CLOCK_REALTIME in nanoseconds: every time the scheduler records. */
+int64_t ks_now_ns(void);
+
+/* The state store the scheduler writes (the registry shares it). */
+st_state_t *ks_sched_state(ks_sched_t *s);
+
 /* The job's log file path (it may not exist yet); KILN_ENOTFOUND for an unknown job. */
 int ks_sched_log_path(ks_sched_t *s, int64_t id, char *buf, size_t cap, kiln_err_t *err);
 

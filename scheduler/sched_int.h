@@ -103,7 +103,6 @@ struct ks_sched {
     int64_t     tasks_dispatched, tasks_done;
 };
 
-int64_t ks_now_ns(void);
 
 /* sched.c */
 void ks_job_log(ks_sched_t *s, int64_t job_id, const char *fmt, ...)

@@ -236,3 +236,8 @@ int ks_sched_log_path(ks_sched_t *s, int64_t id, char *buf, size_t cap, kiln_err
     snprintf(buf, cap, "%s/logs/%lld.log", s->dir, (long long)id);
     return 0;
 }
+
+st_state_t *ks_sched_state(ks_sched_t *s)
+{
+    return s->st;
+}
