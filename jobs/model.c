@@ -6,9 +6,11 @@
 #include <string.h>
 
 extern const jb_model_kind_t jb_model_logreg;
+extern const jb_model_kind_t jb_model_anomaly;
 
 static const jb_model_kind_t *const kinds[] = {
     &jb_model_logreg,
+    &jb_model_anomaly,
 };
 
 const jb_model_kind_t *jb_model_kind_find(const char *name)
@@ -21,7 +23,7 @@ const jb_model_kind_t *jb_model_kind_find(const char *name)
 
 const char *jb_model_kind_names(void)
 {
-    static const char names[] = "logreg";
+    static const char names[] = "logreg, anomaly";
     return names;
 }
 

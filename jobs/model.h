@@ -34,6 +34,8 @@ typedef struct jb_model_kind {
     int  (*save)(const void *model, km_buf_t *b, kiln_err_t *err);
     int  (*load)(const void *bytes, size_t len, void **model, kiln_err_t *err);
     void (*free_model)(void *model);
+    /* unsupervised kinds: the class id of the healthy rows (pred 1 = anomaly) */
+    int  (*healthy_class)(const void *params);
 } jb_model_kind_t;
 
 /* The kind called name, or NULL; the list for messages. */

@@ -266,14 +266,28 @@ static int evaluate(const train_t *t, const jb_trainset_t *ts, const int32_t *yv
         return 0;
     }
     int k = ts->n_classes;
+    int32_t *ybin = NULL;
+    if (t->kind->unsupervised) {
+        /* The truth an anomaly detector is judged on: not the healthy class. */
+        int healthy = t->kind->healthy_class(t->params);
+        if (!(ybin = kiln_malloc(nv * sizeof *ybin)))
+            return kiln_err_set(err, KILN_ENOMEM, "train: out of memory");
+        for (size_t i = 0; i < nv; i++)
+            ybin[i] = yv[i] != healthy;
+        yv = ybin;
+        k = 2;
+    }
     double acc = 0, f1 = 0;
     uint64_t *cm = kiln_calloc((size_t)k * (size_t)k, sizeof *cm);
-    if (!cm)
+    if (!cm) {
+        kiln_free(ybin);
         return kiln_err_set(err, KILN_ENOMEM, "train: out of memory");
+    }
     if ((rc = km_metrics_accuracy(yv, pred, nv, k, &acc, err)) < 0 ||
         (rc = km_metrics_f1_macro(yv, pred, nv, k, &f1, err)) < 0 ||
         (rc = km_metrics_confusion(yv, pred, nv, k, cm, err)) < 0) {
         kiln_free(cm);
+        kiln_free(ybin);
         return rc;
     }
     json_t *rows = json_array();
@@ -287,13 +301,17 @@ static int evaluate(const train_t *t, const jb_trainset_t *ts, const int32_t *yv
     json_object_set_new(metrics, "accuracy", json_real(acc));
     json_object_set_new(metrics, "macro_f1", json_real(f1));
     json_object_set_new(metrics, "confusion", rows ? rows : json_null());
-    if (k == 2 && n_out == 2) {
+    /* AUC from the score that means "class 1": its probability, or the
+     * anomaly distance. */
+    if (k == 2 && (n_out == 2 || (n_out == 1 && t->kind->unsupervised))) {
         float *s1 = kiln_malloc(nv * sizeof *s1);
         double auc = NAN;
-        if (!s1)
+        if (!s1) {
+            kiln_free(ybin);
             return kiln_err_set(err, KILN_ENOMEM, "train: out of memory");
+        }
         for (size_t i = 0; i < nv; i++)
-            s1[i] = scores[i * 2 + 1];
+            s1[i] = scores[i * n_out + n_out - 1];
         kiln_err_t aerr;
         if (km_metrics_roc_auc(yv, s1, nv, &auc, &aerr) == 0)
             json_object_set_new(metrics, "roc_auc", json_real(auc));
@@ -303,6 +321,7 @@ static int evaluate(const train_t *t, const jb_trainset_t *ts, const int32_t *yv
     GATE(acc, t->min_accuracy, >=, "accuracy");
     GATE(f1, t->min_f1, >=, "macro_f1");
 #undef GATE
+    kiln_free(ybin);
     return 0;
 }
 
