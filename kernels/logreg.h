@@ -30,7 +30,7 @@
 #include "models.h"
 
 #define KM_LOGREG_CHUNK_ROWS  4096
-#define KM_LOGREG_MAX_CLASSES 1024
+#define KM_LOGREG_MAX_CLASSES 256
 #define KM_LOGREG_MAX_THREADS 256
 
 typedef struct km_logreg km_logreg_t;
