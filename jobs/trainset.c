@@ -42,6 +42,7 @@ void jb_trainset_free(jb_trainset_t *ts)
     kiln_free(ts->timestamp_ns);
     free_strings(ts->feature_names, ts->d);
     free_strings(ts->class_names, (size_t)ts->n_classes);
+    kiln_free(ts->spec_json);
     memset(ts, 0, sizeof *ts);
 }
 
@@ -139,6 +140,8 @@ int jb_trainset_load(const char *path, jb_learn_t learn, jb_trainset_t *out, kil
              m->content_sha256 ? m->content_sha256 : "");
     snprintf(out->spec_sha256, sizeof out->spec_sha256, "%s",
              m->spec_sha256 ? m->spec_sha256 : "");
+    if (m->spec_json && !(out->spec_json = kiln_strdup(m->spec_json)))
+        rc = kiln_err_set(err, KILN_ENOMEM, "%s: out of memory", path);
 out:
     st_features_close(&ds);
     if (rc < 0)

@@ -27,6 +27,7 @@ typedef struct {
     char   **class_names;       /* n_classes strings */
     char     content_sha256[65];
     char     spec_sha256[65];   /* the feature spec that made it ("" if none) */
+    char    *spec_json;         /* that spec's canonical text, or NULL */
 } jb_trainset_t;
 
 /* Loads path (kiln.features.v1) with what to learn.  Rows whose label is

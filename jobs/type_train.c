@@ -410,6 +410,10 @@ static int train_run(const void *parsed, const jb_task_plan_t *task, const char 
         rc = kiln_err_set(err, KILN_ENOMEM, "train: out of memory");
         goto out;
     }
+    /* The feature spec travels with the model: scoring sensor data
+     * featurizes it with the very same spec. */
+    json_t *fs = ts.spec_json ? json_loads(ts.spec_json, 0, &jerr) : NULL;
+    json_object_set_new(header, "feature_spec", fs ? fs : json_null());
     rc = jb_modelfile_write(out_path, header, scaler, t->kind, model, &buf, err);
 out:
     km_buf_free(&buf);
