@@ -353,45 +353,25 @@ static int check_data(const km_data_t *data, double *counts, kiln_err_t *err)
 
 /* ---- fit: threads, steps, Adam ----------------------------------------------- */
 
-/* A barrier that spins briefly, then sleeps: a step's phase is ~25 us, so a
- * futex round trip per phase would cost as much as the work, but when the
- * machine is busy (a partner thread without a core) spinning on would burn
- * the very core the partner needs.  The sleeper count and the generation are
- * seq_cst so a releaser either sees the sleeper or the sleeper sees the new
- * generation before it waits. */
+/* Threads share a step through one ticket, (step generation << 32) | next
+ * lane: a thread claims a lane by compare-and-swap, so a lane belongs to one
+ * thread and one step, and a late or descheduled thread simply finds no lane
+ * left instead of holding the others at a barrier (which, on a busy machine,
+ * cost more than the work).  Thread 0 waits only for lanes_done, then adds
+ * the lanes and runs Adam alone (~5% of a step). */
 typedef struct {
-    atomic_uint     arrived, generation, sleepers;
-    unsigned        n;
-    pthread_mutex_t lock;
-    pthread_cond_t  wake;
-} mlp_barrier_t;
+    _Atomic uint64_t ticket;
+    atomic_uint      lanes_done, sleepers;
+    atomic_int       quit;
+    pthread_mutex_t  lock;
+    pthread_cond_t   wake;
+} mlp_sync_t;
 
-static void barrier_wait(mlp_barrier_t *b)
+static void cpu_relax(void)
 {
-    const unsigned gen = atomic_load(&b->generation);
-    if (atomic_fetch_add(&b->arrived, 1) + 1 == b->n) {
-        atomic_store(&b->arrived, 0);
-        atomic_fetch_add(&b->generation, 1);
-        if (atomic_load(&b->sleepers) > 0) {
-            pthread_mutex_lock(&b->lock);
-            pthread_cond_broadcast(&b->wake);
-            pthread_mutex_unlock(&b->lock);
-        }
-        return;
-    }
-    for (int spins = 0; spins < 2000; spins++) {
-        if (atomic_load_explicit(&b->generation, memory_order_acquire) != gen)
-            return;
 #if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
+    __builtin_ia32_pause();
 #endif
-    }
-    pthread_mutex_lock(&b->lock);
-    atomic_fetch_add(&b->sleepers, 1);
-    while (atomic_load(&b->generation) == gen)
-        pthread_cond_wait(&b->wake, &b->lock);
-    atomic_fetch_sub(&b->sleepers, 1);
-    pthread_mutex_unlock(&b->lock);
 }
 
 typedef struct {
@@ -408,8 +388,8 @@ typedef struct {
     double                 *adam_m, *adam_v;
     km_rng_t                rng;
     int                     threads;
-    mlp_barrier_t           barrier;
-    atomic_int              go;         /* 0 wait, 1 run, -1 quit: the start gate */
+    mlp_sync_t              sync;
+    size_t                  step_lo, step_rows;   /* the published step's rows */
     int                     failed;     /* the reduce's error code; written by thread 0 */
     kiln_err_t             *err;
     mlp_ws_t                ws[KM_MLP_LANES];
@@ -485,76 +465,110 @@ static void adam_range(fit_ctx_t *c, size_t lo, size_t hi, double rows, long ste
     }
 }
 
-/* Every thread runs this same loop over epochs and steps (thread 0 also
- * shuffles and calls the reduce); phases are separated by the barrier. */
-static void fit_loop(fit_ctx_t *c, int tid)
+/* Claims and computes lanes of step generation gen until none is left. */
+static void work_lanes(fit_ctx_t *c, uint64_t gen, mlp_ws_t *ws)
 {
-    const km_mlp_t *m = c->m;
-    const size_t P = m->n_params, n_local = c->data->n;
-    const int T = c->threads;
-    const int lane_lo = tid * KM_MLP_LANES / T, lane_hi = (tid + 1) * KM_MLP_LANES / T;
-    const size_t p_lo = (size_t)tid * P / (size_t)T, p_hi = (size_t)(tid + 1) * P / (size_t)T;
-    long step = 0;
-    for (int epoch = 0; epoch < c->p->epochs; epoch++) {
-        if (tid == 0)
-            km_rng_shuffle(&c->rng, c->perm, n_local);
-        barrier_wait(&c->barrier);
-        for (size_t s = 0; s < c->steps; s++) {
-            const size_t first = s * c->batch;
-            const size_t last = first + c->batch < c->n_total ? first + c->batch : c->n_total;
-            const size_t lo = share(first, n_local, c->n_total);
-            const size_t rows = share(last, n_local, c->n_total) - lo;
-            for (int lane = lane_lo; lane < lane_hi; lane++) {
-                const size_t a = lo + (size_t)lane * rows / KM_MLP_LANES;
-                const size_t b = lo + (size_t)(lane + 1) * rows / KM_MLP_LANES;
-                float *g = c->lane_grad + (size_t)lane * P;
-                c->lane_used[lane] = a < b;
-                if (a == b)
-                    continue;
-                memset(g, 0, P * sizeof *g);
-                for (size_t r = a; r < b; r += CHUNK_ROWS)
-                    chunk_grad(m, m->params, c->wt, &c->ws[tid], c->data, c->perm + r,
-                               b - r < CHUNK_ROWS ? b - r : CHUNK_ROWS, g, 0);
-            }
-            barrier_wait(&c->barrier);
-            step++;
-            double step_rows = (double)rows;
-            size_t sum_lo = p_lo, sum_hi = p_hi;
-            if (c->reduce) {   /* thread 0 adds the lanes, the ranks add the rest */
-                sum_lo = 0;
-                sum_hi = tid == 0 ? P : 0;
-            }
-            sum_lanes(c, sum_lo, sum_hi);
-            if (c->reduce) {
-                if (tid == 0) {
-                    c->grad_sum[P] = (double)rows;
-                    int rc = c->reduce->sum(c->reduce->ud, c->grad_sum, P + 1, c->err);
-                    if (rc < 0)
-                        c->failed = rc;
-                }
-                barrier_wait(&c->barrier);
-                if (c->failed)
-                    return;
-                step_rows = c->grad_sum[P];
-            }
-            if (step_rows > 0)
-                adam_range(c, p_lo, p_hi, step_rows, step);
-            barrier_wait(&c->barrier);
+    const size_t P = c->m->n_params;
+    uint64_t t = atomic_load(&c->sync.ticket);
+    for (;;) {
+        if ((t >> 32) != gen || (t & 0xffffffffu) >= KM_MLP_LANES)
+            return;
+        if (!atomic_compare_exchange_weak(&c->sync.ticket, &t, t + 1))
+            continue;
+        const size_t lane = (size_t)(t & 0xffffffffu), rows = c->step_rows;
+        const size_t a = c->step_lo + lane * rows / KM_MLP_LANES;
+        const size_t b = c->step_lo + (lane + 1) * rows / KM_MLP_LANES;
+        float *g = c->lane_grad + lane * P;
+        c->lane_used[lane] = a < b;
+        if (a < b) {
+            memset(g, 0, P * sizeof *g);
+            for (size_t r = a; r < b; r += CHUNK_ROWS)
+                chunk_grad(c->m, c->m->params, c->wt, ws, c->data, c->perm + r,
+                           b - r < CHUNK_ROWS ? b - r : CHUNK_ROWS, g, 0);
         }
+        atomic_fetch_add(&c->sync.lanes_done, 1);
+        t = atomic_load(&c->sync.ticket);
     }
 }
 
+/* Helper threads: wait for a new generation (spin, then sleep), work it. */
 static void *fit_thread(void *argp)
 {
     fit_arg_t *a = argp;
     fit_ctx_t *c = a->ctx;
-    int go;
-    for (unsigned spins = 0; (go = atomic_load_explicit(&c->go, memory_order_acquire)) == 0;)
-        if (++spins > 1000)
-            sched_yield();
-    if (go > 0)
-        fit_loop(c, a->tid);
-    return NULL;
+    mlp_sync_t *sy = &c->sync;
+    uint64_t seen = 0;
+    for (;;) {
+        uint64_t gen = atomic_load(&sy->ticket) >> 32;
+        for (int spins = 0; gen == seen && !atomic_load(&sy->quit) && spins < 4000; spins++) {
+            cpu_relax();
+            gen = atomic_load(&sy->ticket) >> 32;
+        }
+        if (gen == seen && !atomic_load(&sy->quit)) {
+            pthread_mutex_lock(&sy->lock);
+            atomic_fetch_add(&sy->sleepers, 1);
+            while ((gen = atomic_load(&sy->ticket) >> 32) == seen && !atomic_load(&sy->quit))
+                pthread_cond_wait(&sy->wake, &sy->lock);
+            atomic_fetch_sub(&sy->sleepers, 1);
+            pthread_mutex_unlock(&sy->lock);
+        }
+        if (atomic_load(&sy->quit))
+            return NULL;
+        work_lanes(c, gen, &c->ws[a->tid]);
+        seen = gen;
+    }
+}
+
+static void wake_helpers(mlp_sync_t *sy)
+{
+    if (atomic_load(&sy->sleepers) > 0) {
+        pthread_mutex_lock(&sy->lock);
+        pthread_cond_broadcast(&sy->wake);
+        pthread_mutex_unlock(&sy->lock);
+    }
+}
+
+/* Thread 0: epochs and steps; publishes each step, works lanes beside the
+ * helpers, then adds the lanes (in lane order), reduces and runs Adam. */
+static void fit_loop(fit_ctx_t *c)
+{
+    const size_t P = c->m->n_params, n_local = c->data->n;
+    mlp_sync_t *sy = &c->sync;
+    uint64_t gen = 0;
+    long step = 0;
+    for (int epoch = 0; epoch < c->p->epochs; epoch++) {
+        km_rng_shuffle(&c->rng, c->perm, n_local);
+        for (size_t s = 0; s < c->steps; s++) {
+            const size_t first = s * c->batch;
+            const size_t last = first + c->batch < c->n_total ? first + c->batch : c->n_total;
+            c->step_lo = share(first, n_local, c->n_total);
+            c->step_rows = share(last, n_local, c->n_total) - c->step_lo;
+            atomic_store(&sy->lanes_done, 0);
+            atomic_store(&sy->ticket, ++gen << 32);   /* publishes step_lo, step_rows */
+            wake_helpers(sy);
+            work_lanes(c, gen, &c->ws[0]);
+            for (int spins = 0; atomic_load(&sy->lanes_done) < KM_MLP_LANES; spins++) {
+                if (spins < 4000)
+                    cpu_relax();
+                else
+                    sched_yield();   /* a helper lost its core mid-lane */
+            }
+            step++;
+            sum_lanes(c, 0, P);
+            double step_rows = (double)c->step_rows;
+            if (c->reduce) {
+                c->grad_sum[P] = step_rows;
+                int rc = c->reduce->sum(c->reduce->ud, c->grad_sum, P + 1, c->err);
+                if (rc < 0) {
+                    c->failed = rc;
+                    return;
+                }
+                step_rows = c->grad_sum[P];
+            }
+            if (step_rows > 0)
+                adam_range(c, 0, P, step_rows, step);
+        }
+    }
 }
 
 /* Glorot uniform as scikit-learn's _init_coef for ReLU nets: W and b of each
@@ -639,8 +653,8 @@ static void ctx_free(fit_ctx_t *c)
     kiln_free(c->adam_m);
     kiln_free(c->adam_v);
     if (c->m) {   /* set once the barrier's lock and condition exist */
-        pthread_mutex_destroy(&c->barrier.lock);
-        pthread_cond_destroy(&c->barrier.wake);
+        pthread_mutex_destroy(&c->sync.lock);
+        pthread_cond_destroy(&c->sync.wake);
     }
 }
 
@@ -667,8 +681,8 @@ int km_mlp_fit(const km_data_t *data, const km_mlp_params_t *p, const km_reduce_
     if (!(m = model_new((int)data->d, p->hidden, p->n_hidden, data->n_classes)))
         return kiln_err_set(err, KILN_ENOMEM, "mlp: no memory for the model");
     const size_t P = m->n_params;
-    pthread_mutex_init(&c.barrier.lock, NULL);
-    pthread_cond_init(&c.barrier.wake, NULL);
+    pthread_mutex_init(&c.sync.lock, NULL);
+    pthread_cond_init(&c.sync.wake, NULL);
     c.m = m;
     c.data = data;
     c.p = p;
@@ -705,9 +719,11 @@ int km_mlp_fit(const km_data_t *data, const km_mlp_params_t *p, const km_reduce_
             break;
     }
     c.threads = started;
-    c.barrier.n = (unsigned)started;
-    atomic_store_explicit(&c.go, 1, memory_order_release);
-    fit_loop(&c, 0);
+    fit_loop(&c);
+    atomic_store(&c.sync.quit, 1);
+    pthread_mutex_lock(&c.sync.lock);
+    pthread_cond_broadcast(&c.sync.wake);
+    pthread_mutex_unlock(&c.sync.lock);
     for (int t = 1; t < started; t++)
         pthread_join(th[t], NULL);
     if (c.failed) {
