@@ -7,10 +7,12 @@
 
 extern const jb_model_kind_t jb_model_logreg;
 extern const jb_model_kind_t jb_model_anomaly;
+extern const jb_model_kind_t jb_model_mlp;
 
 static const jb_model_kind_t *const kinds[] = {
     &jb_model_logreg,
     &jb_model_anomaly,
+    &jb_model_mlp,
 };
 
 const jb_model_kind_t *jb_model_kind_find(const char *name)
@@ -23,7 +25,7 @@ const jb_model_kind_t *jb_model_kind_find(const char *name)
 
 const char *jb_model_kind_names(void)
 {
-    static const char names[] = "logreg, anomaly";
+    static const char names[] = "logreg, mlp, anomaly";
     return names;
 }
 
