@@ -20,7 +20,13 @@
  * Threads: rows are cut into fixed chunks of KM_LOGREG_CHUNK_ROWS; each
  * chunk's gradient is summed in double, and chunk sums are added in chunk
  * order, so the model does not depend on the thread count.  The fit draws no
- * random numbers: seed is recorded for the models.h contract only. */
+ * random numbers: seed is recorded for the models.h contract only.  The
+ * model's bits are the same for every run and thread count of one build;
+ * builds for targets with and without FMA differ in the last bits.
+ *
+ * Speed: one pass over x per evaluation (dot products, loss and gradient
+ * fused; float32 x widened to double once per row); 1,000,000 x 64 rows
+ * take ~13 ms per evaluation on 2 threads, about the memory bandwidth. */
 #ifndef KILN_KERNELS_LOGREG_H
 #define KILN_KERNELS_LOGREG_H
 
@@ -32,6 +38,7 @@
 #define KM_LOGREG_CHUNK_ROWS  4096
 #define KM_LOGREG_MAX_CLASSES 256
 #define KM_LOGREG_MAX_THREADS 256
+#define KM_LOGREG_MAX_FEATURES ((size_t)1 << 20)
 
 typedef struct km_logreg km_logreg_t;
 
@@ -47,8 +54,9 @@ typedef struct {
  * thread, seed 0. */
 km_logreg_params_t km_logreg_defaults(void);
 
-/* Fits data->x [n x d] with labels data->y in [0, n_classes) (data->target is
- * ignored).  reduce: NULL for one process, else every rank passes its own rows
+/* Fits data->x [n x d] (d <= KM_LOGREG_MAX_FEATURES) with labels data->y in
+ * [0, n_classes) (data->target is ignored).  Besides its result the fit
+ * holds threads x 8 x d doubles of scratch and a few doubles per chunk.  reduce: NULL for one process, else every rank passes its own rows
  * and the gradient is summed over ranks each evaluation (models.h); all ranks
  * end with the same model.  A rank's bad data (non-finite x, label out of
  * range) is reported to every rank through the first sum, so no rank is left

@@ -24,7 +24,6 @@ struct km_logreg {
 
 #define LR_MAGIC      0x52474C4Bu   /* "KLGR" as little-endian bytes */
 #define LR_VERSION    1u
-#define LR_HEADER_LEN 40u
 #define LBFGS_M       10            /* correction pairs, as scipy's maxcor */
 #define LS_MAX_EVALS  50            /* scikit-learn passes maxls = 50 */
 #define LS_C1         1e-4          /* sufficient decrease */
@@ -32,8 +31,8 @@ struct km_logreg {
 #define BLOCK_ROWS    8             /* rows sharing one pass over w and g */
 
 /* GCC/clang vector extensions: the lane-wise sums below are spelled out, so
- * the compiler emits AVX2 without reassociating (no -ffast-math needed) and
- * the rounding is the same at every optimization level. */
+ * the compiler emits SIMD without reassociating (no -ffast-math needed) and
+ * the order of every sum is fixed by the source. */
 typedef double v4d __attribute__((vector_size(32)));
 typedef float  v4f __attribute__((vector_size(16)));
 
@@ -533,9 +532,9 @@ static int obj_init(lr_obj_t *o, const km_data_t *data, const km_logreg_params_t
     if (data->n > 0 && (!data->x || !data->y))
         return kiln_err_set(err, KILN_EINVAL, "logreg: %s is NULL with n = %zu rows",
                             !data->x ? "x" : "y", data->n);
-    if (data->d > (size_t)1 << 20 || data->n > SIZE_MAX / sizeof(float) / data->d)
-        return kiln_err_at(err, KILN_EINVAL, "d", "logreg: %zu x %zu is too large", data->n,
-                           data->d);
+    if (data->d > KM_LOGREG_MAX_FEATURES || data->n > SIZE_MAX / sizeof(float) / data->d)
+        return kiln_err_at(err, KILN_EINVAL, "d", "logreg: %zu x %zu is too large (d <= %zu)",
+                           data->n, data->d, KM_LOGREG_MAX_FEATURES);
 
     lr_eval_t *ev = &o->ev;
     ev->x = data->x;
