@@ -131,7 +131,7 @@ static int check_local(const km_data_t *train, const km_data_t *valid, const km_
 typedef struct {
     const km_data_t *s;
     const double    *raw;       /* [n x K] */
-    float           *grad, *hess; /* [K x n] */
+    float           *gh;        /* [K x n x 2]: per class, (gradient, hessian) pairs */
     size_t           K;
 } grad_job_t;
 
@@ -141,14 +141,14 @@ static void grad_chunk(void *ctx, size_t lo, size_t hi)
     const size_t n = j->s->n, K = j->K;
     if (j->s->n_classes == 0) {             /* L2: g = f - y, h = 1 */
         for (size_t i = lo; i < hi; i++) {
-            j->grad[i] = (float)(j->raw[i] - j->s->target[i]);
-            j->hess[i] = 1.0f;
+            j->gh[2 * i] = (float)(j->raw[i] - j->s->target[i]);
+            j->gh[2 * i + 1] = 1.0f;
         }
     } else if (j->s->n_classes == 2) {      /* logloss: g = p - y, h = p (1 - p) */
         for (size_t i = lo; i < hi; i++) {
             double p = 1.0 / (1.0 + exp(-j->raw[i]));
-            j->grad[i] = (float)(p - (double)(j->s->y[i] == 1));
-            j->hess[i] = (float)(p * (1.0 - p));
+            j->gh[2 * i] = (float)(p - (double)(j->s->y[i] == 1));
+            j->gh[2 * i + 1] = (float)(p * (1.0 - p));
         }
     } else {    /* softmax; LightGBM scales h by K / (K - 1) */
         const double factor = (double)K / (double)(K - 1);
@@ -161,8 +161,9 @@ static void grad_chunk(void *ctx, size_t lo, size_t hi)
                 sum += exp(r[k] - mx);
             for (size_t k = 0; k < K; k++) {
                 double p = exp(r[k] - mx) / sum;
-                j->grad[k * n + i] = (float)(p - (double)(j->s->y[i] == (int32_t)k));
-                j->hess[k * n + i] = (float)(factor * p * (1.0 - p));
+                float *o = j->gh + 2 * (k * n + i);
+                o[0] = (float)(p - (double)(j->s->y[i] == (int32_t)k));
+                o[1] = (float)(factor * p * (1.0 - p));
             }
         }
     }
@@ -273,7 +274,7 @@ int km_gbdt_fit(const km_data_t *train, const km_data_t *valid, const km_gbdt_pa
     gb_grower_t *gr = NULL;
     km_gbdt_t *m = NULL;
     double *raw = NULL, *vraw = NULL;
-    float *grad = NULL, *hess = NULL;
+    float *gh = NULL;
     uint32_t *bag = NULL;
     size_t *perm = NULL;
     if (rc < 0)
@@ -285,12 +286,11 @@ int km_gbdt_fit(const km_data_t *train, const km_data_t *valid, const km_gbdt_pa
         goto out;
     raw = kiln_malloc(n * K * sizeof *raw);
     vraw = kiln_malloc((nv ? nv : 1) * K * sizeof *vraw);
-    grad = kiln_malloc_aligned(n * K * sizeof *grad);
-    hess = kiln_malloc_aligned(n * K * sizeof *hess);
+    gh = kiln_malloc_aligned(2 * n * K * sizeof *gh);
     bag = kiln_malloc(n * sizeof *bag);
     perm = kiln_malloc(d * sizeof *perm);
     feat_used = kiln_malloc(d);
-    if (!raw || !vraw || !grad || !hess || !bag || !perm || !feat_used) {
+    if (!raw || !vraw || !gh || !bag || !perm || !feat_used) {
         rc = kiln_err_set(err, KILN_ENOMEM, "gbdt: no memory for %zu rows of scores", n);
         goto out;
     }
@@ -324,7 +324,7 @@ int km_gbdt_fit(const km_data_t *train, const km_data_t *valid, const km_gbdt_pa
     const size_t n_feat = (size_t)fmax(1.0, floor((double)d * p->feature_fraction + 0.5));
     double best_loss = INFINITY;
     int best_round = -1;
-    grad_job_t gj = {train, raw, grad, hess, K};
+    grad_job_t gj = {train, raw, gh, K};
     for (int round = 0; round < p->n_rounds; round++) {
         if (p->bagging_fraction < 1.0) {
             size_t n_in = 0;
@@ -342,7 +342,7 @@ int km_gbdt_fit(const km_data_t *train, const km_data_t *valid, const km_gbdt_pa
                     feat_used[perm[f]] = 1;
                 gb_grower_set_features(gr, feat_used);
             }
-            if ((rc = gb_grower_grow(gr, grad + k * n, hess + k * n, m, raw + k, K, err)) < 0)
+            if ((rc = gb_grower_grow(gr, gh + 2 * k * n, m, raw + k, K, err)) < 0)
                 goto out;
             if (valid)
                 gb_model_add_tree_raw(m, m->n_trees - 1, valid->x, nv, vraw + k, K);
@@ -370,8 +370,7 @@ out:
     kiln_free(feat_used);
     kiln_free(perm);
     kiln_free(bag);
-    kiln_free_aligned(hess);
-    kiln_free_aligned(grad);
+    kiln_free_aligned(gh);
     kiln_free(vraw);
     kiln_free(raw);
     km_gbdt_free(&m);

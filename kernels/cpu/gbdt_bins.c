@@ -240,8 +240,8 @@ static void code_chunk(void *ctx, size_t lo, size_t hi)
     const size_t d = j->b->d;
     /* Row blocks keep the strided reads of x in cache while each feature's
      * codes are written contiguously. */
-    for (size_t r0 = lo; r0 < hi; r0 += 256) {
-        size_t r1 = r0 + 256 < hi ? r0 + 256 : hi;
+    for (size_t r0 = lo; r0 < hi; r0 += 64) {
+        size_t r1 = r0 + 64 < hi ? r0 + 64 : hi;
         for (size_t f = 0; f < d; f++) {
             const float *e = j->b->edges + f * GB_EDGE_STRIDE;
             uint8_t *c = j->codes + f * j->n;

@@ -9,12 +9,16 @@
  * every decision uses the summed (global) counts, so ranks stay in step. */
 #include <math.h>
 #include <string.h>
+#ifdef __AVX__
+#include <immintrin.h>
+#endif
 
 #include "../../core/kiln_alloc.h"
 #include "gbdt_impl.h"
 
+/* One histogram bin; 32 bytes so a row's update is one 4-wide add. */
 typedef struct {
-    double g, h, c;             /* gradient, hessian, rows */
+    double g, h, c, pad;        /* gradient, hessian, rows, 0 */
 } hbin_t;
 
 typedef struct {
@@ -35,7 +39,7 @@ struct gb_grower {
     uint32_t *in_rows, *out_rows;      /* this round's bag and the rest */
     size_t    n_in, n_out;
     uint32_t *idx, *tmp;               /* the partition and its scratch */
-    float    *og, *oh;                 /* gradients in partition order */
+    float    *ogh;                     /* (gradient, hessian) in partition order */
     hbin_t   *pool;                    /* max_leaves histograms */
     size_t   *used;                    /* features the trees may split on */
     size_t    n_used;
@@ -54,8 +58,7 @@ void gb_grower_free(gb_grower_t **gp)
     kiln_free(g->out_rows);
     kiln_free(g->idx);
     kiln_free(g->tmp);
-    kiln_free_aligned(g->og);
-    kiln_free_aligned(g->oh);
+    kiln_free_aligned(g->ogh);
     kiln_free_aligned(g->pool);
     kiln_free(g->used);
     kiln_free(g->leaves);
@@ -82,8 +85,7 @@ int gb_grower_new(const gb_bins_t *bins, const uint8_t *codes, size_t n, const k
     g->out_rows = kiln_malloc(n * sizeof *g->out_rows);
     g->idx = kiln_malloc(n * sizeof *g->idx);
     g->tmp = kiln_malloc(n * sizeof *g->tmp);
-    g->og = kiln_malloc_aligned(n * sizeof *g->og);
-    g->oh = kiln_malloc_aligned(n * sizeof *g->oh);
+    g->ogh = kiln_malloc_aligned(2 * n * sizeof *g->ogh);
     /* Zeroed: a reduce sums whole histograms, unused features included. */
     g->pool = kiln_malloc_aligned(pool_bytes);
     g->used = kiln_malloc(bins->d * sizeof *g->used);
@@ -91,7 +93,7 @@ int gb_grower_new(const gb_bins_t *bins, const uint8_t *codes, size_t n, const k
     g->nodes = kiln_malloc((2 * L - 1) * sizeof *g->nodes);
     g->value = kiln_malloc((2 * L - 1) * sizeof *g->value);
     g->node_bin = kiln_malloc((2 * L - 1) * sizeof *g->node_bin);
-    if (!g->in_rows || !g->out_rows || !g->idx || !g->tmp || !g->og || !g->oh || !g->pool ||
+    if (!g->in_rows || !g->out_rows || !g->idx || !g->tmp || !g->ogh || !g->pool ||
         !g->used || !g->leaves || !g->nodes || !g->value || !g->node_bin)
         goto oom;
     memset(g->pool, 0, pool_bytes);
@@ -138,60 +140,101 @@ typedef struct {
     const gb_grower_t *g;
     const uint32_t    *rows;   /* NULL: rows 0..m-1 in order */
     size_t             m;
-    const float       *gr, *hs; /* gradients in the order of rows */
+    const float       *gh;     /* (gradient, hessian) pairs in the order of rows */
     hbin_t            *hist;
 } hist_job_t;
+
+/* Adds row i's pair into bin e: one 4-wide add of (g, h, 1, 0). */
+static inline void hist_add(hbin_t *e, const float *gh)
+{
+#ifdef __AVX__
+    __m128 v = _mm_castpd_ps(_mm_load_sd((const double *)(const void *)gh));
+    v = _mm_or_ps(v, _mm_set_ps(0.0f, 1.0f, 0.0f, 0.0f));
+    _mm256_storeu_pd(&e->g, _mm256_add_pd(_mm256_loadu_pd(&e->g), _mm256_cvtps_pd(v)));
+#else
+    e->g += gh[0];
+    e->h += gh[1];
+    e->c += 1.0;
+#endif
+}
+
+/* Rows of one leaf often share a bin (a feature the leaf was split on, or a
+ * skewed one), and back-to-back adds to one bin wait on each other's
+ * store.  Large leaves therefore alternate rows between two copies of the
+ * feature's histogram and add the copies at the end: the same sums for any
+ * thread count, since one thread owns the feature. */
+#define HIST_TWO_COPIES_MIN 2048
+
+static void hist_feature(const uint8_t *col, const uint32_t *rows, size_t m, const float *gh,
+                         hbin_t *h, hbin_t *h2, unsigned nb)
+{
+    memset(h, 0, nb * sizeof *h);
+    if (m < HIST_TWO_COPIES_MIN) {
+        for (size_t i = 0; i < m; i++)
+            hist_add(&h[rows ? col[rows[i]] : col[i]], gh + 2 * i);
+        return;
+    }
+    memset(h2, 0, nb * sizeof *h2);
+    size_t i = 0;
+    if (rows) {
+        /* The codes of a sparse leaf are scattered over the column: ask for
+         * them a few dozen rows ahead. */
+        for (; i + 1 < m; i += 2) {
+            if (i + 64 < m) {
+                __builtin_prefetch(&col[rows[i + 64]]);
+                __builtin_prefetch(&col[rows[i + 65]]);
+            }
+            hist_add(&h[col[rows[i]]], gh + 2 * i);
+            hist_add(&h2[col[rows[i + 1]]], gh + 2 * i + 2);
+        }
+        if (i < m)
+            hist_add(&h[col[rows[i]]], gh + 2 * i);
+    } else {
+        for (; i + 1 < m; i += 2) {
+            hist_add(&h[col[i]], gh + 2 * i);
+            hist_add(&h2[col[i + 1]], gh + 2 * i + 2);
+        }
+        if (i < m)
+            hist_add(&h[col[i]], gh + 2 * i);
+    }
+    for (unsigned b = 0; b < nb; b++) {
+        h[b].g += h2[b].g;
+        h[b].h += h2[b].h;
+        h[b].c += h2[b].c;
+    }
+}
 
 static void hist_chunk(void *ctx, size_t lo, size_t hi)
 {
     const hist_job_t *j = ctx;
     const gb_grower_t *g = j->g;
-    const float *gr = j->gr, *hs = j->hs;
+    hbin_t h2[GB_MAX_BINS];
     for (size_t u = lo; u < hi; u++) {
         size_t f = g->used[u];
-        const uint8_t *col = g->codes + f * g->n;
-        hbin_t *h = j->hist + g->bins->hist_off[f];
-        memset(h, 0, g->bins->n_bins[f] * sizeof *h);
-        if (!j->rows) {
-            for (size_t i = 0; i < j->m; i++) {
-                hbin_t *e = &h[col[i]];
-                e->g += gr[i];
-                e->h += hs[i];
-                e->c += 1.0;
-            }
-        } else {
-            const uint32_t *rows = j->rows;
-            for (size_t i = 0; i < j->m; i++) {
-                hbin_t *e = &h[col[rows[i]]];
-                e->g += gr[i];
-                e->h += hs[i];
-                e->c += 1.0;
-            }
-        }
+        hist_feature(g->codes + f * g->n, j->rows, j->m, j->gh,
+                     j->hist + g->bins->hist_off[f], h2, g->bins->n_bins[f]);
     }
 }
 
 /* The histogram of leaf rows idx[start, start + count) into hist, summed
  * over ranks. */
-static int build_hist(gb_grower_t *g, const leaf_t *lf, const float *grad, const float *hess,
-                      hbin_t *hist, kiln_err_t *err)
+static int build_hist(gb_grower_t *g, const leaf_t *lf, const float *gh, hbin_t *hist,
+                      kiln_err_t *err)
 {
-    hist_job_t job = {g, g->idx + lf->start, lf->count, g->og, g->oh, hist};
+    hist_job_t job = {g, g->idx + lf->start, lf->count, g->ogh, hist};
     if (lf->count == g->n) {
         job.rows = NULL;        /* every row, in order: no gather */
-        job.gr = grad;
-        job.hs = hess;
+        job.gh = gh;
     } else {
-        for (size_t i = 0; i < lf->count; i++) {
-            uint32_t r = job.rows[i];
-            g->og[i] = grad[r];
-            g->oh[i] = hess[r];
-        }
+        uint64_t *dst = (uint64_t *)(void *)g->ogh;
+        const uint64_t *src = (const uint64_t *)(const void *)gh;
+        for (size_t i = 0; i < lf->count; i++)
+            dst[i] = src[job.rows[i]];
     }
     int threads = lf->count * g->n_used >= 65536 ? g->p->n_threads : 1;
     gb_par_for(threads, g->n_used, hist_chunk, &job);
     if (g->reduce)
-        return g->reduce->sum(g->reduce->ud, (double *)hist, g->bins->total_bins * 3, err);
+        return g->reduce->sum(g->reduce->ud, (double *)hist, g->bins->total_bins * 4, err);
     return 0;
 }
 
@@ -266,8 +309,8 @@ static void set_leaf_node(gb_grower_t *g, int node)
 
 /* Splits leaf L into L (left) and R = n_leaves (right); returns the error of
  * the one histogram build. */
-static int split_leaf(gb_grower_t *g, int L, int R, int *n_nodes, const float *grad,
-                      const float *hess, kiln_err_t *err)
+static int split_leaf(gb_grower_t *g, int L, int R, int *n_nodes, const float *gh,
+                      kiln_err_t *err)
 {
     leaf_t *lf = &g->leaves[L], *rt = &g->leaves[R];
     const int f = lf->feat, bin = lf->bin, node = lf->node, a = *n_nodes, b = *n_nodes + 1;
@@ -317,7 +360,7 @@ static int split_leaf(gb_grower_t *g, int L, int R, int *n_nodes, const float *g
     leaf_t *small = lf->cnt <= rt->cnt ? lf : rt, *large = small == lf ? rt : lf;
     small->slot = R;
     large->slot = parent_slot;
-    int rc = build_hist(g, small, grad, hess, g->pool + (size_t)R * B, err);
+    int rc = build_hist(g, small, gh, g->pool + (size_t)R * B, err);
     if (rc < 0)
         return rc;
     subtract_hist(g, g->pool + (size_t)parent_slot * B, g->pool + (size_t)R * B);
@@ -326,7 +369,7 @@ static int split_leaf(gb_grower_t *g, int L, int R, int *n_nodes, const float *g
     return 0;
 }
 
-int gb_grower_grow(gb_grower_t *g, const float *grad, const float *hess, km_gbdt_t *m,
+int gb_grower_grow(gb_grower_t *g, const float *gh, km_gbdt_t *m,
                    double *raw, size_t stride, kiln_err_t *err)
 {
     const km_gbdt_params_t *p = g->p;
@@ -336,7 +379,7 @@ int gb_grower_grow(gb_grower_t *g, const float *grad, const float *hess, km_gbdt
     memset(root, 0, sizeof *root);
     root->count = g->n_in;
     set_leaf_node(g, 0);
-    if ((rc = build_hist(g, root, grad, hess, g->pool, err)) < 0)
+    if ((rc = build_hist(g, root, gh, g->pool, err)) < 0)
         return rc;
     /* Global sums: every row falls in one bin of any feature. */
     const hbin_t *h0 = g->pool + g->bins->hist_off[g->used[0]];
@@ -353,7 +396,7 @@ int gb_grower_grow(gb_grower_t *g, const float *grad, const float *hess, km_gbdt
                 best = l;
         if (best < 0)
             break;
-        if ((rc = split_leaf(g, best, n_leaves, &n_nodes, grad, hess, err)) < 0)
+        if ((rc = split_leaf(g, best, n_leaves, &n_nodes, gh, err)) < 0)
             return rc;
         n_leaves++;
     }
