@@ -180,7 +180,7 @@ static void hist_feature(const uint8_t *col, const uint32_t *rows, size_t m, con
         /* The codes of a sparse leaf are scattered over the column: ask for
          * them a few dozen rows ahead. */
         for (; i + 1 < m; i += 2) {
-            if (i + 64 < m) {
+            if (i + 65 < m) {
                 __builtin_prefetch(&col[rows[i + 64]]);
                 __builtin_prefetch(&col[rows[i + 65]]);
             }
