@@ -3,6 +3,8 @@
 #ifndef KILN_API_CLI_H
 #define KILN_API_CLI_H
 
+#include <stddef.h>
+
 int kiln_cmd_ingest(int argc, char **argv);
 int kiln_cmd_gen(int argc, char **argv);
 int kiln_cmd_inspect(int argc, char **argv);
@@ -17,5 +19,21 @@ int kiln_cmd_logs(int argc, char **argv);
 int kiln_cmd_cancel(int argc, char **argv);
 int kiln_cmd_workers(int argc, char **argv);
 int kiln_cmd_local(int argc, char **argv);
+/* cmd_models.c: the model registry (kilnd's /v1/models and /v1/runs) */
+int kiln_cmd_models(int argc, char **argv);
+int kiln_cmd_model(int argc, char **argv);
+int kiln_cmd_runs(int argc, char **argv);
+/* cmd_train.c: a train job on this machine, without a cluster */
+int kiln_cmd_train(int argc, char **argv);
+
+/* cmd_models.c, for cmd_train.c too: a model's metrics (a json_t * object
+ * as void *, to keep jansson out of this header), one "name value" line
+ * each, then the confusion matrix with rows the true class and columns the
+ * predicted one, labelled labels[i] (NULL, or past n_labels: the class
+ * index).  indent goes before every line. */
+void ka_print_metrics(const void *metrics, const char *const *labels, size_t n_labels,
+                      const char *indent);
+void ka_print_confusion(const void *confusion, const char *const *labels, size_t n_labels,
+                        const char *indent);
 
 #endif

@@ -20,6 +20,10 @@ static const struct {
     {"logs",      kiln_cmd_logs,      "a job's log: scheduler events and task output"},
     {"cancel",    kiln_cmd_cancel,    "cancel a queued or running job"},
     {"workers",   kiln_cmd_workers,   "the workers kilnd knows and what they have free"},
+    {"train",     kiln_cmd_train,     "train a model from a feature dataset on this machine"},
+    {"models",    kiln_cmd_models,    "the registry's models: latest version and aliases"},
+    {"model",     kiln_cmd_model,     "show a model version, promote it to an alias, roll back"},
+    {"runs",      kiln_cmd_runs,      "train runs and their metrics; compare two runs"},
     {"local",     kiln_cmd_local,     "run kilnd and N workers on this machine until Ctrl-C"},
 };
 
