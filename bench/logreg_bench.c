@@ -126,9 +126,11 @@ int main(int argc, char **argv)
              py && *py ? py : ".venv/bin/python", xp, yp, n_train, d, C);
     FILE *pipe = popen(cmd, "r");
     double peer_s = NAN, peer_acc = NAN;
+    int peer_iter = -1;
     char line[1024];
     while (pipe && fgets(line, sizeof line, pipe))
-        if (sscanf(line, "{\"peer_s\": %lf, \"peer_acc\": %lf", &peer_s, &peer_acc) == 2)
+        if (sscanf(line, "{\"peer_s\": %lf, \"peer_acc\": %lf, \"peer_iter\": %d", &peer_s,
+                   &peer_acc, &peer_iter) >= 2)
             break;
     int prc = pipe ? pclose(pipe) : -1;
     remove(xp);
@@ -137,8 +139,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "logreg_bench: peer failed: %s\n", cmd);
     printf("{\"kiln_s\": %.4f, \"peer_s\": %.4f, \"ratio\": %.3f, \"kiln_acc\": %.5f, "
            "\"peer_acc\": %.5f, \"n_train\": %zu, \"d\": %zu, \"n_classes\": %d, \"C\": %g, "
-           "\"kiln_iter\": %d, \"threads\": 2}\n",
-           best, peer_s, peer_s / best, acc, peer_acc, n_train, d, k_n, C, iters);
+           "\"kiln_iter\": %d, \"peer_iter\": %d, \"threads\": 2}\n",
+           best, peer_s, peer_s / best, acc, peer_acc, n_train, d, k_n, C, iters, peer_iter);
     km_logreg_free(&m);
     free(x);
     free(y);
