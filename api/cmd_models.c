@@ -279,6 +279,26 @@ void ka_print_metrics(const void *metrics, const char *const *labels, size_t n_l
     ka_print_confusion(json_object_get(m, "confusion"), labels, n_labels, indent);
 }
 
+/* ---- tables ---- */
+
+/* Adds a row unless an earlier one failed (*failed: out of memory). */
+static void add_row(jcli_table_t *t, int *failed, const char *const *cells)
+{
+    if (!*failed && jcli_table_row(t, cells) < 0)
+        *failed = 1;
+}
+
+/* Prints t, or says a row failed; frees t; returns the exit status. */
+static int print_table(jcli_table_t *t, int failed, const char *cmd)
+{
+    if (failed)
+        fprintf(stderr, "kiln %s: out of memory\n", cmd);
+    else
+        jcli_table_print(t);
+    jcli_table_free(t);
+    return failed;
+}
+
 /* ---- kiln models ---- */
 
 static void models_usage(FILE *f)
@@ -293,24 +313,19 @@ static int print_models(json_t *models)
 {
     static const char *const head[] = {"NAME", "LATEST", "VERSIONS", "ALIASES"};
     jcli_table_t t = {.n_cols = 4};
-    int rc = jcli_table_row(&t, head);
+    int failed = 0;
     size_t i;
     json_t *m;
+    add_row(&t, &failed, head);
     json_array_foreach(models, i, m) {
         char latest[32], versions[32], aliases[1024];
         snprintf(latest, sizeof latest, "%lld", jcli_jint(m, "latest"));
         snprintf(versions, sizeof versions, "%lld", jcli_jint(m, "versions"));
         pairs_text(json_object_get(m, "aliases"), aliases, sizeof aliases);
         const char *row[] = {jcli_jstr(m, "name", "?"), latest, versions, aliases};
-        if (rc == 0)
-            rc = jcli_table_row(&t, row);
+        add_row(&t, &failed, row);
     }
-    if (rc == 0)
-        jcli_table_print(&t);
-    else
-        fprintf(stderr, "kiln models: out of memory\n");
-    jcli_table_free(&t);
-    return rc ? 1 : 0;
+    return print_table(&t, failed, "models");
 }
 
 /* GETs path and prints the raw answer (--json) or what print makes of it. */
@@ -538,9 +553,10 @@ static int print_runs(json_t *o)
     static const char *const head[] = {"ID", "MODEL", "KIND", "ACCEPTED", "ACCURACY/RMSE",
                                        "DURATION"};
     jcli_table_t t = {.n_cols = 6};
-    int rc = jcli_table_row(&t, head);
+    int failed = 0;
     size_t i;
     json_t *run;
+    add_row(&t, &failed, head);
     json_array_foreach(json_object_get(o, "runs"), i, run) {
         char id[32], score[64], duration[64];
         snprintf(id, sizeof id, "%lld", jcli_jint(run, "id"));
@@ -550,15 +566,9 @@ static int print_runs(json_t *o)
         const char *row[] = {id, jcli_jstr(run, "model", "?"), jcli_jstr(run, "kind", "?"),
                              json_is_true(json_object_get(run, "accepted")) ? "yes" : "no", score,
                              duration};
-        if (rc == 0)
-            rc = jcli_table_row(&t, row);
+        add_row(&t, &failed, row);
     }
-    if (rc == 0)
-        jcli_table_print(&t);
-    else
-        fprintf(stderr, "kiln runs: out of memory\n");
-    jcli_table_free(&t);
-    return rc ? 1 : 0;
+    return print_table(&t, failed, "runs");
 }
 
 static int field_equal(json_t *a, json_t *b, const char *key)
@@ -613,17 +623,18 @@ fail:
     return NULL;
 }
 
-/* One row of the comparison table. */
-static int compare_row(jcli_table_t *t, const char *label, const char *a, const char *b,
-                       const char *note)
+/* One row of the comparison table (add_row's *failed rule). */
+static void compare_row(jcli_table_t *t, int *failed, const char *label, const char *a,
+                        const char *b, const char *note)
 {
     const char *row[] = {label, a, b, note};
-    return jcli_table_row(t, row);
+    add_row(t, failed, row);
 }
 
-/* A run field of both runs, and "equal"/"differs" when say_equal. */
-static int compare_field(jcli_table_t *t, json_t *cmp, const char *label, const char *key,
-                         int shorten, const char *equal_key)
+/* A run field of both runs (a hash shortened), and "equal"/"differs" as
+ * cmp's equal_key (NULL: nothing) says. */
+static void compare_field(jcli_table_t *t, int *failed, json_t *cmp, const char *label,
+                          const char *key, int shorten, const char *equal_key)
 {
     char x[256], y[256];
     value_text(json_object_get(json_object_get(cmp, "a"), key), x, sizeof x);
@@ -634,17 +645,23 @@ static int compare_field(jcli_table_t *t, json_t *cmp, const char *label, const 
     }
     const char *note = !equal_key ? ""
                        : json_is_true(json_object_get(cmp, equal_key)) ? "equal" : "differs";
-    return compare_row(t, label, x, y, note);
+    compare_row(t, failed, label, x, y, note);
+}
+
+/* A metric's difference (b - a) as text, or whether it is equal. */
+static void difference_text(json_t *m, char *out, size_t cap)
+{
+    json_t *diff = json_object_get(m, "difference");
+    if (json_is_integer(diff))
+        snprintf(out, cap, "%+lld", (long long)json_integer_value(diff));
+    else if (json_is_real(diff))
+        snprintf(out, cap, "%+.6g", json_real_value(diff));
+    else
+        snprintf(out, cap, "%s", json_is_true(json_object_get(m, "equal")) ? "equal" : "differs");
 }
 
 static int print_compare(json_t *cmp)
 {
-    json_t *a = json_object_get(cmp, "a"), *b = json_object_get(cmp, "b");
-    char ha[48], hb[48];
-    jcli_table_t t = {.n_cols = 4};
-    snprintf(ha, sizeof ha, "run %lld", jcli_jint(a, "id"));
-    snprintf(hb, sizeof hb, "run %lld", jcli_jint(b, "id"));
-    int rc = compare_row(&t, "", ha, hb, "");
     static const struct {
         const char *label, *key, *equal_key;
         int shorten;
@@ -660,47 +677,36 @@ static int print_compare(json_t *cmp)
         {"artifact", "artifact_sha256", "artifact_equal", 1},
         {"code", "code_version", "code_version_equal", 0},
     };
-    for (size_t i = 0; rc == 0 && i < sizeof fields / sizeof fields[0]; i++)
-        rc = compare_field(&t, cmp, fields[i].label, fields[i].key, fields[i].shorten,
-                           fields[i].equal_key);
-    json_t *params = json_object_get(cmp, "params_differ");
+    json_t *params = json_object_get(cmp, "params_differ"), *v;
+    jcli_table_t t = {.n_cols = 4};
+    int failed = 0;
     const char *key;
-    json_t *v;
-    if (rc == 0)
-        rc = compare_row(&t, "params", json_object_size(params) ? "" : "the same", "",
-                         json_object_size(params) ? "differ" : "");
+    char ha[48], hb[48];
+    snprintf(ha, sizeof ha, "run %lld", jcli_jint(json_object_get(cmp, "a"), "id"));
+    snprintf(hb, sizeof hb, "run %lld", jcli_jint(json_object_get(cmp, "b"), "id"));
+    compare_row(&t, &failed, "", ha, hb, "");
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        compare_field(&t, &failed, cmp, fields[i].label, fields[i].key, fields[i].shorten,
+                      fields[i].equal_key);
+    compare_row(&t, &failed, "params", json_object_size(params) ? "" : "the same", "",
+                json_object_size(params) ? "differ" : "");
     json_object_foreach(params, key, v) {
         char x[256], y[256], label[160];
         value_text(json_array_get(v, 0), x, sizeof x);
         value_text(json_array_get(v, 1), y, sizeof y);
         snprintf(label, sizeof label, "  %s", key);
-        if (rc == 0)
-            rc = compare_row(&t, label, x, y, "");
+        compare_row(&t, &failed, label, x, y, "");
     }
-    if (rc == 0)
-        rc = compare_row(&t, "metrics", "", "", "difference");
+    compare_row(&t, &failed, "metrics", "", "", "difference");
     json_object_foreach(json_object_get(cmp, "metrics"), key, v) {
         char x[512], y[512], d[64], label[160];
-        json_t *diff = json_object_get(v, "difference");
         value_text(json_object_get(v, "a"), x, sizeof x);
         value_text(json_object_get(v, "b"), y, sizeof y);
-        if (json_is_integer(diff))
-            snprintf(d, sizeof d, "%+lld", (long long)json_integer_value(diff));
-        else if (json_is_real(diff))
-            snprintf(d, sizeof d, "%+.6g", json_real_value(diff));
-        else
-            snprintf(d, sizeof d, "%s", json_is_true(json_object_get(v, "equal")) ? "equal"
-                                                                                   : "differs");
+        difference_text(v, d, sizeof d);
         snprintf(label, sizeof label, "  %s", key);
-        if (rc == 0)
-            rc = compare_row(&t, label, x, y, d);
+        compare_row(&t, &failed, label, x, y, d);
     }
-    if (rc == 0)
-        jcli_table_print(&t);
-    else
-        fprintf(stderr, "kiln runs compare: out of memory\n");
-    jcli_table_free(&t);
-    return rc ? 1 : 0;
+    return print_table(&t, failed, "runs compare");
 }
 
 static int runs_compare(int argc, char **argv)

@@ -15,6 +15,7 @@
 #include "../jobs/modelfile.h"
 #include "cli.h"
 #include "cli_util.h"
+#include "jobs_cli.h"
 
 #define SPEC_MAX_BYTES (1 << 20)   /* job specs are small; kilnd takes at most this */
 
@@ -129,29 +130,21 @@ static int run_train(const json_t *spec, const char *output, kiln_err_t *err)
 
 int kiln_cmd_train(int argc, char **argv)
 {
+    /* jobs_cli's parser, for the same option rules as the cluster commands;
+     * --server and --dir mean nothing here. */
+    jcli_ctx_t c = {.cmd = "train", .usage = usage};
     const char *spec_path = NULL, *output = NULL;
-    int json = 0;
+    const jcli_opt_t opts[] = {{.name = "--output", .value = &output, .nonempty = 1}, {0}};
     kiln_err_t err;
     kiln_err_clear(&err);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (!strcmp(a, "--output")) {
-            if (i + 1 >= argc || !argv[i + 1][0])
-                return ka_usage_error("train", usage, "missing value after", a);
-            output = argv[++i];
-        } else if (a[0] != '-' && !spec_path) {
-            spec_path = a;
-        } else {
-            return ka_usage_error("train", usage, "bad argument", a);
-        }
-    }
+    int r = jcli_parse_args(&c, argc, argv, opts, &spec_path);
+    if (r)
+        return r < 0 ? 0 : r;
+    if (c.server || c.dir)
+        return ka_usage_error(c.cmd, usage, "runs on this machine; to train on the cluster use",
+                              "`kiln submit SPEC.json`");
     if (!spec_path)
-        return ka_usage_error("train", usage, "missing SPEC.json", NULL);
+        return ka_usage_error(c.cmd, usage, "missing SPEC.json", NULL);
 
     json_t *spec = load_spec(spec_path, &err);
     if (!spec) {
@@ -177,10 +170,10 @@ int kiln_cmd_train(int argc, char **argv)
         json_decref(spec);
         return 1;
     }
-    char *text = json ? json_dumps(m.header, JSON_COMPACT) : NULL;
-    if (json && text)
+    char *text = c.json ? json_dumps(m.header, JSON_COMPACT) : NULL;
+    if (c.json && text)
         printf("%s\n", text);
-    else if (json)
+    else if (c.json)
         rc = -1;
     else
         print_summary(spec_path, output, m.header);
