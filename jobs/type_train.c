@@ -184,6 +184,22 @@ static int train_validate(const void *spec_, void **parsed, kiln_err_t *err)
         (rc = gate(val, "max_rmse", 0, 1e300, &t->max_rmse, err)) < 0 ||
         (rc = gate(val, "max_mae", 0, 1e300, &t->max_mae, err)) < 0)
         goto fail;
+    /* A gate on a metric this job never computes would pass silently. */
+    const char *unmet = t->learn == JB_LEARN_TARGET
+                            ? (!isnan(t->min_accuracy) ? "min_accuracy"
+                               : !isnan(t->min_f1)     ? "min_f1"
+                               : !isnan(t->min_auc)    ? "min_auc" : NULL)
+                            : (!isnan(t->max_rmse) ? "max_rmse"
+                               : !isnan(t->max_mae) ? "max_mae" : NULL);
+    if (unmet) {
+        char field[80];
+        snprintf(field, sizeof field, "validation.%s", unmet);
+        rc = kiln_err_at(err, KILN_ESPEC, field,
+                         "job: validation.%s: a job that learns the %s has no such metric "
+                         "(labels: min_accuracy, min_f1, min_auc; a target: max_rmse, max_mae)",
+                         unmet, t->learn == JB_LEARN_TARGET ? "target" : "label");
+        goto fail;
+    }
     v = json_object_get(spec, "seed");
     if (v && (!json_is_integer(v) || json_integer_value(v) < 0)) {
         rc = kiln_err_at(err, KILN_ESPEC, "seed", "job: seed: must be an integer >= 0");
@@ -240,7 +256,8 @@ static int evaluate(const train_t *t, const jb_trainset_t *ts, const int32_t *yv
     } while (0)
     if (nv == 0) {
         json_object_set_new(metrics, "n_valid", json_integer(0));
-        if (!isnan(t->min_accuracy) || !isnan(t->min_f1) || !isnan(t->max_rmse)) {
+        if (!isnan(t->min_accuracy) || !isnan(t->min_f1) || !isnan(t->min_auc) ||
+            !isnan(t->max_rmse) || !isnan(t->max_mae)) {
             *accepted = 0;
             snprintf(why, cap, "no held-out rows to check the gates on");
         }
@@ -321,6 +338,11 @@ static int evaluate(const train_t *t, const jb_trainset_t *ts, const int32_t *yv
     GATE(acc, t->min_accuracy, >=, "accuracy");
     GATE(f1, t->min_f1, >=, "macro_f1");
 #undef GATE
+    if (!isnan(t->min_auc) && !json_object_get(metrics, "roc_auc") && *accepted) {
+        *accepted = 0;
+        snprintf(why, cap, "min_auc: no roc_auc to check (%d classes; it needs 2 and a "
+                 "score for class 1)", k);
+    }
     kiln_free(ybin);
     return 0;
 }

@@ -144,7 +144,12 @@ int kd_route_models(struct kd *kd, ka_req_t *req)
         const char *rest = strchr(p + 11, '/');
         size_t n = rest ? (size_t)(rest - (p + 11)) : strlen(p + 11);
         if (n == 0 || n >= sizeof ref) {
-            kd_reply_error(kd, req, 400, "model", "%s: no model name", p);
+            if (n)
+                kd_reply_error(kd, req, 400, "model",
+                               "%s: a model reference is at most %zu characters", p,
+                               sizeof ref - 1);
+            else
+                kd_reply_error(kd, req, 400, "model", "%s: no model name", p);
             return 1;
         }
         memcpy(ref, p + 11, n);

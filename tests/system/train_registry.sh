@@ -4,7 +4,9 @@
 # holds nothing that varies between runs); promote / promote / rollback moves
 # production back; `kiln models`, `model show`, `runs`, `runs compare` work; a
 # gate outside [0, 1] is refused at submit; a gate the model cannot meet is a
-# succeeded job whose run is recorded with accepted false and no version; an
+# succeeded job whose run is recorded with accepted false and no version (so
+# is a min_auc gate on four classes, which have no ROC-AUC); a gate on a
+# metric the job never computes (max_rmse on labels) is a 400; an
 # anomaly job succeeds; `kiln train` on this machine writes the very bytes
 # the cluster stored; bad specs get a 400 naming the field, and a missing or
 # empty input fails the job with a reason that names the file.
@@ -113,6 +115,11 @@ pyj 'd["runs"][0]["metrics"]["accuracy"] < 0.9999' <"$T/runs.json" | grep -q Tru
 $KILN logs "$js" --dir "$D" | grep -q 'model bearing rejected: accuracy .* misses the gate 0.9999' || die "strict-gate job's log: $($KILN logs "$js" --dir "$D")"
 $KILN runs --dir "$D" | grep -Eq "^3 +bearing +logreg +no " || die "kiln runs lacks the rejected run"
 
+# min_auc on four classes has no ROC-AUC to check: rejected, not passed silently
+js=$(run_job "$(spec bearing "$LOGREG" | sed 's/"fraction":0.25}/"fraction":0.25,"min_auc":0.5}/')" succeeded)
+$KILN logs "$js" --dir "$D" | grep -q 'model bearing rejected: min_auc: no roc_auc' || die "min_auc on 4 classes: $($KILN logs "$js" --dir "$D")"
+[ "$($KILN models --dir "$D" --json | pyj '[m["versions"] for m in d["models"] if m["name"] == "bearing"]')" = "[2]" ] || die "the min_auc run added a version"
+
 # --- an anomaly detector (healthy class 0) succeeds and gets its own version 1
 ja=$(run_job "$(spec bearing-anomaly '{"kind":"anomaly","healthy_class":0}')" succeeded)
 $KILN model show bearing-anomaly --dir "$D" --json | pyj '(d["version"], d["run"]["kind"], d["run"]["job_id"], len(d["run"]["metrics"]["confusion"]))' \
@@ -150,6 +157,7 @@ expect_400 "unknown model field" model.bogus "$(spec bad '{"kind":"logreg","bogu
 expect_400 "logreg learning a target" target "$(spec bad "$LOGREG" | sed "s|\"target\":\"label\"|\"target\":\"target\"|; s|$T/feat.h5|$T/feat-notarget.h5|")"
 expect_400 "empty input" input "$(spec bad "$LOGREG" | sed "s|\"$T/feat.h5\"|\"\"|")"
 expect_400 "min_accuracy 1.01" validation.min_accuracy "$(spec bad "$LOGREG" | sed 's/"fraction":0.25}/"fraction":0.25,"min_accuracy":1.01}/')"
+expect_400 "max_rmse on a label job" validation.max_rmse "$(spec bad "$LOGREG" | sed 's/"fraction":0.25}/"fraction":0.25,"max_rmse":1}/')"
 [ "$($KILN list --dir "$D" --json | pyj 'len(d["jobs"])')" = "$n_jobs" ] || die "a refused spec made a job"
 
 # --- inputs that pass the spec but not the job: failed, with the file named
