@@ -69,7 +69,7 @@ typedef struct jb_type {
     /* NULL, or called on the scheduler's thread once the job's tasks (and
      * finish) succeeded, with the first task's output, to record what the
      * job made (a train job: its run and model version in the registry).
-     * summary gets one line for the job's log and reason. */
+     * summary gets one line for the job's log. */
     int (*record)(const void *parsed, const char *task_output, const jb_record_ctx_t *ctx,
                   char *summary, size_t cap, kiln_err_t *err);
 } jb_type_t;

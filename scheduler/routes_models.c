@@ -178,13 +178,22 @@ int kd_route_models(struct kd *kd, ka_req_t *req)
             return 1;
         }
         json_t *aliases = json_object();
+        json_t *rj = run_json(&run);
         st_registry_alias_list(st, m.name, alias_item, aliases, &err);
-        kd_reply(kd, req, 200,
-                 json_pack("{s:s, s:I, s:s, s:I, s:o, s:o}", "name", m.name, "version",
-                           (json_int_t)m.version, "artifact_sha256", m.artifact_sha256,
-                           "created_ns", (json_int_t)m.created_ns, "aliases", aliases, "run",
-                           run_json(&run)),
-                 NULL, 0);
+        /* json_pack takes the "o" references even when it fails. */
+        json_t *o = NULL;
+        if (rj && aliases)
+            o = json_pack("{s:s, s:I, s:s, s:I, s:o, s:o}", "name", m.name, "version",
+                          (json_int_t)m.version, "artifact_sha256", m.artifact_sha256,
+                          "created_ns", (json_int_t)m.created_ns, "aliases", aliases, "run", rj);
+        else {
+            json_decref(rj);
+            json_decref(aliases);
+        }
+        if (o)
+            kd_reply(kd, req, 200, o, NULL, 0);
+        else
+            kd_reply_error(kd, req, 500, NULL, "model %s: cannot show its run", ref);
         st_registry_run_free(&run);
         return 1;
     }
