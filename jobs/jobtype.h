@@ -72,6 +72,13 @@ typedef struct jb_type {
      * summary gets one line for the job's log. */
     int (*record)(const void *parsed, const char *task_output, const jb_record_ctx_t *ctx,
                   char *summary, size_t cap, kiln_err_t *err);
+    /* NULL, or called by the scheduler at submit, on its thread and before
+     * validate, to resolve what only the scheduler's state knows (a model
+     * reference "name@production" into its artifact's path): it may add
+     * fields to spec (a json_t *), which is then stored as resolved, so
+     * every task (and a retry) runs on the same thing.  Errors name the
+     * field (KILN_ENOTFOUND for an unknown model). */
+    int (*resolve)(void *spec, const jb_record_ctx_t *ctx, kiln_err_t *err);
 } jb_type_t;
 
 /* The type called `name`, or NULL. */

@@ -334,6 +334,16 @@ int ks_sched_submit(ks_sched_t *s, const char *text, size_t len, const char *key
                             "admission limit: %zu jobs are queued or running (the limit); "
                             "retry later", s->n_active);
     }
+    const jb_type_t *type = jb_type_find(c.type);
+    if (type && type->resolve) {
+        char root[1100];
+        snprintf(root, sizeof root, "%s/artifacts", s->dir);
+        jb_record_ctx_t ctx = {s->st, root, 0, 0, ks_now_ns()};
+        if ((rc = type->resolve(spec, &ctx, err)) < 0) {
+            json_decref(spec);
+            return rc;
+        }
+    }
     char *spec_text = json_dumps(spec, JSON_COMPACT);
     ks_job_t *j = spec_text ? job_build(spec, &c, err) : NULL;
     if (!spec_text) {
