@@ -80,8 +80,8 @@ static void submit(struct kd *kd, ka_req_t *req)
     }
     const char *key = ka_req_header(req, "Idempotency-Key");
     if (ks_sched_submit(s, req->body, req->body_len, key, &id, &existed, &err) < 0) {
-        if (err.code == KILN_ENOTFOUND)
-            kd_reply_error(kd, req, 400, "depends_on", "%s", err.msg);
+        if (err.code == KILN_ENOTFOUND)   /* a job or model the spec names: the spec is bad */
+            kd_reply_error(kd, req, 400, err.where[0] ? err.where : "depends_on", "%s", err.msg);
         else
             kd_reply_kerr(kd, req, &err);
         return;
