@@ -8,11 +8,13 @@
 extern const jb_model_kind_t jb_model_logreg;
 extern const jb_model_kind_t jb_model_anomaly;
 extern const jb_model_kind_t jb_model_mlp;
+extern const jb_model_kind_t jb_model_gbdt;
 
 static const jb_model_kind_t *const kinds[] = {
     &jb_model_logreg,
     &jb_model_anomaly,
     &jb_model_mlp,
+    &jb_model_gbdt,
 };
 
 const jb_model_kind_t *jb_model_kind_find(const char *name)
@@ -25,7 +27,7 @@ const jb_model_kind_t *jb_model_kind_find(const char *name)
 
 const char *jb_model_kind_names(void)
 {
-    static const char names[] = "logreg, mlp, anomaly";
+    static const char names[] = "logreg, mlp, gbdt, anomaly";
     return names;
 }
 
