@@ -71,7 +71,7 @@ $KILN classes "$OUT/cwru-features.h5" --top 10
 $KILN classes "$OUT/cwru-features.h5" \
     --features DE.rms,DE.kurt,DE.crest,DE.env_bpfo,DE.env_bpfi,DE.env_bsf,DE.centroid
 
-step "5. train on the cluster: logreg, mlp and an anomaly detector on the bearing features"
+step "5. train on the cluster: logreg, mlp, gbdt and an anomaly detector on the bearing features"
 # Validation holds out the last quarter of each recording's windows (time-aware,
 # never a shuffle); every run goes to the registry with its lineage and metrics.
 $PY - "$OUT" <<'PYEOF'
@@ -81,7 +81,8 @@ base = {"type": "train", "project": "demo", "input": f"{out}/cwru-features.h5",
         "target": "label", "seed": 7,
         "validation": {"split": "time", "fraction": 0.25, "min_accuracy": 0.9}}
 jobs = {"cwru-logreg": {"kind": "logreg", "C": 1.0},
-        "cwru-mlp": {"kind": "mlp", "hidden": [32], "epochs": 30}}
+        "cwru-mlp": {"kind": "mlp", "hidden": [32], "epochs": 30},
+        "cwru-gbdt": {"kind": "gbdt", "trees": 50, "max_leaves": 15, "min_data_in_leaf": 5}}
 for name, model in jobs.items():
     json.dump(dict(base, name=name, model=model), open(f"{out}/job-{name}.json", "w"), indent=1)
 anomaly = dict(base, name="cwru-anomaly",
@@ -90,7 +91,7 @@ anomaly = dict(base, name="cwru-anomaly",
 anomaly.pop("target")
 json.dump(anomaly, open(f"{out}/job-cwru-anomaly.json", "w"), indent=1)
 PYEOF
-for m in cwru-logreg cwru-mlp cwru-anomaly; do
+for m in cwru-logreg cwru-mlp cwru-gbdt cwru-anomaly; do
     $KILN submit "$OUT/job-$m.json" --dir "$CLUSTER" --wait
 done
 $KILN models --dir "$CLUSTER"
