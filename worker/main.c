@@ -1,10 +1,12 @@
 /* main.c - kiln-worker's command line: option parsing, then the loop
- * (worker.h), or one task in this process with `--run-task FILE`. */
+ * (worker.h), or one task in this process with `--run-task FILE`, or one
+ * rank of a data-parallel train job under mpirun with `--train-ranks`. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "worker/ranks.h"
 #include "worker/runtask.h"
 #include "worker/worker.h"
 
@@ -13,6 +15,7 @@ static void usage(FILE *f)
     fputs("usage: kiln-worker --connect ENDPOINT [--id ID] [--cores N] [--memory-mb M]\n"
           "                   [--gpus G] [--dir D] [--heartbeat-ms MS] [--exe PATH]\n"
           "       kiln-worker --run-task FILE\n"
+          "       mpirun -np R kiln-worker --train-ranks SPEC.json [--output OUT.kmodel]\n"
           "  --connect       kilnd's worker endpoint, e.g. tcp://127.0.0.1:7879\n"
           "  --id            worker id (default: hostname-pid)\n"
           "  --cores         cores offered (default: online CPUs)\n"
@@ -21,7 +24,14 @@ static void usage(FILE *f)
           "  --dir           scratch directory for task files and logs\n"
           "                  (default: $TMPDIR/kiln-worker-ID, created)\n"
           "  --heartbeat-ms  heartbeat period (default: 500)\n"
-          "  --exe           program run as `PATH --run-task FILE` (default: this one)\n",
+          "  --exe           program run as `PATH --run-task FILE` (default: this one)\n"
+          "  --train-ranks   one rank of the train job SPEC.json, data-parallel over\n"
+          "                  the R ranks mpirun starts (R must be the spec's\n"
+          "                  resources.ranks): each rank trains on every R-th training\n"
+          "                  row, sums go through MPI allreduce, rank 0 writes the model\n"
+          "                  file (--output, default: the spec's \"output\").  As root:\n"
+          "                  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;\n"
+          "                  on one machine: OMPI_MCA_btl=self,vader\n",
           f);
 }
 
@@ -55,6 +65,17 @@ int main(int argc, char **argv)
 {
     if (argc == 3 && !strcmp(argv[1], "--run-task"))
         return kw_run_task_main(argv[2]);
+    if (argc >= 2 && !strcmp(argv[1], "--train-ranks")) {
+        const char *spec = argc >= 3 ? argv[2] : NULL, *output = NULL;
+        if (argc == 5 && !strcmp(argv[3], "--output") && argv[4][0])
+            output = argv[4];
+        if (!spec || !spec[0] || (argc != 3 && !output)) {
+            fprintf(stderr, "kiln-worker: --train-ranks SPEC.json [--output OUT.kmodel]\n");
+            usage(stderr);
+            return 2;
+        }
+        return kw_train_ranks_main(&argc, &argv, spec, output);
+    }
 
     kw_opts_t opts;
     memset(&opts, 0, sizeof opts);
