@@ -25,6 +25,8 @@ int kiln_cmd_model(int argc, char **argv);
 int kiln_cmd_runs(int argc, char **argv);
 /* cmd_train.c: a train job on this machine, without a cluster */
 int kiln_cmd_train(int argc, char **argv);
+/* cmd_score.c: a score job on this machine, with a model file */
+int kiln_cmd_score(int argc, char **argv);
 
 /* cmd_models.c, for cmd_train.c too: a model's metrics (a json_t * object
  * as void *, to keep jansson out of this header), one "name value" line

@@ -21,6 +21,7 @@ static const struct {
     {"cancel",    kiln_cmd_cancel,    "cancel a queued or running job"},
     {"workers",   kiln_cmd_workers,   "the workers kilnd knows and what they have free"},
     {"train",     kiln_cmd_train,     "train a model from a feature dataset on this machine"},
+    {"score",     kiln_cmd_score,     "score a feature or sensor dataset with a model file on this machine"},
     {"models",    kiln_cmd_models,    "the registry's models: latest version and aliases"},
     {"model",     kiln_cmd_model,     "show a model version, promote it to an alias, roll back"},
     {"runs",      kiln_cmd_runs,      "train runs and their metrics; compare two runs"},
