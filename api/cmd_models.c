@@ -266,10 +266,21 @@ void ka_print_metrics(const void *metrics, const char *const *labels, size_t n_l
     json_t *m = (json_t *)metrics;
     const char **keys;
     size_t n;
+    /* A run's metrics name their classes ("labels") when the caller has none. */
+    const char *own[256];
+    json_t *lab = json_object_get(m, "labels");
+    if (!labels && json_is_array(lab) && json_array_size(lab) <= 256) {
+        n_labels = 0;
+        for (size_t i = 0; i < json_array_size(lab); i++) {
+            const char *v = json_string_value(json_array_get(lab, i));
+            own[n_labels++] = v ? v : "?";
+        }
+        labels = own;
+    }
     if (key_union(m, NULL, &keys, &n) < 0)
         return;
     for (size_t i = 0; i < n; i++) {
-        if (!strcmp(keys[i], "confusion"))
+        if (!strcmp(keys[i], "confusion") || !strcmp(keys[i], "labels"))
             continue;
         char val[256];
         value_text(json_object_get(m, keys[i]), val, sizeof val);
