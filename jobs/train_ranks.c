@@ -102,6 +102,12 @@ static int evaluate(const jb_train_spec_t *t, const jb_trainset_t *ts, const int
         json_array_append_new(rows, row);
     }
     kiln_free(cm);
+    json_t *names = json_array();
+    for (int c = 0; names && c < k; c++)
+        json_array_append_new(names, json_string(t->kind->unsupervised
+                                                     ? (c ? "anomaly" : "healthy")
+                                                     : ts->class_names[c]));
+    json_object_set_new(metrics, "labels", names ? names : json_null());
     json_object_set_new(metrics, "accuracy", json_real(acc));
     json_object_set_new(metrics, "macro_f1", json_real(f1));
     json_object_set_new(metrics, "confusion", rows ? rows : json_null());
