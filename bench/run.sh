@@ -5,13 +5,17 @@
 # the numpy/scipy peer on the same file and spec with a parity check, and the
 # FFT micro-benchmark; then the scheduler: build/bench/sched_bench (kilnd + 4
 # kiln-worker, no-op dispatch rate and submit-to-start latency) against
-# bench/slurm_peer.sh (a private local Slurm).  Prints a table and writes
-# bench/results.json.
+# bench/slurm_peer.sh (a private local Slurm); then the models: logreg_bench,
+# mlp_bench and gbdt_bench (kiln's trainers vs scikit-learn and LightGBM on
+# the same synthetic rows).  Prints a table and writes bench/results.json.
 #
 # Environment:
-#   KILN_BENCH_ONLY      sched: only the scheduler part (its rows in bench/results.json are
-#                        replaced, the other rows are left as an earlier run wrote them);
-#                        featurize: everything but the scheduler part; unset: all
+#   KILN_BENCH_ONLY      the parts to run, comma-separated: featurize (data, membw,
+#                        featurize vs numpy, FFT), sched, models; unset: all three.  A part's
+#                        rows in bench/results.json are replaced, the other rows are left as an
+#                        earlier run wrote them (e.g. KILN_BENCH_ONLY=models or =sched,models)
+#   KILN_BENCH_MODEL_ROWS     rows per model benchmark, 20% held out (default 1000000; x 64 features)
+#   KILN_BENCH_MODEL_TIMEOUT  seconds each model benchmark may run, kiln + peer (default 1800)
 #   KILN_BENCH_SCHED_TASKS    no-op tasks per kiln throughput job (default 100000)
 #   KILN_BENCH_SCHED_REPEATS  timed kiln throughput jobs, median kept (default 3)
 #   KILN_BENCH_SCHED_LATENCY  kiln submit-to-start samples (default 200)
@@ -52,7 +56,19 @@ is_uint "$REPEATS" && [ "$REPEATS" -ge 1 ] && [ "$REPEATS" -le 20 ] ||
 is_uint "$PEER_CHUNK" && [ "$PEER_CHUNK" -ge 1 ] || die "KILN_BENCH_PEER_CHUNK must be >= 1"
 is_uint "$PEER_BUDGET_S" || die "KILN_BENCH_PEER_BUDGET_S must be whole seconds"
 ONLY=${KILN_BENCH_ONLY:-}
-case "$ONLY" in ''|sched|featurize) ;; *) die "KILN_BENCH_ONLY must be sched or featurize, not '$ONLY'" ;; esac
+PARTS=${ONLY:-featurize,sched,models}
+for p in ${PARTS//,/ }; do
+    case "$p" in featurize|sched|models) ;;
+        *) die "KILN_BENCH_ONLY must be featurize, sched and/or models (comma-separated), not '$ONLY'" ;;
+    esac
+done
+want() { case ",$PARTS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+MODEL_ROWS=${KILN_BENCH_MODEL_ROWS:-1000000}
+MODEL_TIMEOUT=${KILN_BENCH_MODEL_TIMEOUT:-1800}
+is_uint "$MODEL_ROWS" && [ "$MODEL_ROWS" -ge 1000 ] && [ "$MODEL_ROWS" -le 50000000 ] ||
+    die "KILN_BENCH_MODEL_ROWS must be 1000..50000000, not '$MODEL_ROWS'"
+is_uint "$MODEL_TIMEOUT" && [ "$MODEL_TIMEOUT" -ge 1 ] ||
+    die "KILN_BENCH_MODEL_TIMEOUT must be whole seconds >= 1, not '$MODEL_TIMEOUT'"
 BIN_DIR=${KILN_BIN_DIR:-$PWD/bin}
 SCHED_TASKS=${KILN_BENCH_SCHED_TASKS:-100000}
 SCHED_REPEATS=${KILN_BENCH_SCHED_REPEATS:-3}
@@ -66,27 +82,46 @@ is_uint "$SCHED_LATENCY" && [ "$SCHED_LATENCY" -ge 1 ] && [ "$SCHED_LATENCY" -le
     die "KILN_BENCH_SCHED_LATENCY must be 1..100000, not '$SCHED_LATENCY'"
 is_uint "$SLURM_JOBS" && [ "$SLURM_JOBS" -ge 1 ] && [ "$SLURM_JOBS" -le 100000 ] ||
     die "KILN_BENCH_SLURM_JOBS must be 1..100000, not '$SLURM_JOBS'"
-if [ "$ONLY" != featurize ]; then
+if want sched; then
     for b in kilnd kiln-worker; do
         [ -x "$BIN_DIR/$b" ] || die "no $BIN_DIR/$b (run 'make bench', which builds it)"
     done
     [ -x "$B/bench/sched_bench" ] || die "no $B/bench/sched_bench (run 'make bench')"
 fi
-if [ "$ONLY" != sched ]; then
+if want featurize; then
 [ -x "$PY" ] || die "no $PY (run 'make deps' or 'make bench')"
 [ -x "$KILN" ] || die "no $KILN (run 'make bench', which builds it)"
 "$KILN" featurize --help >/dev/null 2>&1 || die "$KILN has no working 'featurize' command"
+fi
+if want models; then
+    [ -x "$PY" ] || die "no $PY for the models' peers (run 'make deps' or 'make bench')"
 fi
 
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 OUT=$DIR/results
-if [ "$ONLY" = sched ]; then
-    rm -rf "$OUT/sched"        # only the scheduler's outputs: the featurize ones stay
-else
+if [ -z "$ONLY" ]; then
     rm -rf "$OUT"
+else                           # only the selected parts' outputs: the others' stay
+    want sched && rm -rf "$OUT/sched"
+    want models && rm -rf "$OUT/models"
+    if want featurize && [ -d "$OUT" ]; then
+        find "$OUT" -mindepth 1 -maxdepth 1 ! -name sched ! -name models -exec rm -rf {} +
+    fi
 fi
 mkdir -p "$OUT/bin"
+if want models; then
+    # Snapshot the model binaries and their peers now, at the start of the run, as
+    # for the other parts: the programs call bench/peer_*.py relative to their
+    # working directory, which will be $OUT/models.
+    mkdir -p "$OUT/models/bin" "$OUT/models/bench"
+    for b in logreg_bench mlp_bench gbdt_bench; do
+        if [ -x "$B/bench/$b" ]; then cp "$B/bench/$b" "$OUT/models/bin/$b"; fi
+    done
+    for b in peer_logreg.py peer_mlp.py peer_lightgbm.py; do
+        if [ -f "bench/$b" ]; then cp "bench/$b" "$OUT/models/bench/$b"; fi
+    done
+fi
 
 # ---- (h) the scheduler: kiln (sched_bench) vs a private local Slurm ---------
 # Defined here, run after the featurize table (or alone with KILN_BENCH_ONLY=sched).
@@ -253,8 +288,253 @@ print("\nwrote bench/results.json (scheduler rows)")
 PYEOF
 }
 
-if [ "$ONLY" = sched ]; then
-    run_sched
+# ---- (i) the models: kiln's trainers vs scikit-learn and LightGBM ----------
+# Defined here, run last (or alone with KILN_BENCH_ONLY=models).  Each program
+# makes its synthetic rows, fits kiln, runs its Python peer on the same bytes
+# and prints one JSON line; its rows replace any earlier model rows in
+# bench/results.json.  A benchmark that fails is skipped loudly (its rows say
+# so, with null figures) and the others still run.
+run_models() {
+    local M=$OUT/models b
+    mkdir -p "$M/data"      # bin/ and bench/: snapshotted at the start of the run
+    local rows=$MODEL_ROWS train=$((MODEL_ROWS - MODEL_ROWS / 5))
+    local commit dirty load_before load_after
+    commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+    dirty=$(git status --porcelain --untracked-files=no 2>/dev/null | wc -l)
+    load_before=$(cut -d' ' -f1 /proc/loadavg)
+
+    # model_run NAME PEER_SCRIPT ARGS...: runs $M/bin/NAME in $M; NAME.out (stdout),
+    # NAME.log (stderr), NAME.meta (exit status, seconds, load before/after), and
+    # NAME.skip (the reason) when it gave no kiln figure.
+    model_run() {
+        local name=$1 peer=$2 rc t0 l0 reason=""
+        shift 2
+        rm -rf "${M:?}/data" && mkdir -p "$M/data"
+        if [ ! -x "$M/bin/$name" ]; then
+            reason="no $B/bench/$name (run 'make bench', which builds it)"
+        elif [ ! -f "$M/bench/$peer" ]; then
+            reason="no bench/$peer"
+        fi
+        if [ -z "$reason" ]; then
+            echo "bench: $name $* (kiln $THREADS threads, then bench/$peer)"
+            t0=$SECONDS l0=$(cut -d' ' -f1 /proc/loadavg)
+            set +e
+            (cd "$M" && env KILN_PYTHON="$PY" TMPDIR="$M/data" KILN_MLP_BENCH_THREADS="$THREADS" \
+                 OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" \
+                 timeout --kill-after=30 "$MODEL_TIMEOUT" "bin/$name" "$@") >"$M/$name.out" 2>"$M/$name.log"
+            rc=$?
+            set -e
+            echo "$rc $((SECONDS - t0)) $l0 $(cut -d' ' -f1 /proc/loadavg)" >"$M/$name.meta"
+            sed -n 's/^\(kiln\|peer\): */bench:   \1: /p' "$M/$name.log"
+            if [ $rc -eq 124 ]; then
+                reason="$name ran past KILN_BENCH_MODEL_TIMEOUT=$MODEL_TIMEOUT s"
+            elif ! grep -q '^{"kiln_s": *[0-9]' "$M/$name.out"; then
+                reason="$name exit $rc, no result line: $(grep -v '^ *$' "$M/$name.log" | tail -n 1)"
+            fi
+        fi
+        if [ -n "$reason" ]; then
+            printf '%s\n' "$reason" >"$M/$name.skip"
+            {
+                echo "bench: ################################################################"
+                echo "bench: $name: skipped ($reason)"
+                echo "bench: its rows carry no figures (log: $M/$name.log)"
+                echo "bench: ################################################################"
+            } >&2
+        fi
+        rm -rf "${M:?}/data"
+        return 0
+    }
+    echo "bench: models: $rows rows x 64 features each (20% held out), kiln $THREADS threads"
+    # logreg_bench's rows are N_TRAIN + N_TRAIN/4: N_TRAIN = 80% of the rows.
+    model_run logreg_bench peer_logreg.py "$train" 64 2 1.0
+    model_run mlp_bench peer_mlp.py "$rows" "$M/data"
+    model_run gbdt_bench peer_lightgbm.py --rows "$rows" --dir "$M/data/gbdt" --python "$PY"
+    load_after=$(cut -d' ' -f1 /proc/loadavg)
+
+    "$PY" - "$M" "$rows" "$THREADS" "$commit" "$dirty" "$load_before" "$load_after" <<'PYEOF'
+import json, os, re, sys, time
+
+M, rows, threads, commit, dirty, load_before, load_after = sys.argv[1:8]
+rows, threads, dirty = int(rows), int(threads), int(dirty)
+ACC_TOL = 0.002     # "equal accuracy": kiln's held-out accuracy at most 0.2 points below the peer's
+
+def versions():
+    v = {}
+    for mod in ("sklearn", "lightgbm", "numpy"):
+        try:
+            v[mod] = __import__(mod).__version__
+        except Exception as e:          # the peer's own failure is reported by its row
+            v[mod] = "unavailable (%s)" % type(e).__name__
+    return v
+ver = versions()
+
+def result(name):
+    """(the program's JSON line or None, skip reason or None, meta dict, peer-failure text)."""
+    skip = None
+    p = os.path.join(M, name + ".skip")
+    if os.path.exists(p):
+        skip = open(p).read().strip()
+    meta = {}
+    try:
+        rc, secs, l0, l1 = open(os.path.join(M, name + ".meta")).read().split()
+        meta = {"exit": int(rc), "wall_s": int(secs), "loadavg_1min_before": float(l0),
+                "loadavg_1min_after": float(l1)}
+    except (OSError, ValueError):
+        pass
+    res = None
+    if skip is None:
+        for line in open(os.path.join(M, name + ".out")):
+            if line.startswith("{"):
+                # printf("%f", NAN) writes nan / -nan: not JSON, so null
+                line = re.sub(r'(:\s*)-?(nan|inf)\b', r'\1null', line, flags=re.I)
+                try:
+                    res = json.loads(line)
+                except ValueError:
+                    pass
+        if res is None or not isinstance(res.get("kiln_s"), (int, float)):
+            skip, res = "%s printed no parsable result line" % name, None
+    peer_err = None
+    if res is not None and not isinstance(res.get("peer_s"), (int, float)):
+        log = [l.strip() for l in open(os.path.join(M, name + ".log")) if l.strip()]
+        hits = [l for l in log if "peer" in l.lower() or "error" in l.lower()]
+        peer_err = (hits or log or ["no output"])[-1][:300]
+    return res, skip, meta, peer_err
+
+def num(x):
+    return x if isinstance(x, (int, float)) else None
+
+def rnd(x, n):
+    return None if x is None else round(x, n)
+
+n_train, n_test = rows - rows // 5, rows // 5
+stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+out, table, loud = [], [], []
+
+def add(name, unit, peer, res, skip, meta, peer_err, value_key, peer_key, ratio_fn, target,
+        target_text, extra_ok=None, **fields):
+    value = num(res.get(value_key)) if res else None
+    peer_value = num(res.get(peer_key)) if res else None
+    ratio = ratio_fn(value, peer_value) if value and peer_value else None
+    kacc, pacc = (num(res.get("kiln_acc")), num(res.get("peer_acc"))) if res else (None, None)
+    met = None
+    if ratio is not None:
+        met = ratio >= target
+        if extra_ok is not None:
+            met = met and extra_ok(kacc, pacc)
+    r = {"name": name, "value": rnd(value, 4 if unit == "s" else 0), "unit": unit, "peer": peer,
+         "peer_value": rnd(peer_value, 4 if unit == "s" else 0), "ratio": rnd(ratio, 3),
+         "kiln_acc": kacc, "peer_acc": pacc,
+         "acc_diff": rnd(kacc - pacc, 5) if kacc is not None and pacc is not None else None,
+         "rows": rows, "rows_train": fields.pop("rows_train", n_train),
+         "rows_test": fields.pop("rows_test", n_test), "features": fields.pop("features", 64),
+         "kiln_threads": threads, "target": target_text, "target_ratio": target,
+         "meets_target": met, "skipped": skip, "peer_skipped": peer_err,
+         "measured_at": stamp}
+    r.update(fields)
+    r["run"] = meta
+    r["bench_output"] = res
+    out.append(r)
+    table.append(r)
+    if peer_err:
+        loud.append("%s: peer skipped (%s): kiln's figures only" % (name, peer_err))
+
+speedup = lambda k, p: p / k          # peer time / kiln time: > 1 means kiln faster
+rate = lambda k, p: k / p             # kiln rows/s / peer rows/s: > 1 means kiln faster
+
+res, skip, meta, perr = result("logreg_bench")
+add("logreg_train_vs_sklearn", "s", "scikit-learn %s LogisticRegression(lbfgs)" % ver["sklearn"],
+    res, skip, meta, perr, "kiln_s", "peer_s", speedup, 2.0, "ratio >= 2 (sklearn fit s / kiln fit s)",
+    rows_train=(res or {}).get("n_train", n_train),
+    rows_test=(res or {}).get("n_train", n_train) // 4,
+    features=(res or {}).get("d", 64), n_classes=(res or {}).get("n_classes", 2),
+    C=(res or {}).get("C", 1.0), kiln_iter=(res or {}).get("kiln_iter"),
+    peer_iter=(res or {}).get("peer_iter"),
+    note="fit seconds, best of 3 fits on each side; C=1, tol 1e-4, max_iter 100 (sklearn's "
+         "defaults) on both; held-out accuracy of the last fit. ratio = sklearn / kiln (>1: kiln faster)")
+
+res, skip, meta, perr = result("mlp_bench")
+add("mlp_train_vs_sklearn", "s", "scikit-learn %s MLPClassifier (64, 32)" % ver["sklearn"],
+    res, skip, meta, perr, "kiln_s", "peer_s", speedup, 5.0, "ratio >= 5 (sklearn fit s / kiln fit s)",
+    rows_train=(res or {}).get("n_train", n_train), rows_test=(res or {}).get("n_test", n_test),
+    n_classes=3, peer_threads="OMP/OPENBLAS_NUM_THREADS=%d" % threads,
+    note="one fit each side: hidden (64, 32) relu, Adam lr 1e-3, batch 200, alpha 1e-4, 5 full "
+         "epochs (sklearn tol=0), float32 on both. ratio = sklearn / kiln (>1: kiln faster)")
+
+res, skip, meta, perr = result("gbdt_bench")
+lgb = "LightGBM %s" % ver["lightgbm"]
+eq_acc = lambda k, p: k is not None and p is not None and k >= p - ACC_TOL
+gb_common = dict(n_classes=2, rounds=100, num_leaves=31, max_bin=255, learning_rate=0.1,
+                 peer_threads=threads, equal_accuracy_tolerance=ACC_TOL)
+add("gbdt_train_vs_lightgbm", "s", lgb, res, skip, meta, perr, "kiln_s", "peer_s", speedup, 1.0,
+    "ratio >= 1 (LightGBM fit s / kiln fit s) at equal accuracy (kiln_acc >= peer_acc - %g)" % ACC_TOL,
+    extra_ok=eq_acc, **gb_common,
+    note="one fit each side, binning included (kiln's bins, LightGBM's Dataset). ratio = LightGBM / "
+         "kiln (>1: kiln faster); gbdt_bench's own 'ratio' field is kiln_s / peer_s, not used")
+add("gbdt_score_vs_lightgbm", "rows/s", lgb, res, skip, meta, None, "kiln_pred_rows_s",
+    "peer_pred_rows_s", rate, 3.0, "ratio >= 3 (kiln predict rows/s / LightGBM's)", **gb_common,
+    scored_rows=n_test,
+    note="one predict call over the held-out rows each side, timed once (LightGBM's through its "
+         "Python API, 2 threads). ratio = kiln / LightGBM (>1: kiln faster)")
+# the scoring row shares gbdt_train_vs_lightgbm's run: one copy of the program's output is enough
+out[-1].pop("bench_output", None)
+
+meta_row = {"name": "models_meta", "value": None, "unit": None, "peer": None, "peer_value": None,
+            "ratio": None, "measured_at": stamp, "git_commit": commit,
+            "git_modified_tracked_files": dirty, "host_cores": os.cpu_count(), "rows": rows,
+            "features": 64, "kiln_threads": threads, "peer_versions": ver,
+            "loadavg_1min_before": float(load_before), "loadavg_1min_after": float(load_after)}
+out.append(meta_row)
+
+names = {r["name"] for r in out}
+old = []
+try:
+    old = json.load(open("bench/results.json"))
+    if not isinstance(old, list):
+        old = []
+except (OSError, ValueError):
+    pass
+merged = [r for r in old if isinstance(r, dict) and r.get("name") not in names] + out
+with open("bench/results.json", "w") as f:
+    json.dump(merged, f, indent=1)
+    f.write("\n")
+
+def fmt(v, spec):
+    return (spec % v) if v is not None else "-"
+
+print()
+print("kiln models vs scikit-learn %s / LightGBM %s: %d rows x 64 features (%d train, %d held out), "
+      "this machine (%d cores), commit %s%s"
+      % (ver["sklearn"], ver["lightgbm"], rows, n_train, n_test, os.cpu_count(), commit,
+         " + %d modified files" % dirty if dirty else ""))
+print("%-26s %12s %12s %8s %8s %8s  %s" % ("", "kiln", "peer", "ratio", "kiln_acc", "peer_acc", "target"))
+for r in table:
+    unit = "s" if r["unit"] == "s" else "rows/s"
+    spec = "%.2f" if unit == "s" else "%.0f"
+    verdict = ("skipped (%s)" % r["skipped"] if r["skipped"] else
+               "n/a (no peer figure)" if r["meets_target"] is None else
+               "MET" if r["meets_target"] else "NOT MET")
+    print("%-26s %12s %12s %8s %8s %8s  %s: %s"
+          % (r["name"], fmt(r["value"], spec), fmt(r["peer_value"], spec), fmt(r["ratio"], "%.2fx"),
+             fmt(r["kiln_acc"], "%.4f"), fmt(r["peer_acc"], "%.4f"), r["target"].split(" (")[0]
+             + (" at equal acc" if r["name"] == "gbdt_train_vs_lightgbm" else ""), verdict))
+print("  seconds are fit times (kiln %d threads, peers %d); ratio > 1: kiln better. logreg: best of"
+      " 3 fits each side; mlp, gbdt: one fit each" % (threads, threads))
+print("  1-min load average: %s before, %s after (%d cores): compare figures within one run only"
+      % (load_before, load_after, os.cpu_count()))
+for l in loud:
+    print("bench: ################################################################", file=sys.stderr)
+    print("bench: " + l, file=sys.stderr)
+    print("bench: ################################################################", file=sys.stderr)
+for r in table:
+    if r["skipped"]:
+        print("bench: %s: skipped (%s)" % (r["name"], r["skipped"]), file=sys.stderr)
+print("\nwrote bench/results.json (model rows)")
+PYEOF
+}
+
+if ! want featurize; then
+    if want sched; then run_sched; fi
+    if want models; then run_models; fi
     exit 0
 fi
 # Every figure comes from the same binaries: snapshot them now, so a rebuild
@@ -472,6 +752,14 @@ meta = {"cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") i
         "loadavg_1min_before": load_before, "loadavg_1min_after": load_after,
         "git_commit": commit, "git_modified_tracked_files": dirty}
 results.append(row("bench_meta", None, None, **meta))
+# The other parts' rows (scheduler, models) stay as an earlier run wrote them.
+try:
+    old = json.load(open("bench/results.json"))
+    old = old if isinstance(old, list) else []
+except (OSError, ValueError):
+    old = []
+mine = ("featurize_", "fft_vs_fftw", "membw_", "bench_meta")
+results += [r for r in old if isinstance(r, dict) and not str(r.get("name", "")).startswith(mine)]
 with open("bench/results.json", "w") as f:
     json.dump(results, f, indent=1)
     f.write("\n")
@@ -533,4 +821,5 @@ else:
     print("parity: FAIL -- %s" % parity.get("verdict", "no comparison"))
 print("\nwrote bench/results.json")
 EOF
-[ "$ONLY" = featurize ] || run_sched
+if want sched; then run_sched; fi
+if want models; then run_models; fi
