@@ -10,6 +10,7 @@
 
 #include "../core/kiln_alloc.h"
 #include "../storage/features.h"
+#include "../storage/predictions.h"
 #include "../storage/sensor.h"
 #include "cli.h"
 
@@ -321,6 +322,60 @@ static int inspect_features(const char *path, int verify, int as_json)
     return rc ? rc : (v && strcmp(v, "OK") ? 1 : 0);
 }
 
+static int predictions_read_meta(void *ds, size_t row0, size_t n, int32_t *asset,
+                                 int32_t *label, float *target, kiln_err_t *err)
+{
+    return st_predictions_read_meta(ds, row0, n, asset, NULL, label, target, err);
+}
+
+static int inspect_predictions(const char *path, int verify, int as_json)
+{
+    kiln_err_t err;
+    st_predictions_t *ds = NULL;
+    summary_t s;
+    int int32_min_asset = 0, rc;
+    char recomputed[65] = "";
+    if (st_predictions_open(path, &ds, &err) < 0)
+        return fail(&err);
+    const st_predictions_meta_t *m = st_predictions_meta(ds);
+    if (summarize(ds, predictions_read_meta, m->n_rows, m->n_class_names, &s, &int32_min_asset,
+                  &err) < 0 ||
+        (verify && st_predictions_hash(ds, recomputed, &err) < 0)) {
+        kiln_free(s.assets);
+        st_predictions_close(&ds);
+        return fail(&err);
+    }
+    const char *v = verify ? verdict(m->content_sha256, recomputed) : NULL;
+    common_t c = {ST_PREDICTIONS_SCHEMA, m->created, m->content_sha256, m->n_rows, m->n_outputs,
+                  m->has_label, m->has_target, m->n_class_names, m->class_names};
+    size_t n_assets = s.n_assets + (size_t)int32_min_asset;
+    if (as_json) {
+        json_t *o = common_json(path, &c, &s, n_assets, v, recomputed), *names = json_array();
+        json_object_set_new(o, "n_rows", json_integer((json_int_t)m->n_rows));
+        for (size_t i = 0; i < m->n_outputs; i++)
+            json_array_append_new(names, json_string(m->output_names[i]));
+        json_object_set_new(o, "output_names", names);
+        json_object_set_new(o, "model", json_string(m->model ? m->model : ""));
+        json_object_set_new(o, "model_sha256", json_string(m->model_sha256 ? m->model_sha256 : ""));
+        json_object_set_new(o, "source_sha256", json_string(m->source_sha256 ? m->source_sha256 : ""));
+        rc = emit(o);
+    } else {
+        printf("path:            %s\nschema:          %s\n", path, c.schema);
+        printf("shape:           %zu rows x %zu outputs\n", m->n_rows, m->n_outputs);
+        printf("outputs:        ");
+        for (size_t i = 0; i < m->n_outputs && i < 12; i++)
+            printf(" %s", m->output_names[i]);
+        printf("\nmodel:           %s (%s)\n", m->model ? m->model : "?",
+               m->model_sha256 ? m->model_sha256 : "");
+        printf("source_sha256:   %s\n", m->source_sha256 && *m->source_sha256 ? m->source_sha256 : "(none)");
+        print_text(&c, &s, n_assets, v, recomputed);
+        rc = 0;
+    }
+    kiln_free(s.assets);
+    st_predictions_close(&ds);
+    return rc ? rc : (v && strcmp(v, "OK") ? 1 : 0);
+}
+
 int kiln_cmd_inspect(int argc, char **argv)
 {
     int verify = 0, as_json = 0;
@@ -358,7 +413,9 @@ int kiln_cmd_inspect(int argc, char **argv)
         return inspect_sensor(path, verify, as_json);
     if (!strcmp(schema, ST_FEATURES_SCHEMA))
         return inspect_features(path, verify, as_json);
-    fprintf(stderr, "kiln inspect: %s: /: schema '%s' is neither %s nor %s\n", path, schema,
-            ST_SENSOR_SCHEMA, ST_FEATURES_SCHEMA);
+    if (!strcmp(schema, ST_PREDICTIONS_SCHEMA))
+        return inspect_predictions(path, verify, as_json);
+    fprintf(stderr, "kiln inspect: %s: /: schema '%s' is not %s, %s or %s\n", path, schema,
+            ST_SENSOR_SCHEMA, ST_FEATURES_SCHEMA, ST_PREDICTIONS_SCHEMA);
     return 1;
 }
