@@ -207,9 +207,16 @@ int jb_common_parse(const void *spec_, jb_common_t *out, kiln_err_t *err)
             return rc;
         out->has_array = 1;
     }
-    if (out->schedule[0])
-        return kiln_err_at(err, KILN_EUNSUPPORTED, "schedule",
-                           "job: schedule: recurring jobs are not supported yet");
+    /* The cron syntax is the scheduler's to check (scheduler/cron.h); here
+     * only what a recurring job cannot combine with.  Its runs are separate
+     * jobs: one depends_on shared by every run would hold only for the first. */
+    if (out->schedule[0] && out->n_depends_on)
+        return kiln_err_at(err, KILN_ESPEC, "schedule",
+                           "job: schedule: a recurring job cannot have depends_on (each run "
+                           "would wait on the same jobs); leave depends_on out");
+    if (out->schedule[0] && out->has_array)
+        return kiln_err_at(err, KILN_ESPEC, "schedule",
+                           "job: schedule: a recurring job cannot be an array");
     return 0;
 }
 

@@ -32,7 +32,8 @@ typedef struct {
     jb_resources_t resources;
     int     max_retries;            /* 0..100 */
     double  timeout_s;              /* 0: none */
-    char    schedule[JB_NAME_MAX];  /* "" if none (recurring jobs come later) */
+    char    schedule[JB_NAME_MAX];  /* cron expression (scheduler/cron.h), "" if none; a job
+                                       with one is a recurring job's template */
     /* array "A-B%C" or "A-B" or "N": instances A..B, at most C at once (0: no cap) */
     int     has_array;
     int64_t array_first, array_last;
@@ -44,7 +45,9 @@ extern const char *const jb_common_keys[];
 
 /* Reads and checks the common fields of spec (a jansson json_t *, passed as
  * void *); other keys are left to the type.  Errors are KILN_ESPEC naming the
- * field ("resources.cores", "depends_on[2]", "array"). */
+ * field ("resources.cores", "depends_on[2]", "array").  "schedule" is taken
+ * as text (its syntax is checked by kilnd); it cannot go with depends_on or
+ * array. */
 int jb_common_parse(const void *spec, jb_common_t *out, kiln_err_t *err);
 
 /* Parses an array expression ("0-999%8", "5", "1-3"). */

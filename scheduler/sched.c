@@ -1,6 +1,7 @@
 /* sched.c - jobs in and out of the scheduler: reload at start, submit
  * (validate, admit, store), plan into tasks, array instances, the end of a
- * job and what follows from it (dependents, the array it belongs to). */
+ * job and what follows from it (dependents, the array it belongs to).
+ * Recurring jobs' templates and their instances: sched_recur.c. */
 #include "sched_int.h"
 
 #include <errno.h>
@@ -114,7 +115,7 @@ int ks_job_task_output(const ks_sched_t *s, const ks_job_t *j, int idx, char *bu
 
 /* ---- the live set */
 
-static int live_add(ks_sched_t *s, ks_job_t *j)
+int ks_live_add(ks_sched_t *s, ks_job_t *j)
 {
     if (s->n_live == s->cap_live) {
         size_t cap = s->cap_live ? s->cap_live * 2 : 64;
@@ -128,8 +129,10 @@ static int live_add(ks_sched_t *s, ks_job_t *j)
         return -1;
     j->live_idx = s->n_live;
     s->live[s->n_live++] = j;
-    if (!j->array_parent)
+    /* Instances (of arrays and of recurring jobs) ride on their parent's admission. */
+    if (!j->array_parent && !j->scheduled_by)
         s->n_active++;
+    s->n_templates += (size_t)j->is_template;
     if (j->n_deps > j->n_deps_ok)
         s->n_with_deps++;
     s->dirty = 1;
@@ -144,8 +147,10 @@ static void live_remove(ks_sched_t *s, ks_job_t *j)
         s->live[i] = s->live[--s->n_live];
         s->live[i]->live_idx = i;
     }
-    if (!j->array_parent && s->n_active)
+    if (!j->array_parent && !j->scheduled_by && s->n_active)
         s->n_active--;
+    if (j->is_template && s->n_templates)
+        s->n_templates--;
     if (j->n_deps > j->n_deps_ok && s->n_with_deps)
         s->n_with_deps--;
 }
@@ -173,18 +178,18 @@ void ks_job_free(ks_job_t *j)
 
 /* ---- building a job from a spec */
 
-/* "%a" in a string field becomes the instance's index. */
-static int subst_index(json_t *spec, const char *key, int64_t index)
+int ks_spec_subst(json_t *spec, const char *key, char token, const char *value)
 {
     json_t *v = json_object_get(spec, key);
-    if (!json_is_string(v) || !strstr(json_string_value(v), "%a"))
+    const char pat[3] = {'%', token, '\0'};
+    if (!json_is_string(v) || !strstr(json_string_value(v), pat))
         return 0;
     char out[4096];
     size_t o = 0;
     for (const char *p = json_string_value(v); *p; p++) {
         int n;
-        if (p[0] == '%' && p[1] == 'a') {
-            n = snprintf(out + o, sizeof out - o, "%lld", (long long)index);
+        if (p[0] == '%' && p[1] == token) {
+            n = snprintf(out + o, sizeof out - o, "%s", value);
             p++;
         } else {
             n = snprintf(out + o, sizeof out - o, "%c", *p);
@@ -204,7 +209,9 @@ static json_t *instance_spec(const json_t *array_spec, int64_t index)
     if (!spec)
         return NULL;
     json_object_del(spec, "array");
-    if (subst_index(spec, "input", index) < 0 || subst_index(spec, "output", index) < 0) {
+    char num[24];
+    snprintf(num, sizeof num, "%lld", (long long)index);
+    if (ks_spec_subst(spec, "input", 'a', num) < 0 || ks_spec_subst(spec, "output", 'a', num) < 0) {
         json_decref(spec);
         return NULL;
     }
@@ -212,8 +219,9 @@ static json_t *instance_spec(const json_t *array_spec, int64_t index)
 }
 
 /* A job from its spec (taken) and common fields; validates the type's own
- * fields (an array validates its first instance). */
-static ks_job_t *job_build(json_t *spec, const jb_common_t *c, kiln_err_t *err)
+ * fields (an array validates its first instance, a recurring job's template
+ * the instance it would make now). */
+ks_job_t *ks_job_build(json_t *spec, const jb_common_t *c, kiln_err_t *err)
 {
     const jb_type_t *type = jb_type_find(c->type);
     if (!type) {
@@ -259,6 +267,25 @@ static ks_job_t *job_build(json_t *spec, const jb_common_t *c, kiln_err_t *err)
         ks_job_free(j);
         return NULL;
     }
+    if (c->schedule[0]) {
+        if (ks_cron_parse(c->schedule, &j->cron, err) < 0) {
+            ks_job_free(j);
+            return NULL;
+        }
+        j->is_template = 1;
+        json_t *first = ks_recur_instance_spec(spec, ks_now_ns());
+        void *parsed = NULL;
+        int rc = first ? type->validate(first, &parsed, err)
+                       : kiln_err_set(err, KILN_ENOMEM, "job: out of memory");
+        if (parsed)
+            type->free_parsed(parsed);
+        json_decref(first);
+        if (rc < 0) {
+            ks_job_free(j);
+            return NULL;
+        }
+        return j;
+    }
     if (c->has_array) {
         j->is_array = 1;
         j->arr_first = c->array_first;
@@ -289,7 +316,7 @@ static ks_job_t *job_build(json_t *spec, const jb_common_t *c, kiln_err_t *err)
 /* ---- submit */
 
 /* The store's record of a new job (strings borrowed from j and the caller). */
-static st_state_job_t job_row(const ks_job_t *j, const char *type, const char *name,
+st_state_job_t ks_job_row(const ks_job_t *j, const char *type, const char *name,
                               const char *spec_text)
 {
     st_state_job_t row = {0};
@@ -345,7 +372,7 @@ int ks_sched_submit(ks_sched_t *s, const char *text, size_t len, const char *key
         }
     }
     char *spec_text = json_dumps(spec, JSON_COMPACT);
-    ks_job_t *j = spec_text ? job_build(spec, &c, err) : NULL;
+    ks_job_t *j = spec_text ? ks_job_build(spec, &c, err) : NULL;
     if (!spec_text) {
         json_decref(spec);
         return kiln_err_set(err, KILN_ENOMEM, "job: out of memory");
@@ -354,7 +381,7 @@ int ks_sched_submit(ks_sched_t *s, const char *text, size_t len, const char *key
         free(spec_text);
         return err->code;
     }
-    st_state_job_t row = job_row(j, c.type, j->name, spec_text);
+    st_state_job_t row = ks_job_row(j, c.type, j->name, spec_text);
     row.idempotency_key = (char *)key;
     row.depends_on = j->deps;
     row.n_depends_on = j->n_deps;
@@ -366,12 +393,20 @@ int ks_sched_submit(ks_sched_t *s, const char *text, size_t len, const char *key
     }
     j->id = *id;
     j->submitted_ns = row.submitted_ns;
-    if (live_add(s, j) < 0) {
+    if (j->is_template && (rc = ks_recur_submitted(s, j, err)) < 0) {
+        /* Never a half-made recurring job: without its schedule row it ends now. */
+        st_state_job_set_state(s->st, j->id, ST_STATE_FAILED, "invalid_spec", err->msg,
+                               ks_now_ns(), NULL);
+        ks_job_free(j);
+        return rc;
+    }
+    if (ks_live_add(s, j) < 0) {
         ks_job_free(j);
         return kiln_err_set(err, KILN_ENOMEM, "job %lld: out of memory", (long long)*id);
     }
-    ks_job_log(s, j->id, "submitted: %s job \"%s\" of project \"%s\"%s", c.type, j->name,
-               j->project, j->is_array ? " (array)" : "");
+    ks_job_log(s, j->id, "submitted: %s job \"%s\" of project \"%s\"%s%s%s", c.type, j->name,
+               j->project, j->is_array ? " (array)" : "",
+               j->is_template ? ", recurring: " : "", j->is_template ? c.schedule : "");
     return 0;
 }
 
@@ -395,7 +430,7 @@ ks_job_t *ks_job_instance_new(ks_sched_t *s, ks_job_t *parent, kiln_err_t *err)
     char *spec_text = json_dumps(spec, JSON_COMPACT);
     /* The array already waited for its dependencies. */
     c.n_depends_on = 0;
-    ks_job_t *j = spec_text ? job_build(spec, &c, err) : NULL;
+    ks_job_t *j = spec_text ? ks_job_build(spec, &c, err) : NULL;
     if (!spec_text)
         json_decref(spec);
     if (!j) {
@@ -404,7 +439,7 @@ ks_job_t *ks_job_instance_new(ks_sched_t *s, ks_job_t *parent, kiln_err_t *err)
         free(spec_text);
         return NULL;
     }
-    st_state_job_t row = job_row(j, c.type, name, spec_text);
+    st_state_job_t row = ks_job_row(j, c.type, name, spec_text);
     row.array_parent = parent->id;
     row.array_index = index;
     int64_t id;
@@ -424,7 +459,7 @@ ks_job_t *ks_job_instance_new(ks_sched_t *s, ks_job_t *parent, kiln_err_t *err)
     j->submitted_ns = row.submitted_ns;
     j->array_parent = parent->id;
     j->array_index = index;
-    if (live_add(s, j) < 0) {
+    if (ks_live_add(s, j) < 0) {
         ks_job_free(j);
         kiln_err_set(err, KILN_ENOMEM, "job %lld: out of memory", (long long)id);
         return NULL;
@@ -572,6 +607,8 @@ void ks_job_end(ks_sched_t *s, ks_job_t *j, st_state_status_t state, const char 
     live_remove(s, j);
     s->dirty = 1;
 
+    if (j->scheduled_by)
+        ks_recur_instance_ended(s, j);
     if (j->array_parent) {
         ks_job_t *p = ks_idmap_get(&s->jobs, j->array_parent);
         if (p) {
@@ -788,7 +825,7 @@ static int reload_job(ks_sched_t *s, int64_t id, kiln_err_t *err)
     if (spec && jb_common_parse(spec, &c, err) == 0) {
         if (row.array_parent)
             c.n_depends_on = 0;
-        j = job_build(spec, &c, err);
+        j = ks_job_build(spec, &c, err);
     } else {
         if (!spec)
             kiln_err_set(err, KILN_EJSON, "stored spec: %s", jerr.text);
@@ -808,11 +845,13 @@ static int reload_job(ks_sched_t *s, int64_t id, kiln_err_t *err)
     j->attempts = row.attempts;
     j->array_parent = row.array_parent;
     j->array_index = row.array_index;
+    j->scheduled_by = row.scheduled_by;
+    j->scheduled_for_ns = row.scheduled_for_ns;
     if (row.reason_code)
         snprintf(j->reason_code, sizeof j->reason_code, "%s", row.reason_code);
     if (row.reason_text)
         snprintf(j->reason_text, sizeof j->reason_text, "%s", row.reason_text);
-    if (row.array_parent) {
+    if (row.array_parent || row.scheduled_by) {
         char *nm = dup_str(row.name);
         if (nm) {
             kiln_free(j->name);
@@ -851,7 +890,9 @@ static int reload_job(ks_sched_t *s, int64_t id, kiln_err_t *err)
                 p->arr_running++;
         }
     }
-    if (live_add(s, j) < 0) {
+    if ((j->is_template || j->scheduled_by) && (rc = ks_recur_reloaded(s, j, err)) < 0)
+        goto fail;
+    if (ks_live_add(s, j) < 0) {
         rc = kiln_err_set(err, KILN_ENOMEM, "job %lld: out of memory", (long long)id);
         goto fail;
     }

@@ -68,7 +68,8 @@ int ks_sched_cancel(ks_sched_t *s, int64_t id, kiln_err_t *err);
 /* A decoded message from worker_id (the message stays the caller's). */
 int ks_sched_on_msg(ks_sched_t *s, const char *worker_id, const kc_msg_t *msg, kiln_err_t *err);
 
-/* Timers: lost workers, timeouts, retries whose backoff ended. */
+/* Timers: lost workers, timeouts, retries whose backoff ended, recurring
+ * jobs whose fire time came (each makes an instance, docs/cluster.md). */
 void ks_sched_tick(ks_sched_t *s);
 
 /* Places as many queued tasks as the free resources allow.  Cheap when

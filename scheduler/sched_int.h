@@ -1,9 +1,11 @@
 /* sched_int.h - what the scheduler's files share (sched.c: jobs in and out,
- * sched_run.c: tasks and workers, sched_view.c: JSON for the API); nothing
- * outside scheduler/sched*.c includes it. */
+ * sched_run.c: tasks and workers, sched_recur.c: recurring jobs,
+ * sched_view.c: JSON for the API); nothing outside scheduler/sched*.c
+ * includes it. */
 #ifndef KILN_SCHEDULER_SCHED_INT_H
 #define KILN_SCHEDULER_SCHED_INT_H
 
+#include "cron.h"
 #include "idmap.h"
 #include "jobs/jobspec.h"
 #include "sched.h"
@@ -74,6 +76,16 @@ typedef struct ks_job {
     int     arr_cap;
     int     arr_ending;          /* ks_job_end is ending its instances */
     size_t  arr_live, arr_running, arr_succeeded, arr_ended;
+    /* a recurring job's template (its spec has "schedule"): never planned
+     * or dispatched; sched_recur.c makes an instance at each fire time */
+    int     is_template;
+    ks_cron_t cron;
+    int64_t next_run_ns;         /* stored in `schedules`, with runs and skipped */
+    int64_t runs, skipped;
+    size_t  sched_live;          /* its unfinished instances: 0 or 1 (no pile-up) */
+    int64_t sched_last;          /* the id of the last instance made */
+    /* an instance of a template */
+    int64_t scheduled_by, scheduled_for_ns;
     size_t  live_idx;            /* position in s->live */
 } ks_job_t;
 
@@ -91,6 +103,7 @@ struct ks_sched {
     ks_job_t  **live;
     size_t      n_live, cap_live;
     size_t      n_active;        /* live jobs counted for admission (not instances) */
+    size_t      n_templates;     /* live templates of recurring jobs */
     ks_worker_t **workers;
     size_t      n_workers;
     uint64_t    lease_seq;
@@ -118,6 +131,27 @@ int  ks_quota_of(const ks_sched_t *s, const char *project);
 /* 0 and the state of a stored job; KILN_ENOTFOUND naming it. */
 int  ks_job_stored(ks_sched_t *s, int64_t id, st_state_status_t *state, kiln_err_t *err);
 int  ks_project_cores(const ks_sched_t *s, const char *project);
+
+/* The parts of a job that sched.c builds and sched_recur.c reuses. */
+ks_job_t *ks_job_build(json_t *spec, const jb_common_t *c, kiln_err_t *err);
+st_state_job_t ks_job_row(const ks_job_t *j, const char *type, const char *name,
+                          const char *spec_text);
+int  ks_live_add(ks_sched_t *s, ks_job_t *j);
+/* "%<token>" in the string field key of spec becomes value. */
+int  ks_spec_subst(json_t *spec, const char *key, char token, const char *value);
+
+/* sched_recur.c */
+/* A new template's spec (borrowed): "%t" set to a fire time, so the type
+ * validates what an instance will run.  New reference, NULL on no memory. */
+json_t *ks_recur_instance_spec(const json_t *template_spec, int64_t fire_ns);
+/* After the template's row is stored: its schedule row and reason. */
+int  ks_recur_submitted(ks_sched_t *s, ks_job_t *t, kiln_err_t *err);
+/* At reload: a template's schedule from the store, an instance's link. */
+int  ks_recur_reloaded(ks_sched_t *s, ks_job_t *j, kiln_err_t *err);
+/* An instance ended (j->scheduled_by set): its template may fire again. */
+void ks_recur_instance_ended(ks_sched_t *s, const ks_job_t *j);
+/* Fires every template whose time has come (from ks_sched_tick). */
+void ks_recur_tick(ks_sched_t *s, int64_t now);
 
 /* sched_run.c */
 ks_worker_t *ks_worker_find(ks_sched_t *s, const char *id);

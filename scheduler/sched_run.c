@@ -1,7 +1,7 @@
 /* sched_run.c - tasks and workers: dispatch (priority, fair share between
  * projects, quotas, array caps, gangs, resources), worker messages (hello,
  * heartbeat, progress, done, failed), and the timers (lost workers,
- * timeouts, retry backoff). */
+ * timeouts, retry backoff, recurring jobs' fire times). */
 #include "sched_int.h"
 
 #include <stdio.h>
@@ -472,8 +472,8 @@ static int cand_push(ks_sched_t *s, size_t n, ks_job_t *j)
 static int ready(ks_sched_t *s, ks_job_t *j, int64_t now, size_t free_slots, ks_job_t ***end,
                  size_t *n_end)
 {
-    if (j->finishing || st_state_status_is_final(j->state))
-        return 0;
+    if (j->finishing || st_state_status_is_final(j->state) || j->is_template)
+        return 0;   /* a template's reason is sched_recur.c's ("schedule") */
     while (j->n_deps_ok < j->n_deps) {
         int64_t d = j->deps[j->n_deps_ok];
         if (ks_idmap_get(&s->jobs, d)) {
@@ -917,5 +917,6 @@ void ks_sched_tick(ks_sched_t *s)
         if (ks_idmap_get(&s->jobs, late[i]->id) == late[i])
             ks_job_end(s, late[i], ST_STATE_TIMEOUT, "timeout", "ran longer than timeout_s = %g s",
                        late[i]->timeout_s);
+    ks_recur_tick(s, now);
     s->dirty = 1;   /* retry backoffs may have ended */
 }

@@ -111,6 +111,23 @@ static json_t *job_json(ks_sched_t *s, const st_state_job_t *row, int with_spec)
                               (json_int_t)last, "cap", cap);
         json_decref(spec);
     }
+    /* A recurring job's template: live from memory; ended (cancelled) from
+     * the store, with no next run. */
+    json_t *schedule = json_null();
+    if (j && j->is_template) {
+        schedule = json_pack("{s:s, s:I, s:I, s:I}", "expr",
+                             json_string_value(json_object_get(j->spec, "schedule")),
+                             "next_run_ns", (json_int_t)j->next_run_ns, "runs",
+                             (json_int_t)j->runs, "skipped", (json_int_t)j->skipped);
+    } else if (!j && row->spec_json && strstr(row->spec_json, "\"schedule\"")) {
+        st_state_schedule_t sch;
+        kiln_err_t serr;
+        if (st_state_schedule_get(s->st, row->id, &sch, &serr) == 0) {
+            schedule = json_pack("{s:s, s:n, s:I, s:I}", "expr", sch.expr, "next_run_ns", "runs",
+                                 (json_int_t)sch.runs, "skipped", (json_int_t)sch.skipped);
+            st_state_schedule_free(&sch);
+        }
+    }
     double progress = c.total ? (double)c.n[ST_STATE_SUCCEEDED] / (double)c.total : 0;
     json_object_set_new(o, "id", json_integer(row->id));
     json_object_set_new(o, "name", json_string(row->name));
@@ -129,6 +146,9 @@ static json_t *job_json(ks_sched_t *s, const st_state_job_t *row, int with_spec)
     json_object_set_new(o, "tasks", counts_json(&c));
     json_object_set_new(o, "progress", json_real(progress));
     json_object_set_new(o, "array", array ? array : json_null());
+    json_object_set_new(o, "schedule", schedule ? schedule : json_null());
+    json_object_set_new(o, "scheduled_by", row->scheduled_by ? json_integer(row->scheduled_by)
+                                                              : json_null());
     if (with_spec) {
         json_error_t jerr;
         json_t *spec = json_loads(row->spec_json, 0, &jerr);

@@ -11,7 +11,7 @@
 
 #include "core/kiln_alloc.h"
 
-#define ST_SCHEMA_VERSION 3
+#define ST_SCHEMA_VERSION 4
 
 static const char *const status_names[ST_STATE_N_STATUS] = {
     "queued", "running", "succeeded", "failed", "cancelled", "timeout", "node_fail",
@@ -101,7 +101,8 @@ static void sq_install(void)
 
 #define JOB_COLS "id, idempotency_key, project, name, type, priority, spec_json, state, " \
                  "reason_code, reason_text, attempts, max_retries, timeout_s, "           \
-                 "submitted_ns, started_ns, ended_ns, array_parent, array_index"
+                 "submitted_ns, started_ns, ended_ns, array_parent, array_index, "        \
+                 "scheduled_by, scheduled_for_ns"
 #define RUN_COLS "id, job_id, model_name, kind, params_json, seed, dataset_sha256, "   \
                  "featspec_sha256, code_version, metrics_json, duration_s, accepted, "     \
                  "artifact_sha256, created_ns"
@@ -118,8 +119,9 @@ static const char *const q_sql[Q_N] = {
     [Q_JOB_BY_KEY] = "SELECT id FROM jobs WHERE idempotency_key = ?1",
     [Q_JOB_INSERT] = "INSERT INTO jobs (idempotency_key, project, name, type, priority, spec_json, "
                      "state, attempts, max_retries, timeout_s, submitted_ns, started_ns, ended_ns, "
-                     "array_parent, array_index) "
-                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', 0, ?7, ?8, ?9, 0, 0, ?10, ?11)",
+                     "array_parent, array_index, scheduled_by, scheduled_for_ns) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', 0, ?7, ?8, ?9, 0, 0, ?10, ?11, "
+                     "?12, ?13)",
     [Q_DEP_INSERT] = "INSERT OR IGNORE INTO job_deps (job_id, depends_on) VALUES (?1, ?2)",
     [Q_JOB_EXISTS] = "SELECT 1 FROM jobs WHERE id = ?1",
     [Q_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
@@ -174,6 +176,11 @@ static const char *const q_sql[Q_N] = {
     [Q_ALIAS_LIST] = "SELECT alias, version FROM aliases WHERE name = ?1 ORDER BY alias",
     [Q_JOB_INSTANCES] = "SELECT state, count(*) FROM jobs WHERE array_parent = ?1 GROUP BY state",
     [Q_TASK_LIST] = "SELECT " TASK_COLS " FROM tasks WHERE job_id = ?1 ORDER BY idx, id",
+    [Q_SCHED_PUT] = "INSERT INTO schedules (job_id, expr, next_run_ns, runs, skipped) "
+                    "VALUES (?1, ?2, ?3, 0, 0)",
+    [Q_SCHED_GET] = "SELECT expr, next_run_ns, runs, skipped FROM schedules WHERE job_id = ?1",
+    [Q_SCHED_SET] = "UPDATE schedules SET next_run_ns = ?2, runs = ?3, skipped = ?4 "
+                    "WHERE job_id = ?1",
     [Q_WORKER_HELLO] = "INSERT INTO workers (id, cores, memory_mb, gpus, last_heartbeat_ns, state) "
                        "VALUES (?1, ?2, ?3, ?4, ?5, 'alive') ON CONFLICT(id) DO UPDATE SET "
                        "cores = excluded.cores, memory_mb = excluded.memory_mb, "
@@ -209,6 +216,17 @@ static const char *const q_sql[Q_N] = {
     " id INTEGER PRIMARY KEY, name TEXT NOT NULL, alias TEXT NOT NULL,"           \
     " version INTEGER NOT NULL, set_ns INTEGER NOT NULL);"
 
+/* Recurring jobs (scheduler/cron.h): a template's schedule and its next
+ * fire time; an instance names its template and the fire time it was made
+ * for, unique together, so no fire time can make two instances. */
+#define SCHEDULE_SQL                                                              \
+    "CREATE TABLE schedules ("                                                    \
+    " job_id INTEGER PRIMARY KEY REFERENCES jobs(id), expr TEXT NOT NULL,"        \
+    " next_run_ns INTEGER NOT NULL, runs INTEGER NOT NULL DEFAULT 0,"             \
+    " skipped INTEGER NOT NULL DEFAULT 0);"                                       \
+    "CREATE UNIQUE INDEX jobs_scheduled ON jobs(scheduled_by, scheduled_for_ns)"  \
+    " WHERE scheduled_by != 0;"
+
 static const char schema_sql[] =
     "CREATE TABLE jobs ("
     " id INTEGER PRIMARY KEY,"
@@ -220,7 +238,8 @@ static const char schema_sql[] =
     " timeout_s INTEGER NOT NULL DEFAULT 0,"
     " submitted_ns INTEGER NOT NULL DEFAULT 0, started_ns INTEGER NOT NULL DEFAULT 0,"
     " ended_ns INTEGER NOT NULL DEFAULT 0,"
-    " array_parent INTEGER NOT NULL DEFAULT 0, array_index INTEGER NOT NULL DEFAULT -1);"
+    " array_parent INTEGER NOT NULL DEFAULT 0, array_index INTEGER NOT NULL DEFAULT -1,"
+    " scheduled_by INTEGER NOT NULL DEFAULT 0, scheduled_for_ns INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX jobs_state ON jobs(state);"
     "CREATE INDEX jobs_project ON jobs(project);"
     "CREATE INDEX jobs_array ON jobs(array_parent) WHERE array_parent != 0;"
@@ -241,7 +260,8 @@ static const char schema_sql[] =
     " id TEXT PRIMARY KEY, cores INTEGER NOT NULL, memory_mb INTEGER NOT NULL,"
     " gpus INTEGER NOT NULL, last_heartbeat_ns INTEGER NOT NULL, state TEXT NOT NULL);"
     REGISTRY_SQL
-    "PRAGMA user_version = 3;";
+    SCHEDULE_SQL
+    "PRAGMA user_version = 4;";
 
 /* Version 1 -> 2: job arrays. */
 static const char migrate_1_2_sql[] =
@@ -252,6 +272,14 @@ static const char migrate_1_2_sql[] =
 
 /* Version 2 -> 3: the model registry. */
 static const char migrate_2_3_sql[] = REGISTRY_SQL "PRAGMA user_version = 3;";
+
+/* Version 3 -> 4: recurring jobs.  Existing jobs are neither templates nor
+ * instances (the defaults). */
+static const char migrate_3_4_sql[] =
+    "ALTER TABLE jobs ADD COLUMN scheduled_by INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN scheduled_for_ns INTEGER NOT NULL DEFAULT 0;"
+    SCHEDULE_SQL
+    "PRAGMA user_version = 4;";
 
 
 static int code_of(int rc)
@@ -354,6 +382,9 @@ static int schema_ensure(st_state_t *st, kiln_err_t *err)
         goto fail;
     if (version >= 1 && version <= 2 &&
         (ret = exec_sql(st, migrate_2_3_sql, err, "upgrading schema")) < 0)
+        goto fail;
+    if (version >= 1 && version <= 3 &&
+        (ret = exec_sql(st, migrate_3_4_sql, err, "upgrading schema")) < 0)
         goto fail;
     if ((ret = exec_sql(st, "COMMIT", err, "creating schema")) < 0)
         goto fail;

@@ -60,7 +60,17 @@ typedef struct {
     size_t   n_depends_on;
     int64_t  array_parent;      /* 0, or the array job this is an instance of */
     int64_t  array_index;       /* the instance's index (-1 when not an instance) */
+    int64_t  scheduled_by;      /* 0, or the recurring job (template) that made this one */
+    int64_t  scheduled_for_ns;  /* the template's fire time this instance is for (0: none) */
 } st_state_job_t;
+
+/* A recurring job's schedule (the template's row in `schedules`). */
+typedef struct {
+    char   *expr;               /* the cron expression, owned (st_state_schedule_free) */
+    int64_t next_run_ns;        /* the next fire time not yet handled */
+    int64_t runs;               /* instances made so far */
+    int64_t skipped;            /* fire times skipped (an instance was still unfinished) */
+} st_state_schedule_t;
 
 /* A task: one shard of a job (a window range).  Strings owned as for jobs. */
 typedef struct {
@@ -114,6 +124,20 @@ int st_state_rollback(st_state_t *st, kiln_err_t *err);
  * must exist (KILN_ENOTFOUND naming it). */
 int st_state_job_insert(st_state_t *st, const st_state_job_t *job, int64_t *id,
                         int *existed, kiln_err_t *err);
+/* A template's schedule: put once at submit (runs and skipped 0), then set
+ * as it fires; an instance's insert and its template's set belong in one
+ * transaction, so a crash keeps both or neither.  An instance insert
+ * (scheduled_by != 0) whose (scheduled_by, scheduled_for_ns) is already
+ * stored is refused with KILN_EEXIST.  get: KILN_ENOTFOUND for a job
+ * without a schedule; *out owned (st_state_schedule_free). */
+int  st_state_schedule_put(st_state_t *st, int64_t job_id, const char *expr,
+                           int64_t next_run_ns, kiln_err_t *err);
+int  st_state_schedule_set(st_state_t *st, int64_t job_id, int64_t next_run_ns, int64_t runs,
+                           int64_t skipped, kiln_err_t *err);
+int  st_state_schedule_get(st_state_t *st, int64_t job_id, st_state_schedule_t *out,
+                           kiln_err_t *err);
+void st_state_schedule_free(st_state_schedule_t *sch);
+
 /* Fills *out (owned; free with st_state_job_free).  KILN_ENOTFOUND if none. */
 int st_state_job_get(st_state_t *st, int64_t id, st_state_job_t *out, kiln_err_t *err);
 void st_state_job_free(st_state_job_t *job);

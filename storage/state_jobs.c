@@ -1,12 +1,13 @@
 /* state_jobs.c - jobs in the state store: insert (idempotent, with
- * dependencies), get, list, state transitions, counts. */
+ * dependencies), get, list, state transitions, counts; the schedules of
+ * recurring jobs. */
 #include "storage/state_int.h"
 
 #include <string.h>
 
 #include "core/kiln_alloc.h"
 
-/* ---- jobs */
+/* ---- jobs (and the schedules of recurring ones, at the end) */
 
 static int job_insert_body(st_state_t *st, const st_state_job_t *job, int64_t *id,
                            int *existed, kiln_err_t *err)
@@ -52,7 +53,15 @@ static int job_insert_body(st_state_t *st, const st_state_job_t *job, int64_t *i
     BIND(sqlite3_bind_int64(s, 9, job->submitted_ns), "inserting job");
     BIND(sqlite3_bind_int64(s, 10, job->array_parent), "inserting job");
     BIND(sqlite3_bind_int64(s, 11, job->array_parent ? job->array_index : -1), "inserting job");
+    BIND(sqlite3_bind_int64(s, 12, job->scheduled_by), "inserting job");
+    BIND(sqlite3_bind_int64(s, 13, job->scheduled_by ? job->scheduled_for_ns : 0),
+         "inserting job");
     int ret = st_sq_run_done(st, s, err, "inserting job");
+    if (ret < 0 && job->scheduled_by && sqlite3_extended_errcode(st->db) ==
+                                            SQLITE_CONSTRAINT_UNIQUE)
+        return kiln_err_at(err, KILN_EEXIST, "scheduled_for_ns",
+                           "job \"%s\": recurring job %lld already has an instance for that "
+                           "fire time", job->name, (long long)job->scheduled_by);
     if (ret < 0)
         return ret;
     int64_t new_id = sqlite3_last_insert_rowid(st->db);
@@ -122,6 +131,8 @@ static int job_from_row(st_state_t *st, sqlite3_stmt *s, st_state_job_t *j, kiln
     j->ended_ns = sqlite3_column_int64(s, 15);
     j->array_parent = sqlite3_column_int64(s, 16);
     j->array_index = sqlite3_column_int64(s, 17);
+    j->scheduled_by = sqlite3_column_int64(s, 18);
+    j->scheduled_for_ns = sqlite3_column_int64(s, 19);
     if (sqlite3_errcode(st->db) == SQLITE_NOMEM)
         return st_sq_err(st, SQLITE_NOMEM, err, "reading job");
     int i = st_sq_status_lookup(state);
@@ -347,4 +358,69 @@ int st_state_job_instances(st_state_t *st, int64_t parent, int64_t counts[ST_STA
         ret = st_sq_err(st, rc, err, "counting array instances");
     st_sq_end_stmt(s);
     return ret;
+}
+
+/* ---- schedules of recurring jobs */
+
+int st_state_schedule_put(st_state_t *st, int64_t job_id, const char *expr,
+                          int64_t next_run_ns, kiln_err_t *err)
+{
+    if (!st || !st_sq_nonempty(expr))
+        return kiln_err_set(err, KILN_EINVAL, "schedule put: NULL handle or empty expression");
+    sqlite3_stmt *s = st->q[Q_SCHED_PUT];
+    BIND(sqlite3_bind_int64(s, 1, job_id), "storing schedule");
+    BIND(st_sq_bind_text(s, 2, expr), "storing schedule");
+    BIND(sqlite3_bind_int64(s, 3, next_run_ns), "storing schedule");
+    return st_sq_run_done(st, s, err, "storing schedule");
+}
+
+int st_state_schedule_set(st_state_t *st, int64_t job_id, int64_t next_run_ns, int64_t runs,
+                          int64_t skipped, kiln_err_t *err)
+{
+    if (!st)
+        return kiln_err_set(err, KILN_EINVAL, "schedule set: NULL handle");
+    sqlite3_stmt *s = st->q[Q_SCHED_SET];
+    BIND(sqlite3_bind_int64(s, 1, job_id), "updating schedule");
+    BIND(sqlite3_bind_int64(s, 2, next_run_ns), "updating schedule");
+    BIND(sqlite3_bind_int64(s, 3, runs), "updating schedule");
+    BIND(sqlite3_bind_int64(s, 4, skipped), "updating schedule");
+    int ret = st_sq_run_done(st, s, err, "updating schedule");
+    if (ret == 0 && sqlite3_changes(st->db) == 0)
+        ret = kiln_err_set(err, KILN_ENOTFOUND, "job %lld has no schedule", (long long)job_id);
+    return ret;
+}
+
+int st_state_schedule_get(st_state_t *st, int64_t job_id, st_state_schedule_t *out,
+                          kiln_err_t *err)
+{
+    if (!st || !out)
+        return kiln_err_set(err, KILN_EINVAL, "schedule get: NULL argument");
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *s = st->q[Q_SCHED_GET];
+    BIND(sqlite3_bind_int64(s, 1, job_id), "reading schedule");
+    int rc = sqlite3_step(s);
+    int ret = 0;
+    if (rc == SQLITE_ROW) {
+        const char *expr = (const char *)sqlite3_column_text(s, 0);
+        out->next_run_ns = sqlite3_column_int64(s, 1);
+        out->runs = sqlite3_column_int64(s, 2);
+        out->skipped = sqlite3_column_int64(s, 3);
+        if (!expr || !(out->expr = kiln_strdup(expr)))
+            ret = kiln_err_set(err, KILN_ENOMEM, "%s: out of memory reading the schedule of job "
+                               "%lld", st->path, (long long)job_id);
+    } else {
+        ret = rc == SQLITE_DONE ? kiln_err_set(err, KILN_ENOTFOUND, "job %lld has no schedule",
+                                               (long long)job_id)
+                                : st_sq_err(st, rc, err, "reading schedule");
+    }
+    st_sq_end_stmt(s);
+    return ret;
+}
+
+void st_state_schedule_free(st_state_schedule_t *sch)
+{
+    if (!sch)
+        return;
+    kiln_free(sch->expr);
+    memset(sch, 0, sizeof *sch);
 }

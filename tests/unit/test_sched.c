@@ -13,8 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "core/kiln_alloc.h"
 #include "oracle.h"
+#include "scheduler/cron.h"
 #include "scheduler/sched.h"
 
 #define MAX_SENT 4096
@@ -204,6 +207,15 @@ static void test_submit_errors(void **state)
         {"{\"type\":\"noop\",\"array\":\"5-1\"}", "array"},
         {"{\"type\":\"noop\",\"depends_on\":[99]}", "99"},
         {"{\"type\":\"noop\",\"tasks\":0}", "tasks"},
+        {"{\"type\":\"noop\",\"schedule\":\"0 25 * * *\"}",
+         "schedule: field 2 (hour): 25 is out of 0-23"},
+        {"{\"type\":\"noop\",\"schedule\":\"@every 0s\"}", "schedule: @every"},
+        {"{\"type\":\"noop\",\"schedule\":5}", "schedule: must be a string"},
+        {"{\"type\":\"noop\",\"schedule\":\"@daily\",\"depends_on\":[1]}",
+         "schedule: a recurring job cannot have depends_on"},
+        {"{\"type\":\"noop\",\"schedule\":\"@daily\",\"array\":\"0-3\"}",
+         "schedule: a recurring job cannot be an array"},
+        {"{\"type\":\"noop\",\"schedule\":\"@daily\",\"tasks\":0}", "tasks"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = ks_sched_submit(f->s, bad[i][0], strlen(bad[i][0]), NULL, &id, &existed, &err);
@@ -461,6 +473,253 @@ static void test_oom_and_node_fail(void **state)
     fx_free(f);
 }
 
+
+/* ---- recurring jobs */
+
+static void sleep_until_ns(int64_t t_ns)
+{
+    int64_t d = t_ns - ks_now_ns();
+    if (d > 0) {
+        struct timespec ts = {(time_t)(d / 1000000000), (long)(d % 1000000000)};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* The template's "schedule" object field (an integer; -1 for null). */
+static int64_t sched_field(fx_t *f, int64_t id, const char *field)
+{
+    json_t *o = job(f, id);
+    json_t *v = json_object_get(json_object_get(o, "schedule"), field);
+    int64_t x = json_is_integer(v) ? json_integer_value(v) : -1;
+    json_decref(o);
+    return x;
+}
+
+static size_t n_jobs(fx_t *f)
+{
+    kiln_err_t err;
+    json_t *l = ks_sched_jobs_json(f->s, NULL, NULL, 0, &err);
+    assert_non_null(l);
+    size_t n = json_array_size(json_object_get(l, "jobs"));
+    json_decref(l);
+    return n;
+}
+
+/* A template fires an instance once its time has passed, not before; while
+ * that instance is unfinished the next time is skipped (no pile-up). */
+static void test_recurring_fires(void **state)
+{
+    (void)state;
+    ks_opts_t o = {.max_active_jobs = 1};
+    fx_t *f = fx_new(&o);
+    hello(f, "w1", 2, 0);
+    int64_t t = submit(f, "{\"type\":\"noop\",\"name\":\"tick\",\"schedule\":\"@every 1s\"}");
+    assert_job(f, t, "queued", "schedule");
+    json_t *o1 = job(f, t);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o1, "schedule"), "expr")),
+                        "@every 1s");
+    assert_true(json_is_null(json_object_get(o1, "scheduled_by")));
+    const char *text = json_string_value(json_object_get(json_object_get(o1, "reason"), "text"));
+    assert_non_null(strstr(text, "next run at "));
+    assert_non_null(strstr(text, "(0 runs so far)"));
+    json_decref(o1);
+    /* the template is the one active job admission allows */
+    kiln_err_t err;
+    int64_t id;
+    int existed;
+    const char *plain = "{\"type\":\"noop\"}";
+    assert_int_equal(ks_sched_submit(f->s, plain, strlen(plain), NULL, &id, &existed, &err),
+                     KILN_EBUSY);
+
+    int64_t next = sched_field(f, t, "next_run_ns");
+    assert_true(next > ks_now_ns() - 1000000);
+    ks_sched_tick(f->s);
+    ks_sched_dispatch(f->s);
+    if (ks_now_ns() < next) {   /* the tick ran before the fire time: nothing yet */
+        assert_int_equal(sched_field(f, t, "runs"), 0);
+        assert_int_equal(tasks_since(f, 0), 0);
+    }
+    sleep_until_ns(next + 20000000);
+    ks_sched_tick(f->s);
+    ks_sched_dispatch(f->s);
+    assert_int_equal(sched_field(f, t, "runs"), 1);
+    assert_int_equal(tasks_since(f, 0), 1);
+    int64_t inst = f->sent[0].job_id;
+    assert_true(inst != t);
+    json_t *oi = job(f, inst);
+    char want[64], when[32];
+    ks_cron_iso(next, 0, when, sizeof when);
+    snprintf(want, sizeof want, "tick@%s", when);
+    assert_string_equal(json_string_value(json_object_get(oi, "name")), want);
+    assert_int_equal(json_integer_value(json_object_get(oi, "scheduled_by")), t);
+    assert_true(json_is_null(json_object_get(oi, "schedule")));
+    assert_null(json_object_get(json_object_get(oi, "spec"), "schedule"));
+    json_decref(oi);
+    assert_job(f, inst, "running", NULL);
+    assert_job(f, t, "queued", "schedule");
+    o1 = job(f, t);
+    text = json_string_value(json_object_get(json_object_get(o1, "reason"), "text"));
+    assert_non_null(strstr(text, "(1 run so far)"));
+    json_decref(o1);
+
+    /* The next time comes while the instance runs: skipped, no second instance. */
+    int64_t next2 = sched_field(f, t, "next_run_ns");
+    assert_int_equal(next2, next + 1000000000LL);
+    sleep_until_ns(next2 + 20000000);
+    ks_sched_tick(f->s);
+    ks_sched_dispatch(f->s);
+    assert_int_equal(sched_field(f, t, "runs"), 1);
+    assert_int_equal(sched_field(f, t, "skipped"), 1);
+    assert_int_equal(tasks_since(f, 0), 1);
+    assert_int_equal(n_jobs(f), 2);
+    /* Once it ended, the following time makes the second run. */
+    done(f, &f->sent[0]);
+    assert_job(f, inst, "succeeded", NULL);
+    int64_t next3 = sched_field(f, t, "next_run_ns");
+    sleep_until_ns(next3 + 20000000);
+    ks_sched_tick(f->s);
+    ks_sched_dispatch(f->s);
+    assert_int_equal(sched_field(f, t, "runs"), 2);
+    assert_int_equal(tasks_since(f, 0), 2);
+    assert_int_equal(n_jobs(f), 3);
+    fx_free(f);
+}
+
+/* A restart keeps the next fire time; one down over several fire times
+ * fires once; the store refuses a second instance for one fire time;
+ * cancelling the template stops the runs but not the running instance. */
+static void test_recurring_reload_cancel(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(NULL);
+    int64_t t = submit(f, "{\"type\":\"noop\",\"name\":\"nightly\",\"schedule\":\"@every 1s\"}");
+    int64_t n1 = sched_field(f, t, "next_run_ns");
+    sleep_until_ns(n1 + 20000000);
+    ks_sched_tick(f->s);
+    ks_sched_dispatch(f->s);
+    assert_int_equal(sched_field(f, t, "runs"), 1);
+    int64_t next = sched_field(f, t, "next_run_ns");
+    int64_t inst1 = t + 1;
+    assert_job(f, inst1, "queued", "no_workers");
+
+    /* Restart before the next time: the same next time, runs, and link. */
+    close_sched(f);
+    open_sched(f, NULL);
+    assert_int_equal(sched_field(f, t, "next_run_ns"), next);
+    assert_int_equal(sched_field(f, t, "runs"), 1);
+    assert_job(f, t, "queued", "schedule");
+    json_t *oi = job(f, inst1);
+    assert_int_equal(json_integer_value(json_object_get(oi, "scheduled_by")), t);
+    json_decref(oi);
+    /* The reloaded instance still counts: its template skips while it is queued. */
+    sleep_until_ns(next + 20000000);
+    ks_sched_tick(f->s);
+    assert_int_equal(sched_field(f, t, "runs"), 1);
+    assert_int_equal(sched_field(f, t, "skipped"), 1);
+    kiln_err_t err;
+    assert_int_equal(ks_sched_cancel(f->s, inst1, &err), 0);
+    assert_job(f, t, "queued", "schedule");
+
+    /* Down over two or more fire times: one catch-up instance, for the stored time. */
+    int64_t missed = sched_field(f, t, "next_run_ns");
+    close_sched(f);
+    sleep_until_ns(missed + 2500000000LL);
+    open_sched(f, NULL);
+    size_t before = n_jobs(f);
+    ks_sched_tick(f->s);
+    ks_sched_tick(f->s);
+    assert_int_equal(sched_field(f, t, "runs"), 2);
+    assert_int_equal(n_jobs(f), before + 1);
+    assert_true(sched_field(f, t, "next_run_ns") > ks_now_ns() - 200000000LL);
+    int64_t inst2 = t + 2;
+    oi = job(f, inst2);
+    char want[64], when[32];
+    ks_cron_iso(missed, 0, when, sizeof when);
+    snprintf(want, sizeof want, "nightly@%s", when);
+    assert_string_equal(json_string_value(json_object_get(oi, "name")), want);
+    json_decref(oi);
+
+    /* The store itself refuses a second instance for the same fire time. */
+    st_state_job_t row = {0};
+    row.project = "default";
+    row.name = "dup";
+    row.type = "noop";
+    row.spec_json = "{\"type\":\"noop\"}";
+    row.scheduled_by = t;
+    row.scheduled_for_ns = missed;
+    int64_t dup;
+    assert_int_equal(st_state_job_insert(f->st, &row, &dup, NULL, &err), KILN_EEXIST);
+    assert_non_null(strstr(err.msg, "already has an instance"));
+
+    /* Cancel the template: it ends, the running instance goes on, no more runs. */
+    hello(f, "w1", 2, 0);
+    ks_sched_dispatch(f->s);
+    assert_int_equal(tasks_since(f, 0), 1);
+    assert_job(f, inst2, "running", NULL);
+    assert_int_equal(ks_sched_cancel(f->s, t, &err), 0);
+    assert_job(f, t, "cancelled", "cancelled");
+    assert_job(f, inst2, "running", NULL);
+    assert_int_equal(sched_field(f, t, "next_run_ns"), -1);   /* null: no next run */
+    assert_int_equal(sched_field(f, t, "runs"), 2);
+    size_t n = n_jobs(f);
+    sleep_ms(1100);
+    ks_sched_tick(f->s);
+    ks_sched_dispatch(f->s);
+    assert_int_equal(n_jobs(f), n);
+    done(f, &f->sent[0]);
+    assert_job(f, inst2, "succeeded", NULL);
+    /* and after a restart too */
+    close_sched(f);
+    open_sched(f, NULL);
+    sleep_ms(1100);
+    ks_sched_tick(f->s);
+    assert_int_equal(n_jobs(f), n);
+    fx_free(f);
+}
+
+/* Stores of schema version 1 and 3 are upgraded in place to 4: their jobs
+ * read back, and recurring jobs work on them. */
+static void test_schema_upgrade(void **state)
+{
+    (void)state;
+    static const char *const downgrade[] = {
+        /* to version 3: no recurring jobs */
+        "DROP INDEX jobs_scheduled; DROP TABLE schedules;"
+        "ALTER TABLE jobs DROP COLUMN scheduled_by; ALTER TABLE jobs DROP COLUMN scheduled_for_ns;"
+        "PRAGMA user_version = 3;",
+        /* to version 1: no arrays, no registry either */
+        "DROP INDEX jobs_scheduled; DROP TABLE schedules;"
+        "ALTER TABLE jobs DROP COLUMN scheduled_by; ALTER TABLE jobs DROP COLUMN scheduled_for_ns;"
+        "DROP INDEX jobs_array; ALTER TABLE jobs DROP COLUMN array_parent;"
+        "ALTER TABLE jobs DROP COLUMN array_index; DROP TABLE alias_history; DROP TABLE aliases;"
+        "DROP TABLE models; DROP TABLE runs; PRAGMA user_version = 1;",
+    };
+    for (size_t k = 0; k < 2; k++) {
+        fx_t *f = fx_new(NULL);
+        int64_t old = submit(f, "{\"type\":\"noop\",\"name\":\"old\"}");
+        close_sched(f);
+        char db[600];
+        snprintf(db, sizeof db, "%s/state.db", f->dir);
+        sqlite3 *raw = NULL;
+        assert_int_equal(sqlite3_open(db, &raw), SQLITE_OK);
+        char *msg = NULL;
+        if (sqlite3_exec(raw, downgrade[k], NULL, NULL, &msg) != SQLITE_OK)
+            fail_msg("downgrade %zu: %s", k, msg);
+        sqlite3_close(raw);
+        open_sched(f, NULL);
+        ks_sched_dispatch(f->s);
+        assert_job(f, old, "queued", "no_workers");
+        json_t *o = job(f, old);
+        assert_string_equal(json_string_value(json_object_get(o, "name")), "old");
+        assert_true(json_is_null(json_object_get(o, "scheduled_by")));
+        json_decref(o);
+        int64_t t = submit(f, "{\"type\":\"noop\",\"schedule\":\"@hourly\"}");
+        assert_job(f, t, "queued", "schedule");
+        assert_int_equal(sched_field(f, t, "runs"), 0);
+        fx_free(f);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -472,6 +731,9 @@ int main(void)
         cmocka_unit_test(test_deps_retries_timeout),
         cmocka_unit_test(test_lost_worker_and_reload),
         cmocka_unit_test(test_oom_and_node_fail),
+        cmocka_unit_test(test_recurring_fires),
+        cmocka_unit_test(test_recurring_reload_cancel),
+        cmocka_unit_test(test_schema_upgrade),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
