@@ -17,6 +17,7 @@
 #include "../jobs/jobtype.h"
 #include "../jobs/modelfile.h"
 #include "../storage/predictions.h"
+#include "../jobs/jobspec.h"
 #include "cli.h"
 #include "cli_util.h"
 #include "jobs_cli.h"
@@ -42,29 +43,8 @@ static void usage(FILE *f)
 
 static json_t *load_spec(const char *path, kiln_err_t *err)
 {
-    struct stat sb;
-    json_error_t jerr;
-    if (stat(path, &sb) < 0) {
-        kiln_err_set(err, KILN_EIO, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    if (sb.st_size > SPEC_MAX_BYTES) {
-        kiln_err_set(err, KILN_ESPEC, "%s: larger than 1 MiB, not a job spec", path);
-        return NULL;
-    }
-    json_t *spec = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!spec) {
-        kiln_err_set(err, KILN_EJSON, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
-        return NULL;
-    }
-    const char *type = json_string_value(json_object_get(spec, "type"));
-    if (!json_is_object(spec) || !type || strcmp(type, "score")) {
-        kiln_err_at(err, KILN_ESPEC, "type", "%s: type: a score job spec has \"type\": \"score\"",
-                    path);
-        json_decref(spec);
-        return NULL;
-    }
-    return spec;
+    void *spec = NULL;
+    return jb_spec_load_file(path, "score", &spec, err) < 0 ? NULL : spec;
 }
 
 static double now_s(void)

@@ -13,6 +13,7 @@
 #include "../core/kiln_alloc.h"
 #include "../jobs/jobtype.h"
 #include "../jobs/modelfile.h"
+#include "../jobs/jobspec.h"
 #include "cli.h"
 #include "cli_util.h"
 #include "jobs_cli.h"
@@ -35,29 +36,8 @@ static void usage(FILE *f)
 /* The spec at path as a JSON object (new reference), or NULL with err set. */
 static json_t *load_spec(const char *path, kiln_err_t *err)
 {
-    struct stat sb;
-    json_error_t jerr;
-    if (stat(path, &sb) < 0) {
-        kiln_err_set(err, KILN_EIO, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    if (sb.st_size > SPEC_MAX_BYTES) {
-        kiln_err_set(err, KILN_ESPEC, "%s: larger than 1 MiB, not a job spec", path);
-        return NULL;
-    }
-    json_t *spec = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!spec) {
-        kiln_err_set(err, KILN_EJSON, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
-        return NULL;
-    }
-    const char *type = json_string_value(json_object_get(spec, "type"));
-    if (!json_is_object(spec) || !type || strcmp(type, "train")) {
-        kiln_err_at(err, KILN_ESPEC, "type", "%s: type: a train job spec has \"type\": \"train\"",
-                    path);
-        json_decref(spec);
-        return NULL;
-    }
-    return spec;
+    void *spec = NULL;
+    return jb_spec_load_file(path, "train", &spec, err) < 0 ? NULL : spec;
 }
 
 /* The confusion matrix's labels: the class names, or for an anomaly

@@ -2,6 +2,7 @@
 #include "jobspec.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,5 +239,28 @@ int jb_spec_check_keys(const void *spec_, const char *const *type_keys, kiln_err
         if (!k || !*k)
             return bad(err, key, "unknown field");
     }
+    return 0;
+}
+
+int jb_spec_load_file(const char *path, const char *type, void **out, kiln_err_t *err)
+{
+    struct stat sb;
+    json_error_t jerr;
+    *out = NULL;
+    if (stat(path, &sb) < 0)
+        return kiln_err_set(err, KILN_EIO, "%s: cannot open: %s", path, strerror(errno));
+    if (sb.st_size > (1 << 20))
+        return kiln_err_set(err, KILN_ESPEC, "%s: larger than 1 MiB, not a job spec", path);
+    json_t *spec = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!spec)
+        return kiln_err_set(err, KILN_EJSON, "%s:%d:%d: %s", path, jerr.line, jerr.column,
+                            jerr.text);
+    const char *t = json_string_value(json_object_get(spec, "type"));
+    if (!json_is_object(spec) || !t || strcmp(t, type)) {
+        json_decref(spec);
+        return kiln_err_at(err, KILN_ESPEC, "type", "%s: type: a %s job spec has \"type\": \"%s\"",
+                           path, type, type);
+    }
+    *out = spec;
     return 0;
 }

@@ -27,7 +27,7 @@
  * `parsed`), read-only afterwards. */
 typedef struct {
     char        input[4096];
-    char        name[JB_NAME_MAX];
+    char        name[JB_SPEC_NAME_MAX];
     const jb_model_kind_t *kind;
     void       *params;
     jb_learn_t  learn;

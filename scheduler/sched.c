@@ -425,7 +425,7 @@ ks_job_t *ks_job_instance_new(ks_sched_t *s, ks_job_t *parent, kiln_err_t *err)
         json_decref(spec);
         return NULL;
     }
-    char name[JB_NAME_MAX + 32];
+    char name[JB_SPEC_NAME_MAX + 32];
     snprintf(name, sizeof name, "%s[%lld]", parent->name, (long long)index);
     char *spec_text = json_dumps(spec, JSON_COMPACT);
     /* The array already waited for its dependencies. */

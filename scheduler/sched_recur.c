@@ -110,7 +110,7 @@ static ks_job_t *instance_new(ks_sched_t *s, ks_job_t *t, int64_t fire_ns, kiln_
         json_decref(spec);
         return NULL;
     }
-    char when[32], name[JB_NAME_MAX + 32];
+    char when[32], name[JB_SPEC_NAME_MAX + 32];
     ks_cron_iso(fire_ns, 0, when, sizeof when);
     snprintf(name, sizeof name, "%s@%s", t->name, when);
     char *spec_text = json_dumps(spec, JSON_COMPACT);

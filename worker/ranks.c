@@ -9,6 +9,7 @@
 
 #include "../cluster/collective.h"
 #include "../jobs/jobtype.h"
+#include "../jobs/jobspec.h"
 #include "../jobs/train_ranks.h"
 #include "ranks.h"
 
@@ -17,29 +18,8 @@
 /* The train spec at path (new reference), or NULL with err set. */
 static json_t *load_spec(const char *path, kiln_err_t *err)
 {
-    struct stat sb;
-    json_error_t je;
-    if (stat(path, &sb) < 0) {
-        kiln_err_set(err, KILN_EIO, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    if (sb.st_size > SPEC_MAX_BYTES) {
-        kiln_err_set(err, KILN_ESPEC, "%s: larger than 1 MiB, not a job spec", path);
-        return NULL;
-    }
-    json_t *spec = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!spec) {
-        kiln_err_set(err, KILN_EJSON, "%s:%d:%d: %s", path, je.line, je.column, je.text);
-        return NULL;
-    }
-    const char *type = json_string_value(json_object_get(spec, "type"));
-    if (!json_is_object(spec) || !type || strcmp(type, "train")) {
-        kiln_err_at(err, KILN_ESPEC, "type", "%s: type: --train-ranks runs a train job spec "
-                    "(\"type\": \"train\")", path);
-        json_decref(spec);
-        return NULL;
-    }
-    return spec;
+    void *spec = NULL;
+    return jb_spec_load_file(path, "train", &spec, err) < 0 ? NULL : spec;
 }
 
 /* Validates spec_path and runs this rank's task into output. */
