@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "../core/kiln_alloc.h"
+
 extern const jb_type_t jb_type_featurize;
 extern const jb_type_t jb_type_noop;
 extern const jb_type_t jb_type_score;
@@ -29,4 +31,31 @@ const jb_type_t *const *jb_type_all(size_t *n)
 {
     *n = sizeof types / sizeof types[0];
     return types;
+}
+
+int jb_plan_even(const jb_plan_ctx_t *ctx, size_t total, int splittable, const char *what,
+                 jb_task_plan_t **tasks, size_t *n_tasks, kiln_err_t *err)
+{
+    size_t n = 1;
+    if (splittable && total > 0 && ctx) {
+        if (ctx->windows_per_task > 0)
+            n = (total + ctx->windows_per_task - 1) / ctx->windows_per_task;
+        else if (ctx->target_tasks > 1)
+            n = ctx->target_tasks;
+        if (n > total)
+            n = total;
+    }
+    jb_task_plan_t *t = kiln_calloc(n, sizeof *t);
+    if (!t)
+        return kiln_err_set(err, KILN_ENOMEM, "%s: no memory to plan %zu tasks", what, n);
+    size_t base = total / n, extra = total % n, at = 0;
+    for (size_t i = 0; i < n; i++) {
+        t[i].index = i;
+        t[i].win0 = at;
+        t[i].n_windows = base + (i < extra);
+        at += t[i].n_windows;
+    }
+    *tasks = t;
+    *n_tasks = n;
+    return 0;
 }

@@ -81,6 +81,12 @@ typedef struct jb_type {
     int (*resolve)(void *spec, const jb_record_ctx_t *ctx, kiln_err_t *err);
 } jb_type_t;
 
+/* The even split both sharded types use: `total` windows or rows into the
+ * number of tasks ctx asks for (one when !splittable or total is 0), the
+ * first total % n tasks one longer.  `what` names the type in errors. */
+int jb_plan_even(const jb_plan_ctx_t *ctx, size_t total, int splittable, const char *what,
+                 jb_task_plan_t **tasks, size_t *n_tasks, kiln_err_t *err);
+
 /* The type called `name`, or NULL. */
 const jb_type_t *jb_type_find(const char *name);
 

@@ -69,29 +69,8 @@ static int feat_plan(const void *parsed, const jb_plan_ctx_t *ctx, jb_task_plan_
      * job with them is one task over all windows.  Sharding it would need a
      * warm-up read of the k-1 previous windows of every asset before the
      * shard: left for later. */
-    size_t n = 1;
-    if (job->features.n_roll == 0 && total > 0 && ctx) {
-        if (ctx->windows_per_task > 0)
-            n = (total + ctx->windows_per_task - 1) / ctx->windows_per_task;
-        else if (ctx->target_tasks > 1)
-            n = ctx->target_tasks;
-        if (n > total)
-            n = total;
-    }
-    jb_task_plan_t *t = kiln_calloc(n, sizeof *t);
-    if (!t)
-        return kiln_err_set(err, KILN_ENOMEM, "featurize: no memory to plan %zu tasks", n);
-    /* Even split: the first total % n shards get one window more. */
-    size_t base = total / n, extra = total % n, w = 0;
-    for (size_t i = 0; i < n; i++) {
-        t[i].index = i;
-        t[i].win0 = w;
-        t[i].n_windows = base + (i < extra);
-        w += t[i].n_windows;
-    }
-    *tasks = t;
-    *n_tasks = n;
-    return 0;
+    return jb_plan_even(ctx, total, job->features.n_roll == 0, "featurize", tasks, n_tasks,
+                        err);
 }
 
 static int feat_run_task(const void *parsed, const jb_task_plan_t *task, const char *out_path,

@@ -293,28 +293,7 @@ static int score_plan(const void *parsed, const jb_plan_ctx_t *ctx, jb_task_plan
         splittable = fs.n_roll == 0;
         jb_featspec_free(&fs);
     }
-    size_t n = 1;
-    if (splittable && total > 0 && ctx) {
-        if (ctx->windows_per_task > 0)
-            n = (total + ctx->windows_per_task - 1) / ctx->windows_per_task;
-        else if (ctx->target_tasks > 1)
-            n = ctx->target_tasks;
-        if (n > total)
-            n = total;
-    }
-    jb_task_plan_t *p = kiln_calloc(n, sizeof *p);
-    if (!p)
-        return kiln_err_set(err, KILN_ENOMEM, "score: no memory to plan %zu tasks", n);
-    size_t base = total / n, extra = total % n, at = 0;
-    for (size_t i = 0; i < n; i++) {
-        p[i].index = i;
-        p[i].win0 = at;
-        p[i].n_windows = base + (i < extra);
-        at += p[i].n_windows;
-    }
-    *tasks = p;
-    *n_tasks = n;
-    return 0;
+    return jb_plan_even(ctx, total, splittable, "score", tasks, n_tasks, err);
 }
 
 /* ---- run a task ---------------------------------------------------------- */
