@@ -36,6 +36,145 @@ struct km_mlp {
 #define MADD(a, b, c) ((a) * (b) + (c))
 #endif
 
+/* ---- blocked products (AVX-512) --------------------------------------------
+ * The same three products with the batch rows as the long dimension and a
+ * block of R rows x NV 16-float vectors of columns held in zmm registers
+ * across the whole inner sum (R*NV <= 24 accumulators, NV vectors of B and a
+ * broadcast beside them: 32 registers).  The last vector of a block may be
+ * partial (a mask), so every width, the 3-class output included, runs here.
+ * The epilogue is fused: bias and ReLU into the forward store, the ReLU mask
+ * of the layer below into the delta store.  Each C entry is one chain of
+ * fmas over t in order, so the result is fixed per build and per lane. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define MLP_BLOCKED 1
+
+enum { MM_SET, MM_ADD, MM_BIAS, MM_BIAS_RELU, MM_MASK };
+
+/* C[r][v*16..] (r < R, v < NV) = init + sum_t S[r*rs + t*ts] * B[t*ldb + v*16..];
+ * init: 0 (SET, MASK), C (ADD), X[v*16..] = bias (BIAS*); MASK stores
+ * X[r*ldc + ...] > 0 ? sum : 0. */
+static inline __attribute__((always_inline)) void
+blk16(const int mode, const int R, const int NV, const __mmask16 last, const size_t T,
+      const float *restrict S, const size_t rs, const size_t ts, const float *restrict B,
+      const size_t ldb, float *restrict C, const size_t ldc, const float *restrict X)
+{
+    __m512 acc[12][4];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) {
+        const __mmask16 mv = v == NV - 1 ? last : (__mmask16)0xffff;
+        const __m512 b0 = mode == MM_BIAS || mode == MM_BIAS_RELU
+                              ? _mm512_maskz_loadu_ps(mv, X + 16 * v) : _mm512_setzero_ps();
+#pragma GCC unroll 12
+        for (int r = 0; r < R; r++)
+            acc[r][v] = mode == MM_ADD ? _mm512_maskz_loadu_ps(mv, C + r * ldc + 16 * v) : b0;
+    }
+    for (size_t t = 0; t < T; t++) {
+        const float *b = B + t * ldb;
+        __m512 bv[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            bv[v] = v == NV - 1 ? _mm512_maskz_loadu_ps(last, b + 16 * v) : _mm512_loadu_ps(b + 16 * v);
+        const float *s = S + t * ts;
+#pragma GCC unroll 12
+        for (int r = 0; r < R; r++) {
+            const __m512 sv = _mm512_set1_ps(s[r * rs]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++)
+                acc[r][v] = _mm512_fmadd_ps(sv, bv[v], acc[r][v]);
+        }
+    }
+#pragma GCC unroll 12
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) {
+            const __mmask16 mv = v == NV - 1 ? last : (__mmask16)0xffff;
+            __m512 o = acc[r][v];
+            float *c = C + r * ldc + 16 * v;
+            if (mode == MM_BIAS_RELU)
+                o = _mm512_max_ps(o, _mm512_setzero_ps());
+            if (mode == MM_MASK) {
+                const __m512 a = _mm512_maskz_loadu_ps(mv, X + r * ldc + 16 * v);
+                o = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_GT_OQ), o);
+            }
+            _mm512_mask_storeu_ps(c, mv, o);
+        }
+}
+
+/* Rows [0, M) in blocks of RM, then of 8, 4, 2, 1. */
+#define MM_ROWS(NV, RM)                                                                   \
+    do {                                                                                  \
+        size_t i = 0;                                                                     \
+        for (; i + RM <= M; i += RM)                                                      \
+            blk16(mode, RM, NV, last, T, S + i * rs, rs, ts, B, ldb, C + i * ldc, ldc, XR(i)); \
+        if (RM > 8 && i + 8 <= M) {                                                       \
+            blk16(mode, 8, NV, last, T, S + i * rs, rs, ts, B, ldb, C + i * ldc, ldc, XR(i)); \
+            i += 8;                                                                       \
+        }                                                                                 \
+        if (RM > 4 && i + 4 <= M) {                                                       \
+            blk16(mode, 4, NV, last, T, S + i * rs, rs, ts, B, ldb, C + i * ldc, ldc, XR(i)); \
+            i += 4;                                                                       \
+        }                                                                                 \
+        if (i + 2 <= M) {                                                                 \
+            blk16(mode, 2, NV, last, T, S + i * rs, rs, ts, B, ldb, C + i * ldc, ldc, XR(i)); \
+            i += 2;                                                                       \
+        }                                                                                 \
+        if (i < M)                                                                        \
+            blk16(mode, 1, NV, last, T, S + i * rs, rs, ts, B, ldb, C + i * ldc, ldc, XR(i)); \
+    } while (0)
+
+/* C[M x N] (row stride ldc) from S (M x T, S[i][t] = S[i*rs + t*ts]) . B (T x N,
+ * row stride ldb), by panels of up to 64 columns. */
+static inline __attribute__((always_inline)) void
+mm16(const int mode, const size_t M, const size_t N, const size_t T, const float *S,
+     const size_t rs, const size_t ts, const float *B, const size_t ldb, float *C,
+     const size_t ldc, const float *X)
+{
+    for (size_t j = 0; j < N; j += 64) {
+        const size_t w = N - j < 64 ? N - j : 64;
+        const __mmask16 last = (w & 15) ? (__mmask16)((1u << (w & 15)) - 1) : (__mmask16)0xffff;
+        const float *Xj = X ? X + j : NULL;
+#define XR(i) (mode == MM_MASK ? Xj + (i) * ldc : Xj)
+        switch ((w + 15) / 16) {
+        case 4: MM_ROWS(4, 6); break;
+        case 3: MM_ROWS(3, 8); break;
+        case 2: MM_ROWS(2, 12); break;
+        default: MM_ROWS(1, 12); break;
+        }
+#undef XR
+        B += 64;
+        C += 64;
+    }
+}
+
+static void mm_set(size_t M, size_t N, size_t T, const float *S, size_t rs, size_t ts,
+                   const float *B, size_t ldb, float *C, size_t ldc)
+{
+    mm16(MM_SET, M, N, T, S, rs, ts, B, ldb, C, ldc, NULL);
+}
+static void mm_add(size_t M, size_t N, size_t T, const float *S, size_t rs, size_t ts,
+                   const float *B, size_t ldb, float *C, size_t ldc)
+{
+    mm16(MM_ADD, M, N, T, S, rs, ts, B, ldb, C, ldc, NULL);
+}
+static void mm_bias(size_t M, size_t N, size_t T, const float *S, const float *B,
+                    const float *bias, float *C)
+{
+    mm16(MM_BIAS, M, N, T, S, T, 1, B, N, C, N, bias);
+}
+static void mm_bias_relu(size_t M, size_t N, size_t T, const float *S, const float *B,
+                         const float *bias, float *C)
+{
+    mm16(MM_BIAS_RELU, M, N, T, S, T, 1, B, N, C, N, bias);
+}
+static void mm_mask(size_t M, size_t N, size_t T, const float *S, const float *B,
+                    const float *A, float *C)
+{
+    mm16(MM_MASK, M, N, T, S, T, 1, B, N, C, N, A);
+}
+#endif
+
+#ifndef MLP_BLOCKED
 /* ---- products ----------------------------------------------------------
  * One kernel serves the three products of a layer:
  *   C[r][j] += sum_t S[r*rs + t*ts] * B[t*ldb + j]
@@ -102,6 +241,43 @@ static void mm_acc(size_t M, size_t N, size_t T, const float *S, size_t rs, size
                 C[i * ldc + c] = MADD(s, B[t * ldb + c], C[i * ldc + c]);
         }
 }
+#endif
+
+#ifndef MLP_BLOCKED
+static void mm_set(size_t M, size_t N, size_t T, const float *S, size_t rs, size_t ts,
+                   const float *B, size_t ldb, float *C, size_t ldc)
+{
+    for (size_t i = 0; i < M; i++)
+        memset(C + i * ldc, 0, N * sizeof *C);
+    mm_acc(M, N, T, S, rs, ts, B, ldb, C, ldc);
+}
+static void mm_add(size_t M, size_t N, size_t T, const float *S, size_t rs, size_t ts,
+                   const float *B, size_t ldb, float *C, size_t ldc)
+{
+    mm_acc(M, N, T, S, rs, ts, B, ldb, C, ldc);
+}
+static void mm_bias(size_t M, size_t N, size_t T, const float *S, const float *B,
+                    const float *bias, float *C)
+{
+    for (size_t i = 0; i < M; i++)
+        memcpy(C + i * N, bias, N * sizeof *C);
+    mm_acc(M, N, T, S, T, 1, B, N, C, N);
+}
+static void mm_bias_relu(size_t M, size_t N, size_t T, const float *S, const float *B,
+                         const float *bias, float *C)
+{
+    mm_bias(M, N, T, S, B, bias, C);
+    for (size_t i = 0; i < M * N; i++)
+        C[i] = C[i] > 0.0f ? C[i] : 0.0f;
+}
+static void mm_mask(size_t M, size_t N, size_t T, const float *S, const float *B,
+                    const float *A, float *C)
+{
+    mm_set(M, N, T, S, T, 1, B, N, C, N);
+    for (size_t i = 0; i < M * N; i++)
+        C[i] = A[i] > 0.0f ? C[i] : 0.0f;
+}
+#endif
 
 /* ---- one chunk of rows: forward, loss, backward --------------------------- */
 
@@ -145,13 +321,12 @@ static void forward(const km_mlp_t *m, const float *w, mlp_ws_t *ws, size_t M)
         const size_t K = (size_t)m->size[l - 1], N = (size_t)m->size[l];
         const float *W = w + m->w_off[l - 1], *bias = W + K * N;
         float *z = ws->act[l];
-        for (size_t i = 0; i < M; i++)
-            memcpy(z + i * N, bias, N * sizeof *z);
-        mm_acc(M, N, K, ws->act[l - 1], K, 1, W, N, z, N);
         if (l < m->n_layers) {
-            for (size_t i = 0; i < M * N; i++)
-                z[i] = z[i] > 0.0f ? z[i] : 0.0f;
-        } else if (m->n_classes) {
+            mm_bias_relu(M, N, K, ws->act[l - 1], W, bias, z);
+            continue;
+        }
+        mm_bias(M, N, K, ws->act[l - 1], W, bias, z);
+        if (m->n_classes) {
             for (size_t i = 0; i < M; i++) {
                 float *row = z + i * N, top = row[0], sum = 0.0f;
                 for (size_t c = 1; c < N; c++)
@@ -173,11 +348,11 @@ static void forward(const km_mlp_t *m, const float *w, mlp_ws_t *ws, size_t M)
 
 /* Gathers rows idx[0..M) of x into act[0], runs forward and adds the
  * chunk's unnormalised gradient (sum over rows, no l2) into g (n_params
- * floats); returns the summed loss of the rows when want_loss, else 0.
+ * floats), or stores it there when first (M >= 1); returns the summed loss of the rows when want_loss, else 0.
  * wt holds each W_l transposed (fan_out x fan_in) at w_off[l]. */
 static double chunk_grad(const km_mlp_t *m, const float *w, const float *wt, mlp_ws_t *ws,
                          const km_data_t *data, const size_t *idx, size_t M, float *g,
-                         int want_loss)
+                         int first, int want_loss)
 {
     const size_t d = data->d, L = (size_t)m->n_layers, n_out = (size_t)m->size[L];
     for (size_t i = 0; i < M; i++)
@@ -206,17 +381,31 @@ static double chunk_grad(const km_mlp_t *m, const float *w, const float *wt, mlp
         const size_t K = (size_t)m->size[l - 1], N = (size_t)m->size[l];
         float *gW = g + m->w_off[l - 1], *gb = gW + K * N;
         const float *A = ws->act[l - 1];
-        mm_acc(K, N, M, A, 1, K, D, N, gW, N);           /* gW += A^T D */
-        for (size_t i = 0; i < M; i++)
+        if (first) {                                     /* gW = A^T D */
+            mm_set(K, N, M, A, 1, K, D, N, gW, N);
+            memcpy(gb, D, N * sizeof *gb);
+        } else {                                         /* gW += A^T D */
+            mm_add(K, N, M, A, 1, K, D, N, gW, N);
+            for (size_t j = 0; j < N; j++)
+                gb[j] += D[j];
+        }
+#ifdef MLP_BLOCKED
+        for (size_t j = 0; j < N; j += 16) {   /* the same sums, held in a register */
+            const __mmask16 mk = N - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (N - j)) - 1);
+            __m512 s = _mm512_maskz_loadu_ps(mk, gb + j);
+            for (size_t i = 1; i < M; i++)
+                s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(mk, D + i * N + j));
+            _mm512_mask_storeu_ps(gb + j, mk, s);
+        }
+#else
+        for (size_t i = 1; i < M; i++)
             for (size_t j = 0; j < N; j++)
                 gb[j] += D[i * N + j];
+#endif
         if (l == 1)
             break;
         float *Dp = ws->delta[(L - l + 1) & 1];
-        memset(Dp, 0, M * K * sizeof *Dp);
-        mm_acc(M, K, N, D, N, 1, wt + m->w_off[l - 1], K, Dp, K);   /* D W^T */
-        for (size_t i = 0; i < M * K; i++)
-            Dp[i] = A[i] > 0.0f ? Dp[i] : 0.0f;
+        mm_mask(M, K, N, D, wt + m->w_off[l - 1], A, Dp);   /* (D W^T) where A > 0 */
         D = Dp;
     }
     return loss;
@@ -357,8 +546,9 @@ static int check_data(const km_data_t *data, double *counts, kiln_err_t *err)
  * lane: a thread claims a lane by compare-and-swap, so a lane belongs to one
  * thread and one step, and a late or descheduled thread simply finds no lane
  * left instead of holding the others at a barrier (which, on a busy machine,
- * cost more than the work).  Thread 0 waits only for lanes_done, then adds
- * the lanes and runs Adam alone (~5% of a step). */
+ * cost more than the work).  Thread 0 waits only for lanes_done (the items
+ * done); a step is two generations: its lanes, then the update (lane sum and
+ * Adam) cut into parts by weight range, which every thread works too. */
 typedef struct {
     _Atomic uint64_t ticket;
     atomic_uint      lanes_done, sleepers;
@@ -390,6 +580,10 @@ typedef struct {
     int                     threads;
     mlp_sync_t              sync;
     size_t                  step_lo, step_rows;   /* the published step's rows */
+    int                     phase;      /* the published generation's items: PH_LANES or PH_UPDATE */
+    int                     upd_sum;    /* PH_UPDATE: add the lanes first (no reduce) */
+    double                  upd_rows;   /* PH_UPDATE: the step's rows over all ranks */
+    long                    upd_step;   /* PH_UPDATE: Adam's step number, from 1 */
     int                     failed;     /* the reduce's error code; written by thread 0 */
     kiln_err_t             *err;
     mlp_ws_t                ws[KM_MLP_LANES];
@@ -453,9 +647,13 @@ static void adam_range(fit_ctx_t *c, size_t lo, size_t hi, double rows, long ste
         size_t a = lo > base ? lo : base, b = hi < end_w ? hi : end_w;
         if (a < b) {
             adam_segment(c, a, b, p->l2, 1.0 / rows, lr_t);
+            size_t k = (a - base) / N, j = (a - base) % N;
             for (size_t q = a; q < b; q++) {
-                const size_t o = q - base;
-                c->wt[base + (o % N) * K + o / N] = m->params[q];
+                c->wt[base + j * K + k] = m->params[q];
+                if (++j == N) {
+                    j = 0;
+                    k++;
+                }
             }
         }
         a = lo > end_w ? lo : end_w;
@@ -465,27 +663,68 @@ static void adam_range(fit_ctx_t *c, size_t lo, size_t hi, double rows, long ste
     }
 }
 
-/* Claims and computes lanes of step generation gen until none is left. */
+/* The update after a step's lanes is cut into UPD_PARTS ranges of the flat
+ * weight vector (whole 16-weight groups): each adds the lanes over its range
+ * in lane order (upd_sum) and runs Adam on it, so, like a lane, a part gives
+ * the same bytes whichever thread takes it. */
+#define UPD_PARTS KM_MLP_LANES
+enum { PH_LANES, PH_UPDATE };
+
+static void update_part(fit_ctx_t *c, size_t part)
+{
+    const size_t P = c->m->n_params, groups = (P + 15) / 16;
+    const size_t lo = part * groups / UPD_PARTS * 16, hi0 = (part + 1) * groups / UPD_PARTS * 16;
+    const size_t hi = hi0 < P ? hi0 : P;
+    if (lo >= hi)
+        return;
+    if (c->upd_sum)
+        sum_lanes(c, lo, hi);
+    adam_range(c, lo, hi, c->upd_rows, c->upd_step);
+}
+
+static void lane_grad(fit_ctx_t *c, size_t lane, mlp_ws_t *ws)
+{
+    const size_t P = c->m->n_params, rows = c->step_rows, d = c->data->d;
+    const size_t a = c->step_lo + lane * rows / KM_MLP_LANES;
+    const size_t b = c->step_lo + (lane + 1) * rows / KM_MLP_LANES;
+    float *g = c->lane_grad + lane * P;
+    c->lane_used[lane] = a < b;
+    /* The rows are scattered over x (a cache and TLB miss each): ask now for
+     * the rows this lane will have in the next step of the epoch (this
+     * thread, or the other core through the shared cache, will likely find
+     * them there), so that their misses overlap this step's products. */
+    const size_t next_lo = c->step_lo + c->step_rows;
+    const size_t na = next_lo + lane * rows / KM_MLP_LANES;
+    const size_t nb0 = next_lo + (lane + 1) * rows / KM_MLP_LANES;
+    const size_t nb = nb0 < c->data->n ? nb0 : c->data->n;
+    for (size_t r = na; r < nb; r++) {
+        const size_t row_id = c->perm[r];
+        const char *row = (const char *)(c->data->x + row_id * d);
+        for (size_t o = 0; o < d * sizeof(float); o += 64)
+            __builtin_prefetch(row + o);
+        __builtin_prefetch(c->data->n_classes ? (const void *)(c->data->y + row_id)
+                                              : (const void *)(c->data->target + row_id));
+    }
+    for (size_t r = a; r < b; r += CHUNK_ROWS)
+        chunk_grad(c->m, c->m->params, c->wt, ws, c->data, c->perm + r,
+                   b - r < CHUNK_ROWS ? b - r : CHUNK_ROWS, g, r == a, 0);
+}
+
+/* Claims and does items (lanes or update parts) of generation gen until none
+ * is left. */
 static void work_lanes(fit_ctx_t *c, uint64_t gen, mlp_ws_t *ws)
 {
-    const size_t P = c->m->n_params;
     uint64_t t = atomic_load(&c->sync.ticket);
     for (;;) {
         if ((t >> 32) != gen || (t & 0xffffffffu) >= KM_MLP_LANES)
             return;
         if (!atomic_compare_exchange_weak(&c->sync.ticket, &t, t + 1))
             continue;
-        const size_t lane = (size_t)(t & 0xffffffffu), rows = c->step_rows;
-        const size_t a = c->step_lo + lane * rows / KM_MLP_LANES;
-        const size_t b = c->step_lo + (lane + 1) * rows / KM_MLP_LANES;
-        float *g = c->lane_grad + lane * P;
-        c->lane_used[lane] = a < b;
-        if (a < b) {
-            memset(g, 0, P * sizeof *g);
-            for (size_t r = a; r < b; r += CHUNK_ROWS)
-                chunk_grad(c->m, c->m->params, c->wt, ws, c->data, c->perm + r,
-                           b - r < CHUNK_ROWS ? b - r : CHUNK_ROWS, g, 0);
-        }
+        const size_t item = (size_t)(t & 0xffffffffu);
+        if (c->phase == PH_LANES)   /* written before this generation's ticket */
+            lane_grad(c, item, ws);
+        else
+            update_part(c, item);
         atomic_fetch_add(&c->sync.lanes_done, 1);
         t = atomic_load(&c->sync.ticket);
     }
@@ -528,12 +767,29 @@ static void wake_helpers(mlp_sync_t *sy)
     }
 }
 
+/* Publishes generation gen (its phase and inputs written before), works its
+ * items beside the helpers and waits until all are done. */
+static void run_generation(fit_ctx_t *c, uint64_t gen)
+{
+    mlp_sync_t *sy = &c->sync;
+    atomic_store(&sy->lanes_done, 0);
+    atomic_store(&sy->ticket, gen << 32);
+    wake_helpers(sy);
+    work_lanes(c, gen, &c->ws[0]);
+    for (int spins = 0; atomic_load(&sy->lanes_done) < KM_MLP_LANES; spins++) {
+        if (spins < 4000)
+            cpu_relax();
+        else
+            sched_yield();   /* a helper lost its core mid-item */
+    }
+}
+
 /* Thread 0: epochs and steps; publishes each step, works lanes beside the
- * helpers, then adds the lanes (in lane order), reduces and runs Adam. */
+ * helpers, then (with a reduce: adds the lanes and reduces) publishes the
+ * update parts. */
 static void fit_loop(fit_ctx_t *c)
 {
     const size_t P = c->m->n_params, n_local = c->data->n;
-    mlp_sync_t *sy = &c->sync;
     uint64_t gen = 0;
     long step = 0;
     for (int epoch = 0; epoch < c->p->epochs; epoch++) {
@@ -543,20 +799,13 @@ static void fit_loop(fit_ctx_t *c)
             const size_t last = first + c->batch < c->n_total ? first + c->batch : c->n_total;
             c->step_lo = share(first, n_local, c->n_total);
             c->step_rows = share(last, n_local, c->n_total) - c->step_lo;
-            atomic_store(&sy->lanes_done, 0);
-            atomic_store(&sy->ticket, ++gen << 32);   /* publishes step_lo, step_rows */
-            wake_helpers(sy);
-            work_lanes(c, gen, &c->ws[0]);
-            for (int spins = 0; atomic_load(&sy->lanes_done) < KM_MLP_LANES; spins++) {
-                if (spins < 4000)
-                    cpu_relax();
-                else
-                    sched_yield();   /* a helper lost its core mid-lane */
-            }
+            c->phase = PH_LANES;
+            run_generation(c, ++gen);   /* publishes step_lo, step_rows */
             step++;
-            sum_lanes(c, 0, P);
             double step_rows = (double)c->step_rows;
+            c->upd_sum = 1;
             if (c->reduce) {
+                sum_lanes(c, 0, P);
                 c->grad_sum[P] = step_rows;
                 int rc = c->reduce->sum(c->reduce->ud, c->grad_sum, P + 1, c->err);
                 if (rc < 0) {
@@ -564,9 +813,14 @@ static void fit_loop(fit_ctx_t *c)
                     return;
                 }
                 step_rows = c->grad_sum[P];
+                c->upd_sum = 0;
             }
-            if (step_rows > 0)
-                adam_range(c, 0, P, step_rows, step);
+            if (step_rows > 0) {
+                c->phase = PH_UPDATE;
+                c->upd_rows = step_rows;
+                c->upd_step = step;
+                run_generation(c, ++gen);
+            }
         }
     }
 }
@@ -816,7 +1070,7 @@ int km_mlp_loss_grad(const km_mlp_t *m, const km_data_t *data, double l2, double
     double sum = 0.0, sq = 0.0;
     for (size_t r = 0; r < n; r += CHUNK_ROWS)
         sum += chunk_grad(m, m->params, wt, &ws, data, idx + r, n - r < CHUNK_ROWS ? n - r : CHUNK_ROWS,
-                          g, 1);
+                          g, r == 0, 1);
     for (int l = 0; l < m->n_layers; l++) {
         const size_t base = m->w_off[l], nw = (size_t)m->size[l] * (size_t)m->size[l + 1];
         for (size_t q = base; q < base + nw; q++) {
