@@ -156,8 +156,14 @@ static void test_upgrade_from_v2(void **state)
     sqlite3 *raw;
     assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
     assert_int_equal(sqlite3_exec(raw,
+                                  /* back to what a version-2 store held: no
+                                   * registry (v3), no schedules (v4) */
                                   "DROP TABLE runs; DROP TABLE models; DROP TABLE aliases;"
-                                  "DROP TABLE alias_history; PRAGMA user_version = 2;",
+                                  "DROP TABLE alias_history; DROP TABLE schedules;"
+                                  "DROP INDEX jobs_scheduled;"
+                                  "ALTER TABLE jobs DROP COLUMN scheduled_by;"
+                                  "ALTER TABLE jobs DROP COLUMN scheduled_for_ns;"
+                                  "PRAGMA user_version = 2;",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(raw);
