@@ -160,6 +160,10 @@ void ks_task_release(ks_sched_t *s, ks_task_t *t);
 void ks_task_cancel_remote(ks_sched_t *s, ks_task_t *t);
 void ks_job_start_finish(ks_sched_t *s, ks_job_t *j);
 void ks_job_succeed(ks_sched_t *s, ks_job_t *j);
+/* Ends an array whose instances all ended (none left to create). */
+void ks_array_check_done(ks_sched_t *s, ks_job_t *p);
+/* sched_reload.c: every unfinished job back into memory, at open. */
+int  ks_sched_reload(ks_sched_t *s, kiln_err_t *err);
 void ks_job_free(ks_job_t *j);
 
 #endif
