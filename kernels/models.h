@@ -68,6 +68,10 @@ int km_rd_u64(km_rd_t *r, uint64_t *v);
 int km_rd_f32s(km_rd_t *r, float *v, size_t n);
 int km_rd_f64s(km_rd_t *r, double *v, size_t n);
 
+/* FNV-1a 64 of n bytes: the checksum a saved record ends with, so that
+ * load refuses any changed byte. */
+uint64_t km_fnv1a64(const unsigned char *p, size_t n);
+
 /* The deterministic generator models use (splitmix64-seeded xoshiro256**). */
 typedef struct {
     uint64_t s[4];

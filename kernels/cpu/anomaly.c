@@ -439,18 +439,6 @@ out:
     return rc;
 }
 
-/* FNV-1a 64: any single changed byte changes the hash (each step is a
- * bijection of the state), which is what a corrupt-byte check needs. */
-static uint64_t fnv1a64(const unsigned char *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 int km_anomaly_save(const km_anomaly_t *m, km_buf_t *b, kiln_err_t *err)
 {
     if (!m || !b)
@@ -466,7 +454,7 @@ int km_anomaly_save(const km_anomaly_t *m, km_buf_t *b, kiln_err_t *err)
     km_buf_f64s(b, head, 3);
     km_buf_f64s(b, m->mean, m->d + m->d * m->d);
     if (!b->oom)
-        km_buf_u64(b, fnv1a64(b->p + start, b->len - start));
+        km_buf_u64(b, km_fnv1a64(b->p + start, b->len - start));
     if (b->oom)
         return kiln_err_set(err, KILN_ENOMEM, "anomaly: no memory to save %zu features", m->d);
     return 0;
@@ -513,7 +501,7 @@ int km_anomaly_read(km_rd_t *r, km_anomaly_t **out, kiln_err_t *err)
     }
     km_rd_f64s(r, m->mean, m->d + m->d * m->d);     /* fits: checked above */
     const size_t body_end = r->off;
-    if (km_rd_u64(r, &sum) < 0 || sum != fnv1a64(r->p + start, body_end - start)) {
+    if (km_rd_u64(r, &sum) < 0 || sum != km_fnv1a64(r->p + start, body_end - start)) {
         rc = kiln_err_set(err, KILN_EFORMAT, "anomaly: checksum mismatch (corrupt bytes)");
         goto out;
     }

@@ -122,6 +122,18 @@ int km_rd_f64s(km_rd_t *r, double *v, size_t n)
     return 0;
 }
 
+/* FNV-1a 64: any single changed byte changes the hash (each step is a
+ * bijection of the state), which is what a corrupt-byte check needs. */
+uint64_t km_fnv1a64(const unsigned char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
 /* ---- random numbers */
 
 static uint64_t splitmix64(uint64_t *x)

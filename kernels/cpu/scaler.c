@@ -189,18 +189,6 @@ int km_scaler_transform(const km_scaler_t *s, const float *x, size_t n, size_t d
     return 0;
 }
 
-/* FNV-1a 64: any single changed byte changes the hash (each step is a
- * bijection of the state), which is what a corrupt-byte check needs. */
-static uint64_t fnv1a64(const unsigned char *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 int km_scaler_save(const km_scaler_t *s, km_buf_t *b, kiln_err_t *err)
 {
     if (!s || !b)
@@ -215,7 +203,7 @@ int km_scaler_save(const km_scaler_t *s, km_buf_t *b, kiln_err_t *err)
     km_buf_f64s(b, s->mean, 3 * s->d);
     if (b->oom)
         return kiln_err_set(err, KILN_ENOMEM, "scaler: no memory to save %zu features", s->d);
-    km_buf_u64(b, fnv1a64(b->p + start, b->len - start));
+    km_buf_u64(b, km_fnv1a64(b->p + start, b->len - start));
     if (b->oom)
         return kiln_err_set(err, KILN_ENOMEM, "scaler: no memory to save %zu features", s->d);
     return 0;
@@ -269,7 +257,7 @@ int km_scaler_read(km_rd_t *r, km_scaler_t **out, kiln_err_t *err)
         goto out;
     }
     const size_t body_end = r->off;
-    if (km_rd_u64(r, &sum) < 0 || sum != fnv1a64(r->p + start, body_end - start)) {
+    if (km_rd_u64(r, &sum) < 0 || sum != km_fnv1a64(r->p + start, body_end - start)) {
         rc = kiln_err_set(err, KILN_EFORMAT, "scaler: checksum mismatch (corrupt bytes)");
         goto out;
     }
