@@ -7,12 +7,14 @@
 
 extern const jb_type_t jb_type_featurize;
 extern const jb_type_t jb_type_noop;
+extern const jb_type_t jb_type_pipeline;
 extern const jb_type_t jb_type_score;
 extern const jb_type_t jb_type_train;
 
 static const jb_type_t *const types[] = {
     &jb_type_featurize,
     &jb_type_noop,
+    &jb_type_pipeline,
     &jb_type_score,
     &jb_type_train,
 };

@@ -44,6 +44,18 @@ typedef struct {
     int64_t          now_ns;
 } jb_record_ctx_t;
 
+/* One step of a pipeline job (jobs/type_pipeline.c). */
+#define JB_STEPS_MAX 64
+#define JB_STEP_NAME_MAX 64
+typedef struct {
+    char   name[JB_STEP_NAME_MAX];
+    void  *spec;                 /* json_t *: the step's job spec, "${S.output}" replaced,
+                                    project and priority inherited; owned by the parsed spec */
+    size_t deps[JB_STEPS_MAX];   /* indices of earlier steps it waits for */
+    size_t n_deps;
+    int    cache;                /* 1: skipped when its key is unchanged */
+} jb_step_t;
+
 typedef struct jb_type {
     const char *name;    /* the spec's "type" */
     /* spec: a jansson json_t * (the whole job object), as void * to keep
@@ -79,6 +91,11 @@ typedef struct jb_type {
      * every task (and a retry) runs on the same thing.  Errors name the
      * field (KILN_ENOTFOUND for an unknown model). */
     int (*resolve)(void *spec, const jb_record_ctx_t *ctx, kiln_err_t *err);
+    /* NULL, or the type is a pipeline: a job made of other jobs.  The
+     * scheduler never plans it; once its own dependencies succeeded it
+     * submits the *n steps (borrowed from parsed) in this order, each
+     * depending on its deps, and the pipeline ends when they all have. */
+    const jb_step_t *(*steps)(const void *parsed, size_t *n);
 } jb_type_t;
 
 /* The even split both sharded types use: `total` windows or rows into the

@@ -310,6 +310,13 @@ ks_job_t *ks_job_build(json_t *spec, const jb_common_t *c, kiln_err_t *err)
         ks_job_free(j);
         return NULL;
     }
+    if (type->steps) {
+        size_t n;
+        type->steps(j->parsed, &n);
+        j->is_array = j->is_pipeline = 1;
+        j->arr_first = 0;
+        j->arr_last = (int64_t)n - 1;
+    }
     return j;
 }
 
@@ -405,7 +412,7 @@ int ks_sched_submit(ks_sched_t *s, const char *text, size_t len, const char *key
         return kiln_err_set(err, KILN_ENOMEM, "job %lld: out of memory", (long long)*id);
     }
     ks_job_log(s, j->id, "submitted: %s job \"%s\" of project \"%s\"%s%s%s", c.type, j->name,
-               j->project, j->is_array ? " (array)" : "",
+               j->project, j->is_pipeline ? "" : j->is_array ? " (array)" : "",
                j->is_template ? ", recurring: " : "", j->is_template ? c.schedule : "");
     return 0;
 }
@@ -545,11 +552,12 @@ void ks_array_check_done(ks_sched_t *s, ks_job_t *p)
     if (p->arr_next <= p->arr_last || p->arr_live > 0 || p->arr_ending)
         return;
     size_t total = (size_t)(p->arr_last - p->arr_first + 1);
+    const char *what = p->is_pipeline ? "steps" : "instances";
     if (p->arr_succeeded == total)
-        ks_job_end(s, p, ST_STATE_SUCCEEDED, NULL, "all %zu instances succeeded", total);
+        ks_job_end(s, p, ST_STATE_SUCCEEDED, NULL, "all %zu %s succeeded", total, what);
     else
-        ks_job_end(s, p, ST_STATE_FAILED, "instances_failed", "%zu of %zu instances did not succeed",
-                   total - p->arr_succeeded, total);
+        ks_job_end(s, p, ST_STATE_FAILED, p->is_pipeline ? "steps_failed" : "instances_failed",
+                   "%zu of %zu %s did not succeed", total - p->arr_succeeded, total, what);
 }
 
 static int depends_on(const ks_job_t *j, int64_t id)
@@ -699,6 +707,7 @@ void ks_job_succeed(ks_sched_t *s, ks_job_t *j)
     }
     if (summary[0])
         ks_job_log(s, j->id, "%s", summary);
+    ks_pipe_step_succeeded(s, j);
     ks_job_end(s, j, ST_STATE_SUCCEEDED, NULL, "%zu task%s succeeded%s%s", j->n_tasks,
                j->n_tasks == 1 ? "" : "s", j->output ? ", output " : "",
                j->output ? j->output : "");

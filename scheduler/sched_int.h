@@ -75,6 +75,11 @@ typedef struct ks_job {
     int64_t arr_first, arr_last, arr_next;
     int     arr_cap;
     int     arr_ending;          /* ks_job_end is ending its instances */
+    /* a pipeline (its type has steps): an array whose instances are its
+     * steps, all made at once by sched_pipe.c */
+    int     is_pipeline;
+    /* a pipeline's step: its cache was looked at (once, before planning) */
+    int     cache_checked;
     size_t  arr_live, arr_running, arr_succeeded, arr_ended;
     /* a recurring job's template (its spec has "schedule"): never planned
      * or dispatched; sched_recur.c makes an instance at each fire time */
@@ -162,6 +167,16 @@ void ks_job_start_finish(ks_sched_t *s, ks_job_t *j);
 void ks_job_succeed(ks_sched_t *s, ks_job_t *j);
 /* Ends an array whose instances all ended (none left to create). */
 void ks_array_check_done(ks_sched_t *s, ks_job_t *p);
+/* sched_pipe.c */
+/* Submits every step of pipeline p (once). */
+int  ks_pipe_expand(ks_sched_t *s, ks_job_t *p, kiln_err_t *err);
+/* 1 when step j may be skipped (its key and output unchanged); else 0, and
+ * its key is stored for when it succeeds. */
+int  ks_pipe_cache_check(ks_sched_t *s, ks_job_t *j);
+/* j succeeded: if it is a step, its output's digest goes to the cache. */
+void ks_pipe_step_succeeded(ks_sched_t *s, const ks_job_t *j);
+/* The steps of pipeline `id` named `name` (new reference, NULL on failure). */
+json_t *ks_pipe_steps_json(ks_sched_t *s, int64_t id, const char *name);
 /* sched_reload.c: every unfinished job back into memory, at open. */
 int  ks_sched_reload(ks_sched_t *s, kiln_err_t *err);
 void ks_job_free(ks_job_t *j);

@@ -126,7 +126,10 @@ static int reload_job(ks_sched_t *s, int64_t id, kiln_err_t *err)
     jb_common_t c;
     ks_job_t *j = NULL;
     if (spec && jb_common_parse(spec, &c, err) == 0) {
-        if (row.array_parent)
+        /* An array's instance has its array's depends_on in its spec, waited
+         * for already; a pipeline's step waits for its own. */
+        const ks_job_t *p = row.array_parent ? ks_idmap_get(&s->jobs, row.array_parent) : NULL;
+        if (row.array_parent && !(p && p->is_pipeline))
             c.n_depends_on = 0;
         j = ks_job_build(spec, &c, err);
     } else {

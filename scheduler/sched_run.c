@@ -500,6 +500,32 @@ static int ready(ks_sched_t *s, ks_job_t *j, int64_t now, size_t free_slots, ks_
         if (++j->n_deps_ok == j->n_deps && s->n_with_deps)
             s->n_with_deps--;
     }
+    if (j->is_pipeline) {
+        kiln_err_t err = {0};
+        if (j->arr_next == 0 && ks_pipe_expand(s, j, &err) < 0) {
+            ks_job_set_reason(s, j, "plan_failed", "submitting its steps: %s", err.msg);
+            ks_job_t **v = kiln_realloc(*end, (*n_end + 1) * sizeof *v);
+            if (v) {
+                *end = v;
+                v[(*n_end)++] = j;
+            }
+        } else if (j->state == ST_STATE_QUEUED) {
+            ks_job_set_reason(s, j, "steps", "waiting for its steps to start");
+        }
+        return 0;
+    }
+    if (!j->planned && !j->cache_checked && j->array_parent) {
+        j->cache_checked = 1;
+        if (ks_pipe_cache_check(s, j)) {
+            ks_job_set_reason(s, j, "cached", "output unchanged since an earlier run");
+            ks_job_t **v = kiln_realloc(*end, (*n_end + 1) * sizeof *v);
+            if (v) {
+                *end = v;
+                v[(*n_end)++] = j;
+            }
+            return 0;
+        }
+    }
     if (j->is_array) {
         kiln_err_t err;
         while (j->arr_next <= j->arr_last && (j->arr_cap == 0 || j->arr_live < (size_t)j->arr_cap) &&
@@ -646,6 +672,8 @@ void ks_sched_dispatch(ks_sched_t *s)
             continue;
         if (!strcmp(j->reason_code, "dependency_failed"))
             ks_job_end(s, j, ST_STATE_CANCELLED, "dependency_failed", "%s", j->reason_text);
+        else if (!strcmp(j->reason_code, "cached"))
+            ks_job_end(s, j, ST_STATE_SUCCEEDED, "cached", "%s", j->reason_text);
         else
             ks_job_end(s, j, ST_STATE_FAILED, "plan_failed", "%s", j->reason_text);
     }

@@ -92,8 +92,12 @@ static json_t *job_json(ks_sched_t *s, const st_state_job_t *row, int with_spec)
     const char *rt = j ? j->reason_text : row->reason_text;
     json_t *reason = rc && rc[0] ? json_pack("{s:s, s:s}", "code", rc, "text", rt ? rt : "")
                                  : json_null();
+    const jb_type_t *type = jb_type_find(row->type);
+    const int is_pipeline = type && type->steps;
     json_t *array = json_null();
-    if (row->array_parent)
+    if (is_pipeline)
+        ;   /* its steps say more (below) */
+    else if (row->array_parent)
         array = json_pack("{s:I, s:I}", "parent", (json_int_t)row->array_parent, "index",
                           (json_int_t)row->array_index);
     else if (j && j->is_array)
@@ -149,6 +153,10 @@ static json_t *job_json(ks_sched_t *s, const st_state_job_t *row, int with_spec)
     json_object_set_new(o, "schedule", schedule ? schedule : json_null());
     json_object_set_new(o, "scheduled_by", row->scheduled_by ? json_integer(row->scheduled_by)
                                                               : json_null());
+    if (is_pipeline && with_spec) {
+        json_t *steps = ks_pipe_steps_json(s, row->id, row->name);
+        json_object_set_new(o, "steps", steps ? steps : json_null());
+    }
     if (with_spec) {
         json_error_t jerr;
         json_t *spec = json_loads(row->spec_json, 0, &jerr);

@@ -11,7 +11,7 @@
 
 #include "core/kiln_alloc.h"
 
-#define ST_SCHEMA_VERSION 4
+#define ST_SCHEMA_VERSION 5
 
 static const char *const status_names[ST_STATE_N_STATUS] = {
     "queued", "running", "succeeded", "failed", "cancelled", "timeout", "node_fail",
@@ -175,6 +175,13 @@ static const char *const q_sql[Q_N] = {
     [Q_ALIAS_HIST_DEL] = "DELETE FROM alias_history WHERE id = ?1",
     [Q_ALIAS_LIST] = "SELECT alias, version FROM aliases WHERE name = ?1 ORDER BY alias",
     [Q_JOB_INSTANCES] = "SELECT state, count(*) FROM jobs WHERE array_parent = ?1 GROUP BY state",
+    [Q_JOB_CHILDREN] = "SELECT " JOB_COLS " FROM jobs WHERE array_parent = ?1 "
+                       "ORDER BY array_index, id",
+    [Q_CACHE_PUT] = "INSERT OR REPLACE INTO step_cache (job_id, key, output, output_digest, "
+                    "created_ns) VALUES (?1, ?2, ?3, NULL, ?4)",
+    [Q_CACHE_DONE] = "UPDATE step_cache SET output_digest = ?2 WHERE job_id = ?1",
+    [Q_CACHE_FIND] = "SELECT job_id, output, output_digest FROM step_cache "
+                     "WHERE key = ?1 AND output_digest IS NOT NULL ORDER BY job_id DESC LIMIT 1",
     [Q_TASK_LIST] = "SELECT " TASK_COLS " FROM tasks WHERE job_id = ?1 ORDER BY idx, id",
     [Q_SCHED_PUT] = "INSERT INTO schedules (job_id, expr, next_run_ns, runs, skipped) "
                     "VALUES (?1, ?2, ?3, 0, 0)",
@@ -227,6 +234,16 @@ static const char *const q_sql[Q_N] = {
     "CREATE UNIQUE INDEX jobs_scheduled ON jobs(scheduled_by, scheduled_for_ns)"  \
     " WHERE scheduled_by != 0;"
 
+/* Pipeline steps' cache (state_cache.c): a step job's key (its spec and its
+ * inputs' digests) when it was planned; its output's digest once it
+ * succeeded.  A later step with the same key and an output still holding
+ * that digest is skipped. */
+#define STEP_CACHE_SQL                                                            \
+    "CREATE TABLE step_cache ("                                                   \
+    " job_id INTEGER PRIMARY KEY REFERENCES jobs(id), key TEXT NOT NULL,"         \
+    " output TEXT NOT NULL, output_digest TEXT, created_ns INTEGER NOT NULL);"    \
+    "CREATE INDEX step_cache_key ON step_cache(key);"
+
 static const char schema_sql[] =
     "CREATE TABLE jobs ("
     " id INTEGER PRIMARY KEY,"
@@ -261,7 +278,8 @@ static const char schema_sql[] =
     " gpus INTEGER NOT NULL, last_heartbeat_ns INTEGER NOT NULL, state TEXT NOT NULL);"
     REGISTRY_SQL
     SCHEDULE_SQL
-    "PRAGMA user_version = 4;";
+    STEP_CACHE_SQL
+    "PRAGMA user_version = 5;";
 
 /* Version 1 -> 2: job arrays. */
 static const char migrate_1_2_sql[] =
@@ -281,6 +299,8 @@ static const char migrate_3_4_sql[] =
     SCHEDULE_SQL
     "PRAGMA user_version = 4;";
 
+/* Version 4 -> 5: pipelines' step cache. */
+static const char migrate_4_5_sql[] = STEP_CACHE_SQL "PRAGMA user_version = 5;";
 
 static int code_of(int rc)
 {
@@ -385,6 +405,9 @@ static int schema_ensure(st_state_t *st, kiln_err_t *err)
         goto fail;
     if (version >= 1 && version <= 3 &&
         (ret = exec_sql(st, migrate_3_4_sql, err, "upgrading schema")) < 0)
+        goto fail;
+    if (version >= 1 && version <= 4 &&
+        (ret = exec_sql(st, migrate_4_5_sql, err, "upgrading schema")) < 0)
         goto fail;
     if ((ret = exec_sql(st, "COMMIT", err, "creating schema")) < 0)
         goto fail;

@@ -153,6 +153,21 @@ int st_state_job_set_attempts(st_state_t *st, int64_t id, int attempts, kiln_err
 /* How many instances of array job `parent` are in each state. */
 int st_state_job_instances(st_state_t *st, int64_t parent, int64_t counts[ST_STATE_N_STATUS],
                            kiln_err_t *err);
+/* Calls cb for each instance of array or pipeline job `parent`, by index. */
+int st_state_job_children(st_state_t *st, int64_t parent, st_state_job_cb cb, void *ud,
+                          kiln_err_t *err);
+
+/* Pipelines' step cache (state_cache.c).  put: step job job_id was planned
+ * under key, into output (digest unknown yet; a second put for the job
+ * replaces the first).  done: its output holds digest (64 hex) now.  find:
+ * the newest done entry under key: *job_id, and output and digest copied
+ * into out_cap / 65-byte buffers; KILN_ENOTFOUND when there is none. */
+int st_state_cache_put(st_state_t *st, int64_t job_id, const char *key, const char *output,
+                       int64_t now_ns, kiln_err_t *err);
+int st_state_cache_done(st_state_t *st, int64_t job_id, const char *digest, kiln_err_t *err);
+int st_state_cache_find(st_state_t *st, const char *key, int64_t *job_id, char *output,
+                        size_t out_cap, char digest[65], kiln_err_t *err);
+
 /* Moves a job to state with a reason that replaces the previous one (code
  * and text may be NULL: no reason, as for a running job).  A job in
  * a final state never moves again (KILN_EINVAL naming job and states).

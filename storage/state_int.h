@@ -13,7 +13,8 @@ enum {
     Q_JOB_BY_KEY, Q_JOB_INSERT, Q_DEP_INSERT, Q_JOB_EXISTS, Q_JOB_GET, Q_DEPS_GET,
     Q_JOB_LIST, Q_JOB_STATE, Q_JOB_SET_STATE, Q_JOB_COUNT,
     Q_TASK_INSERT, Q_TASK_CLAIM, Q_TASK_GET_STATE, Q_TASK_FINISH, Q_TASK_REQUEUE, Q_TASK_LIST,
-    Q_TASK_REQUEUE_ONE, Q_TASK_CANCEL_JOB, Q_JOB_SET_ATTEMPTS, Q_JOB_INSTANCES,
+    Q_TASK_REQUEUE_ONE, Q_TASK_CANCEL_JOB, Q_JOB_SET_ATTEMPTS, Q_JOB_INSTANCES, Q_JOB_CHILDREN,
+    Q_CACHE_PUT, Q_CACHE_DONE, Q_CACHE_FIND,
     Q_RUN_INSERT, Q_RUN_GET, Q_RUN_LIST, Q_MODEL_NEXT, Q_MODEL_INSERT, Q_MODEL_GET,
     Q_MODEL_LATEST, Q_MODEL_LIST, Q_ALIAS_GET, Q_ALIAS_SET, Q_ALIAS_HIST_ADD, Q_ALIAS_HIST_LAST,
     Q_ALIAS_HIST_DEL, Q_ALIAS_LIST,
@@ -38,6 +39,9 @@ int  st_sq_bind_text(sqlite3_stmt *s, int i, const char *v);
  * caller's transaction: begin, then end with the change's return code. */
 int  st_sq_sp_begin(st_state_t *st, kiln_err_t *err);
 int  st_sq_sp_end(st_state_t *st, int ret, kiln_err_t *err);
+
+/* A job row (columns JOB_COLS) with borrowed strings (state_jobs.c). */
+int  st_sq_job_from_row(st_state_t *st, sqlite3_stmt *s, st_state_job_t *j, kiln_err_t *err);
 
 /* Index of a state name, or -1. */
 int  st_sq_status_lookup(const char *name);

@@ -110,7 +110,7 @@ int st_state_job_insert(st_state_t *st, const st_state_job_t *job, int64_t *id, 
 }
 
 /* Reads a job row (columns JOB_COLS) with borrowed strings. */
-static int job_from_row(st_state_t *st, sqlite3_stmt *s, st_state_job_t *j, kiln_err_t *err)
+int st_sq_job_from_row(st_state_t *st, sqlite3_stmt *s, st_state_job_t *j, kiln_err_t *err)
 {
     memset(j, 0, sizeof *j);
     j->id = sqlite3_column_int64(s, 0);
@@ -207,7 +207,7 @@ int st_state_job_get(st_state_t *st, int64_t id, st_state_job_t *out, kiln_err_t
         return ret;
     }
     st_state_job_t j;
-    int ret = job_from_row(st, s, &j, err);
+    int ret = st_sq_job_from_row(st, s, &j, err);
     if (ret == 0 && (dup_opt(&j.idempotency_key) | dup_opt(&j.project) | dup_opt(&j.name)
                      | dup_opt(&j.type) | dup_opt(&j.spec_json) | dup_opt(&j.reason_code)
                      | dup_opt(&j.reason_text))) {
@@ -250,7 +250,7 @@ int st_state_job_list_opts(st_state_t *st, const st_state_status_t *state, const
     int rc, ret = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         st_state_job_t j;
-        if ((ret = job_from_row(st, s, &j, err)) < 0)
+        if ((ret = st_sq_job_from_row(st, s, &j, err)) < 0)
             break;
         if (cb(&j, ud))
             break;

@@ -413,10 +413,58 @@ static void test_finish_mismatch(void **state)
     t->free_parsed(p2);
 }
 
+/* A pipeline's steps come out ordered by what they wait for, whatever the
+ * spec's order; references are replaced; name and project are inherited. */
+static void test_pipeline_order(void **state)
+{
+    (void)state;
+    const jb_type_t *t = jb_type_find("pipeline");
+    assert_non_null(t);
+    assert_non_null(t->steps);
+    const char *text =
+        "{\"type\":\"pipeline\",\"name\":\"p\",\"project\":\"plant\",\"steps\":["
+        "{\"name\":\"score\",\"job\":{\"type\":\"score\",\"model_file\":\"${train.output}\","
+        "\"input\":\"${feat.output}\",\"output\":\"preds.h5\"}},"
+        "{\"name\":\"train\",\"cache\":false,\"job\":{\"type\":\"train\",\"input\":\"dir/${feat.output}\","
+        "\"output\":\"m.kmodel\",\"model\":{\"kind\":\"logreg\"},\"target\":\"label\"}},"
+        "{\"name\":\"feat\",\"job\":{\"type\":\"featurize\",\"input\":\"raw.h5\",\"output\":\"f.h5\","
+        "\"features\":{\"time\":[\"rms\"]}}},"
+        "{\"name\":\"last\",\"after\":[\"score\"],\"job\":{\"type\":\"noop\"}}]}";
+    json_error_t jerr;
+    json_t *spec = json_loads(text, 0, &jerr);
+    assert_non_null(spec);
+    void *parsed = NULL;
+    kiln_err_t err = {0};
+    int rc = t->validate(spec, &parsed, &err);
+    if (rc < 0)
+        fail_msg("%s", err.msg);
+    size_t n;
+    const jb_step_t *st = t->steps(parsed, &n);
+    assert_int_equal(n, 4);
+    assert_string_equal(st[0].name, "feat");
+    assert_string_equal(st[1].name, "train");
+    assert_string_equal(st[2].name, "score");
+    assert_string_equal(st[3].name, "last");
+    assert_int_equal(st[1].n_deps, 1);
+    assert_int_equal(st[1].deps[0], 0);
+    assert_int_equal(st[2].n_deps, 2);
+    assert_int_equal(st[3].n_deps, 1);
+    assert_int_equal(st[3].deps[0], 2);
+    assert_int_equal(st[1].cache, 0);
+    assert_int_equal(st[2].cache, 1);
+    assert_string_equal(json_string_value(json_object_get(st[1].spec, "input")), "dir/f.h5");
+    assert_string_equal(json_string_value(json_object_get(st[2].spec, "model_file")), "m.kmodel");
+    assert_string_equal(json_string_value(json_object_get(st[2].spec, "name")), "p.score");
+    assert_string_equal(json_string_value(json_object_get(st[2].spec, "project")), "plant");
+    t->free_parsed(parsed);
+    json_decref(spec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lookup),
+        cmocka_unit_test(test_pipeline_order),
         cmocka_unit_test(test_plan_cover),
         cmocka_unit_test(test_plan_rolling_one_task),
         cmocka_unit_test(test_validate_errors),

@@ -157,8 +157,9 @@ static void test_upgrade_from_v2(void **state)
     assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
     assert_int_equal(sqlite3_exec(raw,
                                   /* back to what a version-2 store held: no
-                                   * registry (v3), no schedules (v4) */
-                                  "DROP TABLE runs; DROP TABLE models; DROP TABLE aliases;"
+                                   * registry (v3), no schedules (v4), no step
+                                   * cache (v5) */
+                                  "DROP TABLE step_cache; DROP TABLE runs; DROP TABLE models; DROP TABLE aliases;"
                                   "DROP TABLE alias_history; DROP TABLE schedules;"
                                   "DROP INDEX jobs_scheduled;"
                                   "ALTER TABLE jobs DROP COLUMN scheduled_by;"

@@ -677,24 +677,26 @@ static void test_recurring_reload_cancel(void **state)
     fx_free(f);
 }
 
-/* Stores of schema version 1 and 3 are upgraded in place to 4: their jobs
- * read back, and recurring jobs work on them. */
+/* Stores of schema version 1, 3 and 4 are upgraded in place to 5: their
+ * jobs read back, and recurring jobs work on them. */
 static void test_schema_upgrade(void **state)
 {
     (void)state;
     static const char *const downgrade[] = {
+        /* to version 4: no step cache */
+        "DROP TABLE step_cache; PRAGMA user_version = 4;",
         /* to version 3: no recurring jobs */
-        "DROP INDEX jobs_scheduled; DROP TABLE schedules;"
+        "DROP TABLE step_cache; DROP INDEX jobs_scheduled; DROP TABLE schedules;"
         "ALTER TABLE jobs DROP COLUMN scheduled_by; ALTER TABLE jobs DROP COLUMN scheduled_for_ns;"
         "PRAGMA user_version = 3;",
         /* to version 1: no arrays, no registry either */
-        "DROP INDEX jobs_scheduled; DROP TABLE schedules;"
+        "DROP TABLE step_cache; DROP INDEX jobs_scheduled; DROP TABLE schedules;"
         "ALTER TABLE jobs DROP COLUMN scheduled_by; ALTER TABLE jobs DROP COLUMN scheduled_for_ns;"
         "DROP INDEX jobs_array; ALTER TABLE jobs DROP COLUMN array_parent;"
         "ALTER TABLE jobs DROP COLUMN array_index; DROP TABLE alias_history; DROP TABLE aliases;"
         "DROP TABLE models; DROP TABLE runs; PRAGMA user_version = 1;",
     };
-    for (size_t k = 0; k < 2; k++) {
+    for (size_t k = 0; k < sizeof downgrade / sizeof downgrade[0]; k++) {
         fx_t *f = fx_new(NULL);
         int64_t old = submit(f, "{\"type\":\"noop\",\"name\":\"old\"}");
         close_sched(f);
