@@ -206,7 +206,17 @@ fail:
 static int train_plan(const void *parsed, const jb_plan_ctx_t *ctx, jb_task_plan_t **tasks,
                       size_t *n_tasks, kiln_err_t *err)
 {
-    (void)parsed, (void)ctx;
+    (void)ctx;
+    const jb_train_spec_t *spec = parsed;
+    /* R ranks must be started together by an MPI launcher; one task would
+     * silently train in one process.  kilnd does not launch MPI ranks yet
+     * (docs/train.md, "Distributed training"). */
+    if (spec->ranks > 1)
+        return kiln_err_at(err, KILN_EUNSUPPORTED, "resources.ranks",
+                           "train: resources.ranks %d: data-parallel ranks are started by "
+                           "Open MPI's launcher, not as kiln tasks: run `mpirun -np %d "
+                           "kiln-worker --train-ranks SPEC.json` (or srun --mpi=pmix under Slurm)",
+                           spec->ranks, spec->ranks);
     jb_task_plan_t *t = kiln_calloc(1, sizeof *t);
     if (!t)
         return kiln_err_set(err, KILN_ENOMEM, "train: out of memory");

@@ -184,4 +184,14 @@ rc=$?
 set -e
 [ $rc = 2 ] || die "kiln-worker --train-ranks without SPEC.json: exit $rc, want 2"
 "$KWORKER" --help | grep -q -- '--train-ranks' || die "kiln-worker --help does not document --train-ranks"
+
+# --- ranks 2 as a plain task (kiln train, or a kilnd task) is refused, not
+# silently trained in one process: the message says how to launch the ranks
+set +e
+$KILN train "$T/logreg-2.json" --output "$T/bad.kmodel" >"$T/bad.log" 2>&1
+rc=$?
+set -e
+[ $rc != 0 ] && grep -q 'mpirun -np 2 kiln-worker --train-ranks' "$T/bad.log" \
+    || die "kiln train with ranks 2: exit $rc, $(cat "$T/bad.log")"
+[ ! -e "$T/bad.kmodel" ] || die "kiln train with ranks 2 wrote a model"
 log "train_mpi: ok"
