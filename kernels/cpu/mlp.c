@@ -411,9 +411,22 @@ static double chunk_grad(const km_mlp_t *m, const float *w, const float *wt, mlp
     return loss;
 }
 
+/* wt[j*K + k] = W[k*N + j] for the flat W indices q = k*N + j in [lo, hi),
+ * by whole row pieces (no division per weight). */
+static void transpose_range(const float *restrict W, float *restrict wt, size_t K, size_t N,
+                            size_t lo, size_t hi)
+{
+    for (size_t k = lo / N; k < K && k * N < hi; k++) {
+        const size_t j0 = k * N < lo ? lo - k * N : 0, j1 = (k + 1) * N > hi ? hi - k * N : N;
+        for (size_t j = j0; j < j1; j++)
+            wt[j * K + k] = W[k * N + j];
+    }
+}
+
+/* Each W_l but the first transposed (fan_out x fan_in) at w_off[l]. */
 static void transpose_weights(const km_mlp_t *m, const float *w, float *wt)
 {
-    for (int l = 0; l < m->n_layers; l++) {
+    for (int l = 1; l < m->n_layers; l++) {
         const size_t K = (size_t)m->size[l], N = (size_t)m->size[l + 1];
         const float *W = w + m->w_off[l];
         float *T = wt + m->w_off[l];
@@ -542,8 +555,8 @@ static int check_data(const km_data_t *data, double *counts, kiln_err_t *err)
 
 /* ---- fit: threads, steps, Adam ----------------------------------------------- */
 
-/* Threads share a step through one ticket, (step generation << 32) | next
- * lane: a thread claims a lane by compare-and-swap, so a lane belongs to one
+/* Threads share a step through one ticket, (step generation << 32) | a bit
+ * per claimed lane: a thread claims a lane by compare-and-swap, so a lane belongs to one
  * thread and one step, and a late or descheduled thread simply finds no lane
  * left instead of holding the others at a barrier (which, on a busy machine,
  * cost more than the work).  Thread 0 waits only for lanes_done (the items
@@ -647,14 +660,8 @@ static void adam_range(fit_ctx_t *c, size_t lo, size_t hi, double rows, long ste
         size_t a = lo > base ? lo : base, b = hi < end_w ? hi : end_w;
         if (a < b) {
             adam_segment(c, a, b, p->l2, 1.0 / rows, lr_t);
-            size_t k = (a - base) / N, j = (a - base) % N;
-            for (size_t q = a; q < b; q++) {
-                c->wt[base + j * K + k] = m->params[q];
-                if (++j == N) {
-                    j = 0;
-                    k++;
-                }
-            }
+            if (l > 0)   /* only W_1.. are read transposed (no delta for the inputs) */
+                transpose_range(m->params + base, c->wt + base, K, N, a - base, b - base);
         }
         a = lo > end_w ? lo : end_w;
         b = hi < end_b ? hi : end_b;
@@ -711,22 +718,39 @@ static void lane_grad(fit_ctx_t *c, size_t lane, mlp_ws_t *ws)
 }
 
 /* Claims and does items (lanes or update parts) of generation gen until none
- * is left. */
-static void work_lanes(fit_ctx_t *c, uint64_t gen, mlp_ws_t *ws)
+ * is left.  The ticket's low bits mark the claimed items.  Thread tid first
+ * takes its own share (items [tid*L/T, (tid+1)*L/T)), the same every step,
+ * so a lane's gradient, and the Adam moments of an update part, stay in that
+ * core's cache; then it takes what is left from the far end, so a late thread
+ * costs the others only its unstarted items. */
+static void work_lanes(fit_ctx_t *c, uint64_t gen, int tid, mlp_ws_t *ws)
 {
+    const int T = c->threads, own_lo = tid * KM_MLP_LANES / T, own_hi = (tid + 1) * KM_MLP_LANES / T;
+    int order[KM_MLP_LANES], n = 0;
+    for (int i = own_lo; i < own_hi; i++)
+        order[n++] = i;
+    for (int i = KM_MLP_LANES - 1; i >= 0; i--)
+        if (i < own_lo || i >= own_hi)
+            order[n++] = i;
     uint64_t t = atomic_load(&c->sync.ticket);
-    for (;;) {
-        if ((t >> 32) != gen || (t & 0xffffffffu) >= KM_MLP_LANES)
-            return;
-        if (!atomic_compare_exchange_weak(&c->sync.ticket, &t, t + 1))
-            continue;
-        const size_t item = (size_t)(t & 0xffffffffu);
-        if (c->phase == PH_LANES)   /* written before this generation's ticket */
-            lane_grad(c, item, ws);
-        else
-            update_part(c, item);
-        atomic_fetch_add(&c->sync.lanes_done, 1);
-        t = atomic_load(&c->sync.ticket);
+    for (int k = 0; k < KM_MLP_LANES; k++) {
+        const int item = order[k];
+        const uint64_t bit = (uint64_t)1 << item;
+        for (;;) {
+            if ((t >> 32) != gen)
+                return;
+            if (t & bit)
+                break;
+            if (!atomic_compare_exchange_weak(&c->sync.ticket, &t, t | bit))
+                continue;
+            if (c->phase == PH_LANES)   /* written before this generation's ticket */
+                lane_grad(c, (size_t)item, ws);
+            else
+                update_part(c, (size_t)item);
+            atomic_fetch_add(&c->sync.lanes_done, 1);
+            t = atomic_load(&c->sync.ticket);
+            break;
+        }
     }
 }
 
@@ -753,7 +777,7 @@ static void *fit_thread(void *argp)
         }
         if (atomic_load(&sy->quit))
             return NULL;
-        work_lanes(c, gen, &c->ws[a->tid]);
+        work_lanes(c, gen, a->tid, &c->ws[a->tid]);
         seen = gen;
     }
 }
@@ -775,7 +799,7 @@ static void run_generation(fit_ctx_t *c, uint64_t gen)
     atomic_store(&sy->lanes_done, 0);
     atomic_store(&sy->ticket, gen << 32);
     wake_helpers(sy);
-    work_lanes(c, gen, &c->ws[0]);
+    work_lanes(c, gen, 0, &c->ws[0]);
     for (int spins = 0; atomic_load(&sy->lanes_done) < KM_MLP_LANES; spins++) {
         if (spins < 4000)
             cpu_relax();
