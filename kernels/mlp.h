@@ -1,4 +1,4 @@
-/* mlp.h - a multilayer perceptron (kernels/cpu/mlp.c): 1 to 3 ReLU hidden
+/* mlp.h - a multilayer perceptron (kernels/cpu/mlp*.c): 1 to 3 ReLU hidden
  * layers, Adam on mini-batches, softmax + cross-entropy for a classifier and
  * squared error for a regressor, with scikit-learn's MLPClassifier /
  * MLPRegressor (solver="adam") as the reference for every default and formula.
