@@ -45,7 +45,9 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
 CU_SRC  := $(wildcard kernels/cuda/*.cu)
 CU_OBJ  := $(CU_SRC:%.cu=$(B)/%.o)
-NVFLAGS := -O3 -std=c++17 -Werror all-warnings -Xcompiler -Wall,-Wextra -I.
+# H100 machine code (sm_90) plus compute_90 PTX, which newer GPUs JIT.
+CUDA_GENCODE ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+NVFLAGS := -O3 -std=c++17 $(CUDA_GENCODE) -Werror all-warnings -Xcompiler -Wall,-Wextra -I.
 
 .PHONY: all deps test demo bench fuzz clean cuda
 .SECONDARY:
@@ -82,11 +84,33 @@ $(B)/bench/%: bench/%.c $(B)/libkiln.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libkiln.a $(LDLIBS) -lfftw3f
 
-# CUDA twins: compiled (warning-free) whenever nvcc exists, even without a GPU.
-cuda: $(CU_OBJ)
+# CUDA twins: compiled (warning-free) whenever nvcc exists, even without a GPU,
+# into libkiln_cuda.a (link it with -lcudart -lcublas).
+cuda: $(B)/libkiln_cuda.a
+$(B)/libkiln_cuda.a: $(CU_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
 $(B)/%.o: %.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVFLAGS) -c $< -o $@
+	$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
+-include $(CU_OBJ:.o=.d)
+
+# GPU parity tests and benchmark: tests/gpu/run.sh builds them from source
+# with nvcc and gcc alone (the GPU machine has no HDF5 etc.) into GPU_OUT.
+# gpu-data extracts real CWRU windows into $(B)/gpu-data here, where the
+# full build is; carry that folder to the GPU machine.
+GPU_OUT  ?= out-gpu
+CWRU_DIR ?= $(or $(KILN_DATA),../shared/data)/cwru
+.PHONY: test-gpu bench-gpu gpu-data
+test-gpu:
+	@B=$(B) bash tests/gpu/run.sh --no-bench $(GPU_OUT)
+bench-gpu:
+	@B=$(B) bash tests/gpu/run.sh --bench-only $(GPU_OUT)
+gpu-data: $(B)/gpu/extract_cwru
+	$(B)/gpu/extract_cwru $(CWRU_DIR) $(B)/gpu-data
+$(B)/gpu/extract_cwru: tests/gpu/extract_cwru.c $(B)/libkiln.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libkiln.a $(LDLIBS)
 
 test: deps
 	@$(MAKE) --no-print-directory all

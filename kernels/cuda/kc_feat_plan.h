@@ -1,0 +1,42 @@
+/* kc_feat_plan.h - the fused-features plan shared by features.cu (the
+ * kernel and its launch) and batch.cu (the host-to-host driver), and the
+ * host-only preparation of a window's parameters (feat_params.cu), which
+ * the no-GPU emulation test links too. */
+#ifndef KILN_KERNELS_CUDA_KC_FEAT_PLAN_H
+#define KILN_KERNELS_CUDA_KC_FEAT_PLAN_H
+
+#include "kc_feat_body.h"
+#include "kc_int.h"
+
+#define KC_TW_LOG2 13               /* log2 KC_FFT_MAX_LEN */
+
+struct kc_feat_plan {
+    kc_ctx_t        *ctx;           /* borrowed */
+    kc_feat_config_t cfg;
+    kc_feat_params_t p;             /* p.tw and p.window point at device memory */
+    float2          *d_tw;          /* owned */
+    float           *d_window;      /* owned, NULL without a window */
+    int              threads;       /* per block */
+    size_t           shared_bytes;  /* dynamic, per block */
+    int              vec4;          /* windows start 16-byte aligned when x is */
+    /* kc_featurize_host's double buffers, made on first use */
+    size_t           chunk_windows;
+    float           *h_in[2], *h_out[2];   /* pinned */
+    float           *d_in[2], *d_out[2];
+};
+
+/* Checks cfg and fills p (all but tw and window) exactly as the reference
+ * decides bins: KILN_EINVAL names the bad field. */
+int kc_feat_params_fill(const kc_feat_config_t *cfg, kc_feat_params_t *p, kiln_err_t *err);
+
+/* tw[KC_FFT_MAX_LEN / 2] = exp(-2 pi i k / KC_FFT_MAX_LEN), from double. */
+void kc_twiddle_fill(float2 *tw);
+
+/* kn_window_fill's coefficients (numpy.hanning for KN_WINDOW_HANN). */
+void kc_window_fill(kn_window_t kind, float *w, size_t n);
+
+/* Threads per block for windows of n samples: one radix-2^2 butterfly of
+ * the n/2-point transform per thread, 64..512. */
+int kc_feat_threads(int n);
+
+#endif
