@@ -98,8 +98,9 @@ static int run_train(const json_t *spec, const char *output, kiln_err_t *err)
     int rc = type->validate(spec, &parsed, err);
     if (rc == 0)
         rc = type->plan(parsed, &ctx, &tasks, &n_tasks, err);
-    if (rc == 0 && n_tasks != 1)
-        rc = kiln_err_set(err, KILN_EINTERNAL, "train: %zu tasks planned, expected 1", n_tasks);
+    /* Ranks > 1 plan a task per rank; task 0 alone says how to launch them. */
+    if (rc == 0 && n_tasks == 0)
+        rc = kiln_err_set(err, KILN_EINTERNAL, "train: no task planned");
     if (rc == 0)
         rc = type->run_task(parsed, &tasks[0], output, err);
     kiln_free(tasks);

@@ -76,6 +76,8 @@ static const field_rule_t type_rules[KC_MSG_TYPE_COUNT][RULES_MAX] = {
     [KC_MSG_DONE]      = {{"task_id", F_ID}, {"lease_id", F_STRING}, {"output", F_STRING}},
     [KC_MSG_FAILED]    = {{"task_id", F_ID}, {"lease_id", F_STRING}, {"reason", F_STRING}},
     [KC_MSG_CANCEL]    = {{"task_id", F_ID}},
+    [KC_MSG_EXEC]      = {{"command", F_STRING}},
+    [KC_MSG_EXEC_REPLY] = {{"status", F_STRING}},
 };
 
 static int check_field(const json_t *body, const field_rule_t *rule, const char *type,

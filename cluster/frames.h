@@ -22,6 +22,10 @@
  *   done       task_id int>=0, lease_id string, output string
  *   failed     task_id int>=0, lease_id string, reason string
  *   cancel     task_id int>=0
+ *   exec       command string (an MPI launch agent -> kilnd: also job_id,
+ *              lease_id of the launching task, host; kilnd -> the worker
+ *              of a gang rank: also task_id, lease_id)
+ *   exec_reply status string ("ok", or "error" with reason)
  * Strings are non-empty and at most KC_STRING_MAX_BYTES.
  *
  * Memory: kc_msg_t and its binary frames come from kiln_alloc (a test can fail
@@ -53,7 +57,9 @@
     XX(PROGRESS, "progress") \
     XX(DONE, "done")        \
     XX(FAILED, "failed")    \
-    XX(CANCEL, "cancel")
+    XX(CANCEL, "cancel")    \
+    XX(EXEC, "exec")        \
+    XX(EXEC_REPLY, "exec_reply")
 
 typedef enum {
 #define KC_XX_ENUM(name, str) KC_MSG_##name,

@@ -96,6 +96,12 @@ typedef struct jb_type {
      * submits the *n steps (borrowed from parsed) in this order, each
      * depending on its deps, and the pipeline ends when they all have. */
     const jb_step_t *(*steps)(const void *parsed, size_t *n);
+    /* NULL, or 1 when this parsed spec's gang (resources.ranks > 1, one
+     * task per rank) is one MPI program: the worker of task 0 starts it
+     * with Open MPI's mpirun over the gang's workers (kiln-worker
+     * --train-ranks on each rank), the other tasks hold their slots and run
+     * mpirun's daemon when it asks (docs/train.md, "Distributed training"). */
+    int (*mpi_launch)(const void *parsed);
 } jb_type_t;
 
 /* The even split both sharded types use: `total` windows or rows into the

@@ -208,38 +208,48 @@ static int train_plan(const void *parsed, const jb_plan_ctx_t *ctx, jb_task_plan
 {
     (void)ctx;
     const jb_train_spec_t *spec = parsed;
-    /* R ranks must be started together by an MPI launcher; one task would
-     * silently train in one process.  kilnd does not launch MPI ranks yet
-     * (docs/train.md, "Distributed training"). */
-    if (spec->ranks > 1)
-        return kiln_err_at(err, KILN_EUNSUPPORTED, "resources.ranks",
-                           "train: resources.ranks %d: data-parallel ranks are started by "
-                           "Open MPI's launcher, not as kiln tasks: run `mpirun -np %d "
-                           "kiln-worker --train-ranks SPEC.json` (or srun --mpi=pmix under Slurm)",
-                           spec->ranks, spec->ranks);
-    jb_task_plan_t *t = kiln_calloc(1, sizeof *t);
+    /* One task per rank: a gang that mpirun, started by task 0, runs. */
+    size_t n = spec->ranks > 1 ? (size_t)spec->ranks : 1;
+    jb_task_plan_t *t = kiln_calloc(n, sizeof *t);
     if (!t)
         return kiln_err_set(err, KILN_ENOMEM, "train: out of memory");
+    for (size_t i = 0; i < n; i++)
+        t[i].index = i;
     *tasks = t;
-    *n_tasks = 1;
+    *n_tasks = n;
     return 0;
 }
 
-/* The single-process task: the one-rank case of jb_train_rank_run. */
+/* The single-process task: the one-rank case of jb_train_rank_run.  Ranks
+ * > 1 are one MPI program that a launcher starts, never a plain task. */
 static int train_run(const void *parsed, const jb_task_plan_t *task, const char *out_path,
                      kiln_err_t *err)
 {
     (void)task;
+    const jb_train_spec_t *spec = parsed;
+    if (spec->ranks > 1)
+        return kiln_err_at(err, KILN_EUNSUPPORTED, "resources.ranks",
+                           "train: resources.ranks %d: the ranks are one MPI program: submit the "
+                           "job to kilnd (it launches them), or run `mpirun -np %d kiln-worker "
+                           "--train-ranks SPEC.json` (srun --mpi=pmix under Slurm)",
+                           spec->ranks, spec->ranks);
     return jb_train_rank_run(parsed, NULL, out_path, err);
+}
+
+static int train_mpi_launch(const void *parsed)
+{
+    return ((const jb_train_spec_t *)parsed)->ranks > 1;
 }
 
 /* The one task's model file becomes the job's output (a copy, by rename). */
 static int train_finish(const void *parsed, const char *const *outs, size_t n,
                         const char *final_output, kiln_err_t *err)
 {
-    (void)parsed;
-    if (n != 1)
-        return kiln_err_set(err, KILN_EINTERNAL, "train: %zu task outputs, expected 1", n);
+    const jb_train_spec_t *spec = parsed;
+    /* Under MPI, rank 0 (task 0) writes the model; the other ranks write nothing. */
+    size_t want = spec->ranks > 1 ? (size_t)spec->ranks : 1;
+    if (n != want)
+        return kiln_err_set(err, KILN_EINTERNAL, "train: %zu task outputs, expected %zu", n, want);
     jb_modelfile_t m;
     int rc = jb_modelfile_read(outs[0], &m, err);
     if (rc < 0)
@@ -322,4 +332,5 @@ const jb_type_t jb_type_train = {
     .finish = train_finish,
     .free_parsed = train_free,
     .record = train_record,
+    .mpi_launch = train_mpi_launch,
 };

@@ -40,6 +40,7 @@ typedef struct ks_task {
     int64_t dispatched_ns;
     int64_t not_before_ns;   /* retry backoff */
     int64_t done, total;     /* last progress */
+    int     exec_sent;       /* an MPI gang's holder: mpirun's daemon was sent to it */
     struct ks_job *job;
 } ks_task_t;
 
@@ -177,6 +178,15 @@ int  ks_pipe_cache_check(ks_sched_t *s, ks_job_t *j);
 void ks_pipe_step_succeeded(ks_sched_t *s, const ks_job_t *j);
 /* The steps of pipeline `id` named `name` (new reference, NULL on failure). */
 json_t *ks_pipe_steps_json(ks_sched_t *s, int64_t id, const char *name);
+/* sched_mpi.c: gangs that are one MPI program */
+int   ks_mpi_launched(const ks_job_t *j);
+/* The task message's extra fields (",\"gang_role\":..."), kiln_malloc'd; t
+ * is about to go to w; for task 0 every other rank is placed already. */
+char *ks_mpi_task_fields(const ks_job_t *j, const ks_task_t *t, const ks_worker_t *w);
+/* Task 0 (mpirun) of j succeeded: the holders succeed with it. */
+void  ks_mpi_rank0_done(ks_sched_t *s, ks_job_t *j);
+/* An "exec" from mpirun's launch agent (routing id `from`). */
+int   ks_mpi_on_exec(ks_sched_t *s, const char *from, const kc_msg_t *m, kiln_err_t *err);
 /* sched_reload.c: every unfinished job back into memory, at open. */
 int  ks_sched_reload(ks_sched_t *s, kiln_err_t *err);
 void ks_job_free(ks_job_t *j);

@@ -348,6 +348,14 @@ static int send_task(ks_sched_t *s, ks_task_t *t, ks_worker_t *w, int64_t now)
         sb_str(&b, ",\"array_index\":");
         sb_int(&b, j->array_index);
     }
+    if (ks_mpi_launched(j)) {
+        char *f = ks_mpi_task_fields(j, t, w);
+        if (!f)
+            b.oom = 1;
+        else
+            sb_str(&b, f);
+        kiln_free(f);
+    }
     sb_str(&b, ",\"spec\":");
     sb_str(&b, j->spec_text);
     sb_str(&b, "}");
@@ -359,6 +367,7 @@ static int send_task(ks_sched_t *s, ks_task_t *t, ks_worker_t *w, int64_t now)
     t->worker = w;
     t->dispatched_ns = now;
     t->done = t->total = 0;
+    t->exec_sent = 0;
     take(w, &j->res, 1);
     if (ks_idmap_put(&s->running, t->id, t) < 0) {
         take(w, &j->res, -1);
@@ -435,7 +444,8 @@ static int place_gang(ks_sched_t *s, ks_job_t *j, int64_t now, int *fit)
         take(w[i], &j->res, -1);
     if ((size_t)*fit < n)
         return 0;
-    for (size_t i = 0; i < n; i++)
+    /* Backwards: an MPI gang's task 0 names where every other rank went. */
+    for (size_t i = n; i-- > 0;)
         if (send_task(s, &j->tasks[i], w[i], now) < 0)
             return -1;
     return 1;
@@ -729,6 +739,8 @@ static void on_done(ks_sched_t *s, const kc_msg_t *m)
     j->n_running--;
     j->n_succeeded++;
     s->tasks_done++;
+    if (t->idx == 0 && ks_mpi_launched(j))
+        ks_mpi_rank0_done(s, j);
     if (j->n_succeeded == j->n_tasks)
         ks_job_start_finish(s, j);
 }
@@ -896,6 +908,8 @@ int ks_sched_on_msg(ks_sched_t *s, const char *worker_id, const kc_msg_t *m, kil
     case KC_MSG_FAILED:
         on_failed(s, m);
         return 0;
+    case KC_MSG_EXEC:
+        return ks_mpi_on_exec(s, worker_id, m, err);
     default:
         return kiln_err_set(err, KILN_EINVAL, "worker \"%s\" sent a %s message", worker_id,
                             kc_msg_type_name(m->type));

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "worker/gang.h"
 #include "worker/ranks.h"
 #include "worker/runtask.h"
 #include "worker/worker.h"
@@ -16,6 +17,7 @@ static void usage(FILE *f)
           "                   [--gpus G] [--dir D] [--heartbeat-ms MS] [--exe PATH]\n"
           "       kiln-worker --run-task FILE\n"
           "       mpirun -np R kiln-worker --train-ranks SPEC.json [--output OUT.kmodel]\n"
+          "       kiln-worker --mpi-agent HOST COMMAND...  (mpirun's launch agent in a gang)\n"
           "  --connect       kilnd's worker endpoint, e.g. tcp://127.0.0.1:7879\n"
           "  --id            worker id (default: hostname-pid)\n"
           "  --cores         cores offered (default: online CPUs)\n"
@@ -65,6 +67,8 @@ int main(int argc, char **argv)
 {
     if (argc == 3 && !strcmp(argv[1], "--run-task"))
         return kw_run_task_main(argv[2]);
+    if (argc >= 2 && !strcmp(argv[1], "--mpi-agent"))
+        return kw_mpi_agent_main(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "--train-ranks")) {
         const char *spec = argc >= 3 ? argv[2] : NULL, *output = NULL;
         if (argc == 5 && !strcmp(argv[3], "--output") && argv[4][0])

@@ -10,6 +10,7 @@
 
 #include "../jobs/jobtype.h"
 #include "child.h"
+#include "gang.h"
 #include "runtask.h"
 
 /* A non-negative integer field of the task, default 0. */
@@ -96,7 +97,10 @@ int kw_run_task_file(const char *path, kiln_err_t *err)
     }
     if ((rc = type->validate(spec, &parsed, err)) < 0)
         goto out;
-    rc = type->run_task(parsed, &plan, json_string_value(out), err);
+    if (json_object_get(task, "gang_role"))
+        rc = kw_gang_run(task, path, err);   /* one rank of an MPI program */
+    else
+        rc = type->run_task(parsed, &plan, json_string_value(out), err);
 out:
     if (parsed)
         type->free_parsed(parsed);

@@ -16,6 +16,7 @@
 #include "../core/kiln_alloc.h"
 #include "../jobs/jobtype.h"
 #include "child.h"
+#include "gang.h"
 #include "worker.h"
 
 /* Messages read per pump before the loop gets a turn (timers, children):
@@ -258,7 +259,18 @@ static void on_task(kw_worker_t *w, const json_t *body)
     }
     type->free_parsed(parsed);
 
-    char *text = json_dumps(body, JSON_COMPACT);
+    /* An MPI gang's launcher starts mpirun with this program as its agent,
+     * which reaches kilnd where we do. */
+    json_t *copy = NULL;
+    if (json_object_get(body, "gang_role")) {
+        copy = json_copy((json_t *)body);
+        if (copy) {
+            json_object_set_new(copy, "worker_exe", json_string(w->exe));
+            json_object_set_new(copy, "scheduler_endpoint", json_string(w->opts.connect));
+        }
+    }
+    char *text = json_dumps(copy ? copy : body, JSON_COMPACT);
+    json_decref(copy);
     kw_child_t *c = NULL;
     int rc = text ? kw_child_start(&w->loop, w->exe, w->opts.dir, task_id, lease_id, output,
                                    text, strlen(text), on_child_exit, w, &c, &err)
@@ -285,6 +297,32 @@ static void on_cancel(kw_worker_t *w, const json_t *body)
         kw_child_stop(c);
 }
 
+/* mpirun's daemon command for a holder task of an MPI gang: written where
+ * the holder looks for it (gang.h), by rename so it never reads half. */
+static void on_exec(kw_worker_t *w, const json_t *body)
+{
+    kw_child_t *c = find_child(w, json_integer_value(json_object_get(body, "task_id")));
+    const char *lease_id = json_string_value(json_object_get(body, "lease_id"));
+    const char *cmd = json_string_value(json_object_get(body, "command"));
+    if (!c || !lease_id || strcmp(lease_id, c->lease_id) || !cmd) {
+        fprintf(stderr, "kiln-worker %s: exec for a task not running here: ignored\n", w->opts.id);
+        return;
+    }
+    char path[KW_CHILD_PATH_MAX + 16], tmp[KW_CHILD_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s" KW_GANG_EXEC_SUFFIX, c->json_path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    int ok = f && fputs(cmd, f) >= 0;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        send_failed(w, c->task_id, c->lease_id, "error", "cannot hand mpirun's daemon command "
+                    "to the holder task", NULL, 0);
+        kw_child_stop(c);
+    }
+}
+
 static void on_message(kw_worker_t *w, const kc_msg_t *msg)
 {
     switch (msg->type) {
@@ -294,6 +332,9 @@ static void on_message(kw_worker_t *w, const kc_msg_t *msg)
         break;
     case KC_MSG_CANCEL:
         on_cancel(w, msg->body);
+        break;
+    case KC_MSG_EXEC:
+        on_exec(w, msg->body);
         break;
     default:
         fprintf(stderr, "kiln-worker %s: ignored a %s from kilnd\n", w->opts.id,

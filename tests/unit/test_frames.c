@@ -24,6 +24,8 @@ static const char *good_body[KC_MSG_TYPE_COUNT] = {
     [KC_MSG_DONE]      = "{\"task_id\":7,\"lease_id\":\"L-7-1\",\"output\":\"/tmp/o.h5\"}",
     [KC_MSG_FAILED]    = "{\"task_id\":7,\"lease_id\":\"L-7-1\",\"reason\":\"kernel crashed\"}",
     [KC_MSG_CANCEL]    = "{\"task_id\":7}",
+    [KC_MSG_EXEC]      = "{\"task_id\":7,\"lease_id\":\"L-7-1\",\"command\":\"orted -mca x y\"}",
+    [KC_MSG_EXEC_REPLY] = "{\"status\":\"ok\"}",
 };
 
 /* memmem is a GNU extension; the build is POSIX. */
@@ -49,7 +51,8 @@ static kc_msg_t *make_msg(kc_msg_type_t type, const char *json)
 static void test_type_names(void **state)
 {
     (void)state;
-    const char *want[] = {"hello", "heartbeat", "task", "progress", "done", "failed", "cancel"};
+    const char *want[] = {"hello", "heartbeat", "task", "progress", "done", "failed", "cancel",
+                          "exec", "exec_reply"};
     for (int t = 0; t < KC_MSG_TYPE_COUNT; t++) {
         assert_string_equal(kc_msg_type_name((kc_msg_type_t)t), want[t]);
         assert_int_equal(kc_msg_type_from_name(want[t], strlen(want[t])), t);
@@ -217,6 +220,8 @@ static void test_bad_fields(void **state)
         {KC_MSG_FAILED, "lease_id", "2", "\"\""},
         {KC_MSG_FAILED, "reason", "{}", "\"\""},
         {KC_MSG_CANCEL, "task_id", "\"7\"", "-1"},
+        {KC_MSG_EXEC, "command", "7", "\"\""},
+        {KC_MSG_EXEC_REPLY, "status", "true", "\"\""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         expect_field_reject(cases[i].type, cases[i].field, NULL);           /* missing */
