@@ -185,8 +185,8 @@ set -e
 [ $rc = 2 ] || die "kiln-worker --train-ranks without SPEC.json: exit $rc, want 2"
 "$KWORKER" --help | grep -q -- '--train-ranks' || die "kiln-worker --help does not document --train-ranks"
 
-# --- ranks 2 as a plain task (kiln train, or a kilnd task) is refused, not
-# silently trained in one process: the message says how to launch the ranks
+# --- ranks 2 under kiln train (one process) is refused, not silently trained
+# in one process: the message says how to launch the ranks
 set +e
 $KILN train "$T/logreg-2.json" --output "$T/bad.kmodel" >"$T/bad.log" 2>&1
 rc=$?
