@@ -109,6 +109,17 @@ def content_hash(path):
             strs("channels", channels)
             strs("label_names", _strs_attr(f, "/", "label_names"))
             paths = ["/signals/" + c for c in channels]
+        elif schema == "kiln.predictions.v1":
+            # storage/predictions.h: output and class names, the model's and
+            # the source's hashes, then the records
+            strs("output_names", _strs_attr(f, "score", "output_names"))
+            strs("class_names", _strs_attr(f, "/", "class_names"))
+            for k in ("model_sha256", "source_sha256"):
+                s(k)
+                s(_as_str(f.attrs[k]) if k in f.attrs else "")
+            paths = [q for q in ("/label", "/predicted", "/score", "/target") if q in f]
+            paths = ["/asset", "/timestamp"] + paths
+            paths = sorted(set(paths), key=lambda t: t.encode())
         else:
             strs("feature_names", _strs_attr(f, "features", "feature_names"))
             strs("label_names", _strs_attr(f, "/", "label_names"))
@@ -116,7 +127,8 @@ def content_hash(path):
                 s(k)
                 s(_as_str(f.attrs[k]) if k in f.attrs else "")
             paths = ["/features"]
-        paths += ["/asset", "/timestamp"] + [q for q in ("/label", "/target") if q in f]
+        if schema != "kiln.predictions.v1":
+            paths += ["/asset", "/timestamp"] + [q for q in ("/label", "/target") if q in f]
         le = {"f": "<f4", "i4": "<i4", "i8": "<i8"}
         for q in sorted(paths, key=lambda t: t.encode()):
             a = f[q][...]

@@ -139,6 +139,10 @@ static void test_roundtrip(void **state)
     assert_int_equal(st_predictions_hash(ds, again, &err), 0);
     assert_string_equal(again, hash);
     st_predictions_close(&ds);
+    /* The rule of predictions.h, written again in Python from its comment. */
+    char twin[65];
+    oracle_content_hash(path, twin);
+    assert_string_equal(twin, hash);
     assert_null(ds);
     unlink(path);
     free(d);
