@@ -71,7 +71,7 @@ $KILN classes "$OUT/cwru-features.h5" --top 10
 $KILN classes "$OUT/cwru-features.h5" \
     --features DE.rms,DE.kurt,DE.crest,DE.env_bpfo,DE.env_bpfi,DE.env_bsf,DE.centroid
 
-step "5. train on the cluster: logreg, mlp, gbdt and an anomaly detector on the bearing features"
+step "5. train on the cluster: logreg, mlp, gbdt and an anomaly detector on the bearing features, and gbdt over 2 MPI ranks"
 # Validation holds out the last quarter of each recording's windows (time-aware,
 # never a shuffle); every run goes to the registry with its lineage and metrics.
 $PY - "$OUT" <<'PYEOF'
@@ -90,8 +90,12 @@ anomaly = dict(base, name="cwru-anomaly",
                validation={"split": "time", "fraction": 0.25, "min_auc": 0.9})
 anomaly.pop("target")
 json.dump(anomaly, open(f"{out}/job-cwru-anomaly.json", "w"), indent=1)
+# data-parallel over 2 MPI ranks: kilnd places the gang, mpirun runs it
+json.dump(dict(base, name="cwru-gbdt-2ranks", model=jobs["cwru-gbdt"],
+               resources={"cores": 1, "ranks": 2}),
+          open(f"{out}/job-cwru-gbdt-2ranks.json", "w"), indent=1)
 PYEOF
-for m in cwru-logreg cwru-mlp cwru-gbdt cwru-anomaly; do
+for m in cwru-logreg cwru-mlp cwru-gbdt cwru-anomaly cwru-gbdt-2ranks; do
     $KILN submit "$OUT/job-$m.json" --dir "$CLUSTER" --wait
 done
 $KILN models --dir "$CLUSTER"
