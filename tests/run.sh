@@ -45,6 +45,26 @@ for s in tests/system/*.sh; do
         echo "---- system/$name ----"; tail -n 40 "$log"
     fi
 done
+# GPU parity (built by tests/gpu/run.sh): run where a GPU is, else say so.
+gpu_bin="$B/gpu-test/parity"
+if [ -x "$gpu_bin" ] && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+    log="$TMPROOT/gpu_parity.log"
+    timeout 600 "$gpu_bin" "$B/gpu-data" >"$log" 2>&1
+    rc=$?
+    ok=$(grep -c '^ok ' "$log"); bad=$(grep -c '^FAIL' "$log")
+    if [ $rc -ne 0 ] && [ $bad -eq 0 ]; then bad=1; fi
+    passed=$((passed + ok)); failed=$((failed + bad))
+    if [ $bad -ne 0 ]; then
+        failures="$failures gpu/parity"
+        echo "---- gpu/parity (exit $rc) ----"; grep -v '^ok ' "$log" | tail -n 40
+    else
+        echo "ok   gpu/parity ($ok checks)"
+    fi
+elif [ -x "$gpu_bin" ]; then
+    echo "gpu: 1 skipped (no GPU: nvidia-smi -L lists none)"
+else
+    echo "gpu: 1 skipped (no GPU parity binary: bash tests/gpu/run.sh builds it)"
+fi
 [ -n "$failures" ] && echo "failed:$failures"
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]
