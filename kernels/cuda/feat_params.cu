@@ -38,7 +38,7 @@ void kc_window_fill(kn_window_t kind, float *w, size_t n)
 int kc_feat_threads(int n)
 {
     int t = (n / 8 + 31) & ~31;
-    return t < 64 ? 64 : t > 512 ? 512 : t;
+    return t < 64 ? 64 : t > KC_FEAT_MAX_THREADS ? KC_FEAT_MAX_THREADS : t;
 }
 
 static int is_pow2(size_t n) { return n && !(n & (n - 1)); }

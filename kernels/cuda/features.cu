@@ -12,7 +12,7 @@ extern "C" {
 #include "../../core/kiln_alloc.h"
 }
 
-__global__ void __launch_bounds__(512)
+__global__ void __launch_bounds__(KC_FEAT_MAX_THREADS, KC_FEAT_MIN_BLOCKS)
 kc_feat_kernel(const kc_feat_params_t p, const float *__restrict__ x, size_t n_windows,
                float *__restrict__ out, int vec4)
 {
@@ -85,7 +85,13 @@ int kc_feat_plan_new(kc_ctx_t *ctx, const kc_feat_config_t *cfg, kc_feat_plan_t 
         const int n = pl->p.n;
         pl->threads = kc_feat_threads(n);
         pl->shared_bytes = kc_feat_shared_floats(n, pl->p.spectrum, pl->p.envelope) * sizeof(float);
-        const size_t static_bytes = (KC_DBLOCK_SCRATCH + KC_MAX_BANDS) * sizeof(double);
+        cudaFuncAttributes fa;
+        cudaError_t fe = cudaFuncGetAttributes(&fa, kc_feat_kernel);
+        if (fe != cudaSuccess) {
+            rc = kc_cuda_err(err, fe, "cudaFuncGetAttributes(kc_feat_kernel)");
+            goto fail;
+        }
+        const size_t static_bytes = fa.sharedSizeBytes;
         if (pl->shared_bytes + static_bytes > ctx->prop.sharedMemPerBlockOptin) {
             rc = kiln_err_at(err, KILN_EINVAL, "window_len",
                              "cuda features: windows of %d samples need %zu bytes of shared "
@@ -94,9 +100,12 @@ int kc_feat_plan_new(kc_ctx_t *ctx, const kc_feat_config_t *cfg, kc_feat_plan_t 
                              (size_t)ctx->prop.sharedMemPerBlockOptin);
             goto fail;
         }
+        /* The attribute belongs to the kernel, not to the plan: set it to
+         * the most any plan may use, so a later plan for shorter windows
+         * cannot lower it under this one's need. */
         cudaError_t e = cudaFuncSetAttribute(kc_feat_kernel,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             (int)pl->shared_bytes);
+                                             (int)(ctx->prop.sharedMemPerBlockOptin - static_bytes));
         if (e != cudaSuccess) {
             rc = kc_cuda_err(err, e, "cudaFuncSetAttribute(kc_feat_kernel, shared memory)");
             goto fail;

@@ -9,6 +9,10 @@
 #include "kc_int.h"
 
 #define KC_TW_LOG2 13               /* log2 KC_FFT_MAX_LEN */
+/* 256 threads and at least 4 resident blocks (a 64-register budget): the
+ * FFT passes are latency-bound, so occupancy beats more threads per window. */
+#define KC_FEAT_MAX_THREADS 256
+#define KC_FEAT_MIN_BLOCKS  4
 
 struct kc_feat_plan {
     kc_ctx_t        *ctx;           /* borrowed */
@@ -36,7 +40,7 @@ void kc_twiddle_fill(float2 *tw);
 void kc_window_fill(kn_window_t kind, float *w, size_t n);
 
 /* Threads per block for windows of n samples: one radix-2^2 butterfly of
- * the n/2-point transform per thread, 64..512. */
+ * the n/2-point transform per thread, 64..KC_FEAT_MAX_THREADS. */
 int kc_feat_threads(int n);
 
 #endif
