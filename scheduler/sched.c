@@ -591,18 +591,24 @@ void ks_job_end(ks_sched_t *s, ks_job_t *j, st_state_status_t state, const char 
 
     /* An array that ends early takes its live instances with it. */
     if (j->is_array && j->arr_live) {
-        ks_job_t **kids = kiln_malloc(j->arr_live * sizeof *kids);
+        /* By id: ending one step of a pipeline ends (and frees) the steps
+         * that depend on it too. */
+        int64_t *kids = kiln_malloc(j->arr_live * sizeof *kids);
         size_t n = 0;
         for (size_t i = 0; kids && i < s->n_live; i++)
             if (s->live[i]->array_parent == j->id && n < j->arr_live)
-                kids[n++] = s->live[i];
+                kids[n++] = s->live[i]->id;
         j->arr_next = j->arr_last + 1;   /* no new instances */
         /* The last instance's end must not end (and free) the array under us
          * as "instances_failed": it ends below, in the state asked for. */
         j->arr_ending = 1;
-        for (size_t i = 0; i < n; i++)
-            ks_job_end(s, kids[i], ST_STATE_CANCELLED, "array_ended",
-                       "array job %lld ended", (long long)j->id);
+        for (size_t i = 0; i < n; i++) {
+            ks_job_t *kid = ks_idmap_get(&s->jobs, kids[i]);
+            if (kid)
+                ks_job_end(s, kid, ST_STATE_CANCELLED, j->is_pipeline ? "pipeline_ended"
+                           : "array_ended", "%s job %lld ended",
+                           j->is_pipeline ? "pipeline" : "array", (long long)j->id);
+        }
         kiln_free(kids);
     }
 
