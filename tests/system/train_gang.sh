@@ -69,7 +69,7 @@ for r in 2 3; do
             || die "$kind ranks $r: not $((r - 1)) daemons started through workers: $(cat "$T/log-$kind-$r")"
         $KILN model show "gang-$kind-$r" --dir "$D" --json >/dev/null || die "no model gang-$kind-$r"
         # the same spec under mpirun on this machine: the same bytes
-        timeout 120 mpirun --oversubscribe --mca btl self,vader -np "$r" "$BIN_DIR/kiln-worker" \
+        timeout 120 mpirun --oversubscribe --mca btl self,vader -x LSAN_OPTIONS=detect_leaks=0 -np "$r" "$BIN_DIR/kiln-worker" \
             --train-ranks "$T/$kind-$r.json" --output "$T/$kind-$r-direct.kmodel" >"$T/direct.log" 2>&1 \
             || die "mpirun -np $r directly: $(cat "$T/direct.log")"
         cmp -s "$T/$kind-$r.kmodel" "$T/$kind-$r-direct.kmodel" \
