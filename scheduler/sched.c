@@ -417,7 +417,39 @@ int ks_sched_submit(ks_sched_t *s, const char *text, size_t len, const char *key
     return 0;
 }
 
-/* ---- array instances */
+/* ---- children: array instances, recurring instances, pipeline steps */
+
+ks_job_t *ks_job_store_child(ks_sched_t *s, ks_job_t *j, const st_state_job_t *row,
+                             const char *name, kiln_err_t *err)
+{
+    int64_t id;
+    char *nm = dup_str(name);
+    int rc = nm ? st_state_job_insert(s->st, row, &id, NULL, err)
+                : kiln_err_set(err, KILN_ENOMEM, "job \"%s\": out of memory", name);
+    if (rc < 0) {
+        kiln_free(nm);
+        ks_job_free(j);
+        return NULL;
+    }
+    kiln_free(j->name);
+    j->name = nm;
+    j->id = id;
+    j->submitted_ns = row->submitted_ns;
+    if (row->array_parent) {
+        j->array_parent = row->array_parent;
+        j->array_index = row->array_index;
+    }
+    if (row->scheduled_by) {
+        j->scheduled_by = row->scheduled_by;
+        j->scheduled_for_ns = row->scheduled_for_ns;
+    }
+    if (ks_live_add(s, j) < 0) {
+        ks_job_free(j);
+        kiln_err_set(err, KILN_ENOMEM, "job %lld: out of memory", (long long)id);
+        return NULL;
+    }
+    return j;
+}
 
 ks_job_t *ks_job_instance_new(ks_sched_t *s, ks_job_t *parent, kiln_err_t *err)
 {
@@ -449,28 +481,11 @@ ks_job_t *ks_job_instance_new(ks_sched_t *s, ks_job_t *parent, kiln_err_t *err)
     st_state_job_t row = ks_job_row(j, c.type, name, spec_text);
     row.array_parent = parent->id;
     row.array_index = index;
-    int64_t id;
-    int rc = st_state_job_insert(s->st, &row, &id, NULL, err);
+    j = ks_job_store_child(s, j, &row, name, err);
     free(spec_text);
-    char *nm = dup_str(name);
-    if (rc < 0 || !nm) {
-        if (!nm && rc == 0)
-            kiln_err_set(err, KILN_ENOMEM, "job %lld: out of memory", (long long)parent->id);
-        kiln_free(nm);
-        ks_job_free(j);
+    if (!j)
         return NULL;
-    }
-    kiln_free(j->name);
-    j->name = nm;
-    j->id = id;
-    j->submitted_ns = row.submitted_ns;
-    j->array_parent = parent->id;
-    j->array_index = index;
-    if (ks_live_add(s, j) < 0) {
-        ks_job_free(j);
-        kiln_err_set(err, KILN_ENOMEM, "job %lld: out of memory", (long long)id);
-        return NULL;
-    }
+    int64_t id = j->id;
     parent->arr_next++;
     parent->arr_live++;
     ks_job_log(s, parent->id, "instance %lld is job %lld", (long long)index, (long long)id);

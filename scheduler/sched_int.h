@@ -131,6 +131,11 @@ int  ks_job_set_reason(ks_sched_t *s, ks_job_t *j, const char *code, const char 
 void ks_job_end(ks_sched_t *s, ks_job_t *j, st_state_status_t state, const char *code,
                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 ks_job_t *ks_job_instance_new(ks_sched_t *s, ks_job_t *parent, kiln_err_t *err);
+/* Stores j as the child job `name` whose links (array_parent and index,
+ * scheduled_by and for, depends_on) row carries, and makes it live.  j is
+ * freed on failure (NULL). */
+ks_job_t *ks_job_store_child(ks_sched_t *s, ks_job_t *j, const st_state_job_t *row,
+                             const char *name, kiln_err_t *err);
 int  ks_job_plan(ks_sched_t *s, ks_job_t *j, kiln_err_t *err);
 int  ks_job_task_output(const ks_sched_t *s, const ks_job_t *j, int idx, char *buf, size_t cap);
 int  ks_quota_of(const ks_sched_t *s, const char *project);

@@ -81,27 +81,8 @@ static ks_job_t *step_new(ks_sched_t *s, ks_job_t *p, const jb_step_t *st, size_
     row.array_index = (int64_t)pos;
     row.depends_on = j->deps;
     row.n_depends_on = j->n_deps;
-    int64_t id;
-    int rc = st_state_job_insert(s->st, &row, &id, NULL, err);
+    j = ks_job_store_child(s, j, &row, name, err);
     free(spec_text);
-    char *nm = rc == 0 ? kiln_strdup(name) : NULL;
-    if (rc < 0 || !nm) {
-        if (rc == 0)
-            kiln_err_set(err, KILN_ENOMEM, "job %lld: out of memory", (long long)p->id);
-        ks_job_free(j);
-        return NULL;
-    }
-    kiln_free(j->name);
-    j->name = nm;
-    j->id = id;
-    j->submitted_ns = row.submitted_ns;
-    j->array_parent = p->id;
-    j->array_index = (int64_t)pos;
-    if (ks_live_add(s, j) < 0) {
-        ks_job_free(j);
-        kiln_err_set(err, KILN_ENOMEM, "job %lld: out of memory", (long long)id);
-        return NULL;
-    }
     return j;
 }
 

@@ -126,27 +126,10 @@ static ks_job_t *instance_new(ks_sched_t *s, ks_job_t *t, int64_t fire_ns, kiln_
     st_state_job_t row = ks_job_row(j, c.type, name, spec_text);
     row.scheduled_by = t->id;
     row.scheduled_for_ns = fire_ns;
-    int64_t id;
-    int rc = st_state_job_insert(s->st, &row, &id, NULL, err);
+    j = ks_job_store_child(s, j, &row, name, err);
     free(spec_text);
-    char *nm = rc == 0 ? kiln_strdup(name) : NULL;
-    if (rc < 0 || !nm) {
-        if (rc == 0)
-            kiln_err_set(err, KILN_ENOMEM, "job %lld: out of memory", (long long)t->id);
-        ks_job_free(j);
+    if (!j)
         return NULL;
-    }
-    kiln_free(j->name);
-    j->name = nm;
-    j->id = id;
-    j->submitted_ns = row.submitted_ns;
-    j->scheduled_by = t->id;
-    j->scheduled_for_ns = fire_ns;
-    if (ks_live_add(s, j) < 0) {
-        ks_job_free(j);
-        kiln_err_set(err, KILN_ENOMEM, "job %lld: out of memory", (long long)id);
-        return NULL;
-    }
     ks_job_log(s, j->id, "submitted by recurring job %lld for its run at %s", (long long)t->id,
                when);
     return j;

@@ -14,18 +14,7 @@ int st_state_job_children(st_state_t *st, int64_t parent, st_state_job_cb cb, vo
         return kiln_err_set(err, KILN_EINVAL, "job children: NULL argument");
     sqlite3_stmt *s = st->q[Q_JOB_CHILDREN];
     BIND(sqlite3_bind_int64(s, 1, parent), "listing a job's steps");
-    int rc, ret = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        st_state_job_t j;
-        if ((ret = st_sq_job_from_row(st, s, &j, err)) < 0)
-            break;
-        if (cb(&j, ud))
-            break;
-    }
-    if (ret == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
-        ret = st_sq_err(st, rc, err, "listing a job's steps");
-    st_sq_end_stmt(s);
-    return ret;
+    return st_sq_job_rows(st, s, cb, ud, err, "listing a job's steps");
 }
 
 int st_state_cache_put(st_state_t *st, int64_t job_id, const char *key, const char *output,

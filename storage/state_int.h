@@ -43,6 +43,11 @@ int  st_sq_sp_end(st_state_t *st, int ret, kiln_err_t *err);
 /* A job row (columns JOB_COLS) with borrowed strings (state_jobs.c). */
 int  st_sq_job_from_row(st_state_t *st, sqlite3_stmt *s, st_state_job_t *j, kiln_err_t *err);
 
+/* Steps s (bound) through its job rows, calling cb on each until it
+ * returns non-zero; then resets s.  op names the work in errors. */
+int  st_sq_job_rows(st_state_t *st, sqlite3_stmt *s, st_state_job_cb cb, void *ud,
+                    kiln_err_t *err, const char *op);
+
 /* Index of a state name, or -1. */
 int  st_sq_status_lookup(const char *name);
 

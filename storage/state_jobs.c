@@ -247,6 +247,12 @@ int st_state_job_list_opts(st_state_t *st, const st_state_status_t *state, const
     BIND(st_sq_bind_text(s, 2, project), "listing jobs");
     BIND(sqlite3_bind_int(s, 3, newest_first ? 1 : 0), "listing jobs");
     BIND(sqlite3_bind_int64(s, 4, limit > 0 ? limit : -1), "listing jobs");
+    return st_sq_job_rows(st, s, cb, ud, err, "listing jobs");
+}
+
+int st_sq_job_rows(st_state_t *st, sqlite3_stmt *s, st_state_job_cb cb, void *ud,
+                   kiln_err_t *err, const char *op)
+{
     int rc, ret = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         st_state_job_t j;
@@ -256,7 +262,7 @@ int st_state_job_list_opts(st_state_t *st, const st_state_status_t *state, const
             break;
     }
     if (ret == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
-        ret = st_sq_err(st, rc, err, "listing jobs");
+        ret = st_sq_err(st, rc, err, op);
     st_sq_end_stmt(s);
     return ret;
 }
