@@ -1,7 +1,8 @@
 /* sched_int.h - what the scheduler's files share (sched.c: jobs in and out,
- * sched_run.c: tasks and workers, sched_recur.c: recurring jobs,
- * sched_view.c: JSON for the API); nothing outside scheduler/sched*.c
- * includes it. */
+ * sched_run.c: dispatch, sched_msg.c: worker messages and timers,
+ * sched_recur.c: recurring jobs, sched_pipe.c: pipelines, sched_mpi.c: MPI
+ * gangs, sched_reload.c: a restart, sched_view.c: JSON for the API);
+ * nothing outside scheduler/sched*.c includes it. */
 #ifndef KILN_SCHEDULER_SCHED_INT_H
 #define KILN_SCHEDULER_SCHED_INT_H
 
@@ -168,6 +169,13 @@ void ks_recur_tick(ks_sched_t *s, int64_t now);
 ks_worker_t *ks_worker_find(ks_sched_t *s, const char *id);
 ks_worker_t *ks_worker_get(ks_sched_t *s, const char *id, kiln_err_t *err);
 void ks_task_release(ks_sched_t *s, ks_task_t *t);
+/* running -> queued after delay_ms (a retry, or its worker was lost);
+ * tell_worker: send it a cancel too. */
+int  ks_task_requeue(ks_sched_t *s, ks_task_t *t, int64_t delay_ms, int tell_worker);
+/* A gang runs whole or not at all: every running rank back to queued. */
+void ks_gang_requeue(ks_sched_t *s, ks_job_t *j, int64_t delay_ms);
+int  ks_is_gang(const ks_job_t *j);
+void ks_send_cancel_to(ks_sched_t *s, const char *worker_id, int64_t task_id, const char *lease);
 void ks_task_cancel_remote(ks_sched_t *s, ks_task_t *t);
 void ks_job_start_finish(ks_sched_t *s, ks_job_t *j);
 void ks_job_succeed(ks_sched_t *s, ks_job_t *j);
