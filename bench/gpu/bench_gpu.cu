@@ -246,6 +246,17 @@ int main(int argc, char **argv)
              ts_gbs / bw >= 0.7 ? "true" : "false");
     emit("time_stats_read_bandwidth", ts_gbs, "GB/s", extra);
     emit("time_stats_fraction_of_bandwidth", ts_gbs / bw, "ratio", "");
+    /* The kernel variants side by side (kc_time_stats_variant, stats.cu):
+     * 1 block per window, 2.. warp per window in several launch shapes. */
+    for (int v = 1; v <= 6; v++) {
+        const double tv = time_gpu(st, [&] {
+            KK(kc_time_stats_variant(ctx, d_x, n_stats_windows, win, 12000.0, 0.5, d_ts, st, v, &err));
+        });
+        char name[64];
+        snprintf(name, sizeof name, "time_stats_variant%d_read_bandwidth", v);
+        snprintf(extra, sizeof extra, ",\"fraction_of_bandwidth\":%.4f", (double)stats_bytes / tv / 1e9 / bw);
+        emit(name, (double)stats_bytes / tv / 1e9, "GB/s", extra);
+    }
     CK(cudaFree(d_ts));
 
     /* ---- 3. fused FFT features vs cuFFT + reduction ------------------- */
@@ -266,6 +277,23 @@ int main(int argc, char **argv)
         CK(cudaMalloc(&d_out2, nw * n_out * sizeof(float)));
         CK(cudaMalloc(&d_spec, nw * (n / 2 + 1) * sizeof(cufftComplex)));
         const double t_fused = time_gpu(st, [&] { KK(kc_feat_run(plan, d_x, nw, d_out, st, &err)); });
+        {
+            /* Side by side: the general kernel (kc_feat_body.h) on the same
+             * config, and the fast one on just the resident grid. */
+            char vname[64];
+            plan->use_fast = 0;
+            const double t_gen = time_gpu(st, [&] { KK(kc_feat_run(plan, d_x, nw, d_out, st, &err)); });
+            plan->use_fast = 1;
+            snprintf(vname, sizeof vname, "fft_features_general_kernel_n%zu", n);
+            emit(vname, (double)nw / t_gen, "windows/s", "");
+            const int mult = plan->sf_grid_mult;
+            plan->sf_grid_mult = 1;
+            const double t_g4 = time_gpu(st, [&] { KK(kc_feat_run(plan, d_x, nw, d_out, st, &err)); });
+            plan->sf_grid_mult = mult;
+            snprintf(vname, sizeof vname, "fft_features_fast_grid1_n%zu", n);
+            snprintf(extra, sizeof extra, ",\"blocks_per_sm\":%d", plan->sf_blocks_per_sm);
+            emit(vname, (double)nw / t_g4, "windows/s", extra);
+        }
         cufftHandle fp;
         int nn = (int)n;
         if (cufftPlanMany(&fp, 1, &nn, NULL, 1, nn, NULL, 1, nn / 2 + 1, CUFFT_R2C, (int)nw) !=

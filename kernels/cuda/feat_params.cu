@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kc_feat_plan.h"
+#include "kc_spec_fast.h"
 
 extern "C" {
 #include "../cpu/bins.h"
@@ -20,6 +21,26 @@ void kc_twiddle_fill(float2 *tw)
     for (int k = 0; k < m / 2; k++) {
         const double a = 2.0 * KC_PI * (double)k / (double)m;
         tw[k] = make_float2((float)cos(a), (float)-sin(a));
+    }
+}
+
+void kc_sf_table_fill(int log2n, float2 *tw)
+{
+    const int lN = log2n - 1, le = kc_sf_log2e(log2n);
+    int off = 0;
+    for (int ls = le; ls < lN; ls += le) {
+        const int lr = lN - ls < le ? lN - ls : le, Ns = 1 << ls;
+        for (int r = 1; r < (1 << lr); r++)
+            for (int k = 0; k < Ns; k++) {
+                const double a = -2.0 * KC_PI * (double)(k * r) / (double)(Ns << lr);
+                tw[off + (r - 1) * Ns + k] = make_float2((float)cos(a), (float)sin(a));
+            }
+        off += ((1 << lr) - 1) << ls;
+    }
+    const int n = 1 << log2n;
+    for (int k = 0; k < n / 2; k++) {
+        const double a = -2.0 * KC_PI * (double)k / (double)n;
+        tw[off + k] = make_float2((float)cos(a), (float)sin(a));
     }
 }
 
@@ -146,6 +167,8 @@ int kc_feat_params_fill(const kc_feat_config_t *c, kc_feat_params_t *p, kiln_err
                                     "cuda features: bins near line %zu (%g Hz) not contiguous",
                                     l, c->line_hz[l]);
     }
+    p->fast = p->spectrum && !p->envelope && !p->time_stats && p->log2n >= KC_SF_MIN_LOG2N &&
+              p->log2n <= KC_SF_MAX_LOG2N;
     p->n_out = (p->time_stats ? KC_N_TIME : 0) +
                (p->spectrum ? p->n_bands + p->centroid + p->dominant : 0) +
                (p->envelope ? p->n_lines : 0);

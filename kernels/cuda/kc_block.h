@@ -37,6 +37,16 @@ template <class T> KC_HD T kc_ld(const T *p)
 #endif
 }
 
+/* Streamed loads (evict first: read once, keep L2 for the tables). */
+template <class T> KC_HD T kc_ldcs(const T *p)
+{
+#ifdef __CUDA_ARCH__
+    return __ldcs(p);
+#else
+    return *p;
+#endif
+}
+
 /* j with its low `bits` bits reversed (bits >= 1). */
 KC_HD unsigned kc_brev(unsigned j, int bits)
 {
@@ -48,6 +58,17 @@ KC_HD unsigned kc_brev(unsigned j, int bits)
         r |= ((j >> b) & 1u) << (bits - 1 - b);
     return r;
 #endif
+}
+
+/* (best, at) absorbs (ob, oa) when oa is a real index and is larger, or
+ * equal and earlier: the same bin as a sequential first-max scan.
+ * at == INT_MAX marks "nothing yet". */
+KC_HD void kc_argmax_merge(float &best, int &at, float ob, int oa)
+{
+    if (oa != INT_MAX && (at == INT_MAX || ob > best || (ob == best && oa < at))) {
+        best = ob;
+        at = oa;
+    }
 }
 
 /* ---- one sequential thread on the host --------------------------------- */
@@ -71,6 +92,10 @@ struct kc_hblock {
         for (int k = 0; k < K; k++)
             out[k] = op(Op::identity(), acc[k]);
     }
+
+    /* The block's first argmax from every thread's (best, at): here the
+     * one thread's. */
+    KC_HD int argmax_combine(float, int at) { return at; }
 
     /* First i in [lo, hi) with the largest p[i] (hi > lo). */
     KC_HD int argmax_first(int lo, int hi, const float *p)
@@ -145,23 +170,15 @@ struct kc_dblock {
             out[k] = red[32 * KC_RED_MAX + k];
     }
 
-    /* (best, at) absorbs (ob, oa) when oa is a real index and is larger, or
-     * equal and earlier: the same bin as a sequential first-max scan.
-     * at == INT_MAX marks "nothing yet". */
     static __device__ __forceinline__ void argmax_merge(float &best, int &at, float ob, int oa)
     {
-        if (oa != INT_MAX && (at == INT_MAX || ob > best || (ob == best && oa < at))) {
-            best = ob;
-            at = oa;
-        }
+        kc_argmax_merge(best, at, ob, oa);
     }
 
-    __device__ int argmax_first(int lo, int hi, const float *p)
+    /* The block's first argmax from every thread's (best, at), in every
+     * thread; ends with a barrier (the scratch is reused). */
+    __device__ int argmax_combine(float best, int at)
     {
-        float best = 0.0f;
-        int at = INT_MAX;
-        for (int i = lo + (int)threadIdx.x; i < hi; i += (int)blockDim.x)
-            argmax_merge(best, at, p[i], i);
         for (int off = 16; off > 0; off >>= 1) {
             float ob = __shfl_xor_sync(0xffffffffu, best, off);
             int oa = __shfl_xor_sync(0xffffffffu, at, off);
@@ -190,6 +207,15 @@ struct kc_dblock {
         int r = slot[0];
         __syncthreads();   /* slot[] and red[] are reused by the next collective */
         return r;
+    }
+
+    __device__ int argmax_first(int lo, int hi, const float *p)
+    {
+        float best = 0.0f;
+        int at = INT_MAX;
+        for (int i = lo + (int)threadIdx.x; i < hi; i += (int)blockDim.x)
+            argmax_merge(best, at, p[i], i);
+        return argmax_combine(best, at);
     }
 
     /* One warp per range (ranges are independent); out must be shared

@@ -32,6 +32,8 @@ typedef struct {
     int    tw_log2;
     const float2 *tw;                         /* device (or host, emulated) */
     const float  *window;                     /* n coefficients, or NULL for none */
+    int    fast;                              /* kc_spec_fast.h takes this config */
+    const float2 *sf_tw;                      /* its twiddle table (kc_sf_table_len) */
 } kc_feat_params_t;
 
 /* Shared-memory floats the body needs: xs (n + 2, room for the n/2 + 1
@@ -74,6 +76,66 @@ KC_HD void kc_stats_finish(int n, double fs, double x_min, double x_max, double 
     o[9] = n_above / dn;
 }
 
+/* kn_time_stats from sums about a shift c near the mean (kc_stats_warp_kernel):
+ * s1..s4 the sums of d, d^2, d^3, d^4 with d = x - c, si the sum of i d.
+ * The moments about the mean c + s1/n follow by the binomial shift; c is
+ * within float rounding of the mean, so the shift terms are tiny and
+ * nothing cancels; s1 = 0 (a constant window with c its value) leaves
+ * them exactly 0, as the reference's.  Spread over a warp: the two square roots and
+ * the four divisions are each one instruction sequence with a different
+ * operand per lane (lanes 0..3), so the warp pays for one of each instead
+ * of all of them (the fp64 pipe is what limits kc_stats_warp_kernel).
+ * spread(f, dst, k) sets dst[i] = f(i) for i < k: on the GPU each lane
+ * evaluates f(lane) once and the values are shuffled; on the host it is a
+ * loop.  Divisions by n are multiplications by 1/n (one rounding apart).
+ * The result is in o of every lane. */
+template <class Spread>
+KC_HD void kc_stats_finish_lanes(Spread spread, int n, double fs, double inv_n, double x_min,
+                                 double x_max, double n_above, double c, double s1, double s2,
+                                 double s3, double s4, double si, double *o)
+{
+    const double dn = (double)n, dl = s1 * inv_n, dl2 = dl * dl;
+    const double c2 = (s2 - dl * s1) * inv_n;
+    const double c3 = (s3 - 3.0 * dl * s2 + 2.0 * dl2 * s1) * inv_n;
+    const double c4 = (s4 - 4.0 * dl * s3 + 6.0 * dl2 * s2 - 3.0 * dl2 * dl * s1) * inv_n;
+    const double cov = si - 0.5 * (dn - 1.0) * s1;
+    const double mean = (dn * c + s1) * inv_n;
+    const double ms = (s2 + c * (2.0 * s1 + dn * c)) * inv_n;
+    double r[4];
+    spread([&](int l) { return sqrt((l & 1) ? ms : c2); }, r, 2);
+    const double sd = r[0], rms = r[1];
+    const double peak = fabs(x_max) > fabs(x_min) ? fabs(x_max) : fabs(x_min);
+    spread([&](int l) {
+        const double num = l == 0 ? peak : l == 1 ? c3 : l == 2 ? c4 : fs * cov;
+        const double den = l == 0 ? rms : l == 1 ? c2 * sd : l == 2 ? c2 * c2
+                                                            : dn * (dn * dn - 1.0) / 12.0;
+        return num / den;
+    }, r, 4);
+    o[0] = mean;
+    o[1] = sd;
+    o[2] = rms;
+    o[3] = peak;
+    o[4] = x_max - x_min;
+    o[5] = rms > 0 ? r[0] : 0.0;
+    o[6] = 0;
+    o[7] = 0;
+    if (c2 > (DBL_EPSILON * mean) * (DBL_EPSILON * mean)) {
+        o[6] = r[1];
+        o[7] = r[2];
+    }
+    o[8] = n > 1 ? r[3] : 0.0;
+    o[9] = n_above * inv_n;
+}
+
+/* The host's spread: a loop. */
+struct kc_spread_host {
+    template <class F> KC_HD void operator()(F f, double *dst, int k) const
+    {
+        for (int i = 0; i < k; i++)
+            dst[i] = f(i);
+    }
+};
+
 /* Time statistics of xs[0..n) into o[KC_N_TIME] (every thread gets them). */
 template <class B>
 KC_HD void kc_stats_window(B &b, const float *xs, int n, double fs, double thr, double *o)
@@ -109,6 +171,44 @@ KC_HD void kc_stats_window(B &b, const float *xs, int n, double fs, double thr, 
     kc_stats_finish(n, fs, -mm[1], mm[0], s1[0], s1[1], s1[2], s2[0], s2[1], s2[2], s2[3], o);
 }
 
+/* Band energies, centroid and dominant frequency (those p asks for, in
+ * that order) of the power bins pbuf[0..n/2] (shared, complete: the caller
+ * synchronised) into out[] (thread 0 writes); returns how many.  Band and
+ * centroid sums in double, as kn_band_energy / kn_spectral_centroid. */
+template <class B>
+KC_HD int kc_power_features(B &b, const kc_feat_params_t &p, const float *pbuf, double *dsh,
+                            float *out)
+{
+    const int n = p.n, N = n / 2;
+    const double fs = p.fs;
+    int o = 0;
+    if (p.n_bands) {
+        b.range_sums(p.n_bands, p.band_k0, p.band_k1, pbuf, dsh);
+        if (b.tid() == 0)
+            for (int r = 0; r < p.n_bands; r++)
+                out[o + r] = (float)dsh[r];
+        o += p.n_bands;
+        b.sync();   /* dsh is reused below */
+    }
+    if (p.centroid) {
+        double c[2];
+        b.template reduce<2>(N + 1, kc_op_sum(), [&](int k, double *a) {
+            a[0] += (double)k * pbuf[k];
+            a[1] += pbuf[k];
+        }, c);
+        if (b.tid() == 0)
+            out[o] = (float)(c[1] > 0 ? c[0] * fs / (double)n / c[1] : 0.0);
+        o++;
+    }
+    if (p.dominant) {
+        const int at = b.argmax_first(1, N + 1, pbuf);
+        if (b.tid() == 0)
+            out[o] = (float)((double)at * fs / (double)n);
+        o++;
+    }
+    return o;
+}
+
 /* All features of the window in xs[0..n) into out[p.n_out] (written by
  * thread 0).  cbuf and pbuf as kc_feat_shared_floats lays them out; dsh:
  * 64 doubles of block-visible scratch.  xs is overwritten by the envelope. */
@@ -139,30 +239,7 @@ KC_HD void kc_window_features(B &b, const kc_feat_params_t &p, float *xs, float2
                     const double m2 = (double)re * re + (double)im * im;
                     pbuf[k] = (float)((k == 0 || k == N ? 1.0 : 2.0) * m2 * inv_n2);
                 });
-        if (p.n_bands) {
-            b.range_sums(p.n_bands, p.band_k0, p.band_k1, pbuf, dsh);
-            if (b.tid() == 0)
-                for (int r = 0; r < p.n_bands; r++)
-                    out[o + r] = (float)dsh[r];
-            o += p.n_bands;
-            b.sync();   /* dsh is reused below */
-        }
-        if (p.centroid) {
-            double c[2];
-            b.template reduce<2>(N + 1, kc_op_sum(), [&](int k, double *a) {
-                a[0] += (double)k * pbuf[k];
-                a[1] += pbuf[k];
-            }, c);
-            if (b.tid() == 0)
-                out[o] = (float)(c[1] > 0 ? c[0] * fs / (double)n / c[1] : 0.0);
-            o++;
-        }
-        if (p.dominant) {
-            const int at = b.argmax_first(1, N + 1, pbuf);
-            if (b.tid() == 0)
-                out[o] = (float)((double)at * fs / (double)n);
-            o++;
-        }
+        o += kc_power_features(b, p, pbuf, dsh, out + o);
     }
 
     if (p.envelope) {

@@ -23,6 +23,11 @@ struct kc_feat_plan {
     int              threads;       /* per block */
     size_t           shared_bytes;  /* dynamic, per block */
     int              vec4;          /* windows start 16-byte aligned when x is */
+    /* the spectrum-only kernel (kc_spec_fast.h) when p.fast */
+    float2          *d_sf_tw;       /* owned: its twiddle table */
+    int              sf_blocks_per_sm;
+    int              use_fast;      /* 1; the benchmark sets 0 to time the general kernel */
+    int              sf_grid_mult;  /* grid = SMs x resident blocks x this (4) */
     /* kc_featurize_host's double buffers, made on first use */
     size_t           chunk_windows;
     float           *h_in[2], *h_out[2];   /* pinned */
@@ -38,6 +43,10 @@ void kc_twiddle_fill(float2 *tw);
 
 /* kn_window_fill's coefficients (numpy.hanning for KN_WINDOW_HANN). */
 void kc_window_fill(kn_window_t kind, float *w, size_t n);
+
+/* The fast path's twiddle table for windows of 2^log2n samples
+ * (kc_sf_table_len float2, layout in kc_spec_fast.h), from double. */
+void kc_sf_table_fill(int log2n, float2 *tw);
 
 /* Threads per block for windows of n samples: one radix-2^2 butterfly of
  * the n/2-point transform per thread, 64..KC_FEAT_MAX_THREADS. */

@@ -33,6 +33,14 @@ static inline cudaStream_t kc_stream_of(kc_ctx_t *ctx, void *stream)
  * KC_DEBUG_SYNC defined also waits for the kernel so faults name it. */
 int kc_check_launch(kiln_err_t *err, const char *kernel);
 
+/* kc_time_stats with a choice of kernel, for the benchmark's side-by-side
+ * runs: 0 the default, 1 the block-per-window kernel, 2.. warp-per-window
+ * launch shapes (stats.cu says which).  Windows the warp kernel does not
+ * take use the block kernels anyway. */
+int kc_time_stats_variant(kc_ctx_t *ctx, const float *d_x, size_t n_windows, size_t window_len,
+                          double sample_rate_hz, double util_threshold, kn_time_stats_t *d_out,
+                          void *stream, int variant, kiln_err_t *err);
+
 #define KC_TRY(call, what)                                        \
     do {                                                          \
         cudaError_t kc_e_ = (call);                               \

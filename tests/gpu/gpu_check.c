@@ -291,6 +291,27 @@ void gc_config(int variant, size_t n, double fs, kc_feat_config_t *c)
         c->env_lo_hz = 0.2 * fs;
         c->env_hi_hz = 0.4 * fs;
         c->tolerance_hz = 2.0;
+    } else if (variant == 2) {
+        /* The benchmark's: the spectrum alone (the kernel's fast path), no
+         * window, the demo's bands. */
+        static const double bands[5][2] = {
+            {0, 500}, {500, 1500}, {1500, 3000}, {3000, 1e9}, {2000, 2000}};
+        c->time_stats = 0;
+        c->envelope = 0;
+        c->n_lines = 0;
+        c->window = KN_WINDOW_NONE;
+        c->n_bands = 5;
+        memcpy(c->bands_hz, bands, sizeof bands);
+    } else if (variant == 3) {
+        /* The fast path with a Hann window, one band, no dominant. */
+        c->time_stats = 0;
+        c->envelope = 0;
+        c->n_lines = 0;
+        c->dominant = 0;
+        c->window = KN_WINDOW_HANN;
+        c->n_bands = 1;
+        c->bands_hz[0][0] = fs / 8;
+        c->bands_hz[0][1] = fs / 4;
     } else {
         /* No window, one band, envelope band from DC through Nyquist (DC and
          * Nyquist halving), a wide tolerance (many bins per line). */
