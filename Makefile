@@ -43,6 +43,19 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(B)/tests/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
+# The jobs' GPU paths (jobs/featgpu.c, ...) call kernels_cuda.h: with nvcc,
+# libkiln_cuda.a and the CUDA runtime (found at run time through an rpath);
+# without, a stub whose every call says "no GPU" (kernels/cuda_stub/).
+ifeq ($(CUDA),1)
+  CUDA_LIB64 ?= $(abspath $(dir $(NVCC))../lib64)
+  GPU_LIB    := $(B)/libkiln_cuda.a
+  GPU_LDLIBS := -L$(CUDA_LIB64) -Wl,-rpath,$(CUDA_LIB64) -lcublas -lcufft -lcudart -lstdc++
+else
+  GPU_LIB    :=
+  GPU_LDLIBS :=
+  LIB_OBJ    += $(B)/kernels/cuda_stub/kc_stub.o
+endif
+
 CU_SRC  := $(wildcard kernels/cuda/*.cu)
 CU_OBJ  := $(CU_SRC:%.cu=$(B)/%.o)
 # H100 machine code (sm_90) plus compute_90 PTX, which newer GPUs JIT.
@@ -60,29 +73,33 @@ $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(B)/libkiln.a: $(LIB_OBJ)
+# Rebuilt when CUDA=0/1 changes (the stub is in it only without CUDA).
+$(B)/.cuda-mode-$(CUDA):
+	@mkdir -p $(B) && rm -f $(B)/.cuda-mode-* && touch $@
+
+$(B)/libkiln.a: $(LIB_OBJ) $(B)/.cuda-mode-$(CUDA)
 	@rm -f $@
-	ar rcs $@ $^
+	ar rcs $@ $(LIB_OBJ)
 
-$(KILN): $(B)/api/kiln.o $(B)/libkiln.a
+$(KILN): $(B)/api/kiln.o $(B)/libkiln.a $(GPU_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $< $(B)/libkiln.a $(LDLIBS)
+	$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $< $(B)/libkiln.a $(GPU_LIB) $(LDLIBS) $(GPU_LDLIBS)
 
-$(BIN)/kilnd: $(B)/scheduler/main.o $(B)/libkiln.a
+$(BIN)/kilnd: $(B)/scheduler/main.o $(B)/libkiln.a $(GPU_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $< $(B)/libkiln.a $(LDLIBS)
+	$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $< $(B)/libkiln.a $(GPU_LIB) $(LDLIBS) $(GPU_LDLIBS)
 
-$(BIN)/kiln-worker: $(B)/worker/main.o $(B)/libkiln.a
+$(BIN)/kiln-worker: $(B)/worker/main.o $(B)/libkiln.a $(GPU_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $< $(B)/libkiln.a $(LDLIBS)
+	$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $< $(B)/libkiln.a $(GPU_LIB) $(LDLIBS) $(GPU_LDLIBS)
 
-$(B)/tests/%: tests/unit/%.c $(TEST_SUPPORT) $(B)/libkiln.a
+$(B)/tests/%: tests/unit/%.c $(TEST_SUPPORT) $(B)/libkiln.a $(GPU_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT) $(B)/libkiln.a $(LDLIBS) -lcmocka
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT) $(B)/libkiln.a $(GPU_LIB) $(LDLIBS) $(GPU_LDLIBS) -lcmocka
 
-$(B)/bench/%: bench/%.c $(B)/libkiln.a
+$(B)/bench/%: bench/%.c $(B)/libkiln.a $(GPU_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libkiln.a $(LDLIBS) -lfftw3f
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libkiln.a $(GPU_LIB) $(LDLIBS) $(GPU_LDLIBS) -lfftw3f
 
 # CUDA twins: compiled (warning-free) whenever nvcc exists, even without a GPU,
 # into libkiln_cuda.a (link it with -lcudart -lcublas).
@@ -108,9 +125,9 @@ bench-gpu:
 	@B=$(B) bash tests/gpu/run.sh --bench-only $(GPU_OUT)
 gpu-data: $(B)/gpu/extract_cwru
 	$(B)/gpu/extract_cwru $(CWRU_DIR) $(B)/gpu-data
-$(B)/gpu/extract_cwru: tests/gpu/extract_cwru.c $(B)/libkiln.a
+$(B)/gpu/extract_cwru: tests/gpu/extract_cwru.c $(B)/libkiln.a $(GPU_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libkiln.a $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libkiln.a $(GPU_LIB) $(LDLIBS) $(GPU_LDLIBS)
 
 test: deps
 	@$(MAKE) --no-print-directory all

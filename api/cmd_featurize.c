@@ -16,8 +16,11 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: kiln featurize SPEC.json [--input IN.h5] [--output OUT.h5]\n"
             "                      [--threads N] [--batch N] [--compress L] [--stats-json FILE]\n"
+            "                      [--gpu DEVICE]\n"
             "Runs the feature spec (docs/featurize.md) over a kiln.sensor.v1 dataset and\n"
-            "writes a kiln.features.v1 dataset. --input/--output override the spec's.\n");
+            "writes a kiln.features.v1 dataset. --input/--output override the spec's.\n"
+            "--gpu: on that CUDA device (the CPU when this machine or build has none, or\n"
+            "the spec's window length is not a power of two; the output says which).\n");
 }
 
 static int read_file(const char *path, char **out, kiln_err_t *err)
@@ -102,6 +105,11 @@ int kiln_cmd_featurize(int argc, char **argv)
             if (whole_number(a, val, 0, 9, &num) < 0)
                 return 2;
             opts.compress = (int)num, i++;
+        } else if (!strcmp(a, "--gpu") && val) {
+            if (whole_number(a, val, 0, 64, &num) < 0)
+                return 2;
+            opts.use_gpu = 1;
+            opts.gpu_device = (int)num, i++;
         } else if (!strcmp(a, "--stats-json") && val) {
             stats_path = val, i++;
         } else if (a[0] != '-' && !spec_path) {
@@ -150,6 +158,7 @@ int kiln_cmd_featurize(int argc, char **argv)
            st.windows, st.channels, st.window_len, st.n_features);
     printf("  %.3f s, %.0f windows/s, %.2f GB/s of signal, peak RSS %ld MiB\n", st.seconds,
            st.seconds > 0 ? (double)st.windows / st.seconds : 0.0, gbps, ru.ru_maxrss / 1024);
+    printf("  on %s\n", st.device);
     printf("  spec sha256   %s\n  output sha256 %s\n", job.features.sha256, st.output_sha256);
     if (stats_path) {
         FILE *f = fopen(stats_path, "w");
@@ -161,10 +170,11 @@ int kiln_cmd_featurize(int argc, char **argv)
         fprintf(f,
                 "{\"windows\": %zu, \"channels\": %zu, \"window_len\": %zu, \"features\": %zu, "
                 "\"seconds\": %.6f, \"signal_bytes\": %llu, \"gbps\": %.4f, "
-                "\"peak_rss_kib\": %ld, \"spec_sha256\": \"%s\", \"output_sha256\": \"%s\"}\n",
+                "\"peak_rss_kib\": %ld, \"spec_sha256\": \"%s\", \"output_sha256\": \"%s\", "
+                "\"device\": \"%s\"}\n",
                 st.windows, st.channels, st.window_len, st.n_features, st.seconds,
                 (unsigned long long)st.signal_bytes, gbps, ru.ru_maxrss, job.features.sha256,
-                st.output_sha256);
+                st.output_sha256, st.device);
         fclose(f);
     }
     jb_featurize_job_free(&job);

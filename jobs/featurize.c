@@ -20,6 +20,7 @@
 #include "../storage/features.h"
 #include "../storage/sensor.h"
 #include "featcompute.h"
+#include "featgpu.h"
 
 /* Upper bound of one batch's signal buffer (there are two). */
 #define FEAT_BATCH_BYTES ((size_t)64 << 20)
@@ -142,6 +143,9 @@ typedef struct {
 
 typedef struct {
     const jb_featctx_t *ctx;
+    jb_featgpu_t   *gpu;          /* set: one thread hands each batch to the GPU */
+    int             gpu_rc;       /* the GPU's first failure, guarded by mu */
+    kiln_err_t      gpu_err;
     size_t          n_channels, window_len, n_cols;
     pthread_mutex_t mu;
     pthread_cond_t  cv_work, cv_done;
@@ -159,6 +163,21 @@ typedef struct {
 static void pool_do(pool_t *p, float *scratch)
 {
     batch_work_t *w = &p->work;
+    if (p->gpu) {
+        kiln_err_t err;
+        int rc = jb_featgpu_batch(p->gpu, w->signals, w->n_windows, p->n_channels, w->rows,
+                                  p->n_cols, &err);
+        atomic_store(&w->next, w->n_windows);
+        if (rc < 0) {
+            pthread_mutex_lock(&p->mu);
+            if (!p->gpu_rc) {
+                p->gpu_rc = rc;
+                p->gpu_err = err;
+            }
+            pthread_mutex_unlock(&p->mu);
+        }
+        return;
+    }
     const size_t stride = w->n_windows * p->window_len;
     for (;;) {
         size_t i0 = atomic_fetch_add(&w->next, CLAIM);
@@ -201,11 +220,12 @@ static void *pool_main(void *arg)
     return NULL;
 }
 
-static int pool_start(pool_t *p, const jb_featctx_t *ctx, size_t n_channels, size_t n_cols,
-                      int n_threads, kiln_err_t *err)
+static int pool_start(pool_t *p, const jb_featctx_t *ctx, jb_featgpu_t *gpu, size_t n_channels,
+                      size_t n_cols, int n_threads, kiln_err_t *err)
 {
     memset(p, 0, sizeof *p);
     p->ctx = ctx;
+    p->gpu = gpu;
     p->n_channels = n_channels;
     p->window_len = ctx->window_len;
     p->n_cols = n_cols;
@@ -484,6 +504,7 @@ int jb_featurize_run_range(const jb_featspec_t *s, const char *input, const char
     st_features_writer_t *w = NULL;
     jb_featctx_t ctx;
     pool_t pool;
+    jb_featgpu_t *gpu = NULL;
     int pool_up = 0, rc;
     batch_buf_t buf[2] = {{0}, {0}};
     roll_map_t roll = {0};
@@ -590,7 +611,20 @@ int jb_featurize_run_range(const jb_featspec_t *s, const char *input, const char
                            roll.n_rings * (sizeof(kn_rolling_t) + roll.k * sizeof(double));
         roll.max_assets = FEAT_ROLL_BYTES / per_asset ? FEAT_ROLL_BYTES / per_asset : 1;
     }
-    if ((rc = pool_start(&pool, &ctx, n_channels, n_cols, n_threads, err)) < 0) {
+    if (opts && opts->use_gpu) {
+        kiln_err_t gerr;
+        if (jb_featgpu_new(&ctx, opts->gpu_device, &gpu, &gerr) < 0)
+            snprintf(stats->device, sizeof stats->device, "CPU, %d threads (GPU %d: %.200s)",
+                     n_threads, opts->gpu_device, gerr.msg);
+    }
+    if (gpu) {
+        snprintf(stats->device, sizeof stats->device, "%s", jb_featgpu_device_name(gpu));
+        n_threads = 1;   /* it feeds the GPU while the calling thread reads the next batch */
+    } else if (!stats->device[0]) {
+        snprintf(stats->device, sizeof stats->device, "CPU, %d thread%s", n_threads,
+                 n_threads == 1 ? "" : "s");
+    }
+    if ((rc = pool_start(&pool, &ctx, gpu, n_channels, n_cols, n_threads, err)) < 0) {
         pool_up = 1;
         goto out;
     }
@@ -614,6 +648,11 @@ int jb_featurize_run_range(const jb_featspec_t *s, const char *input, const char
         pool_wait(&pool);
         if (rrc < 0) {
             rc = rrc;
+            goto out;
+        }
+        if (pool.gpu_rc < 0) {
+            *err = pool.gpu_err;
+            rc = pool.gpu_rc;
             goto out;
         }
         if ((rc = pool_finish_rest(&pool, err)) < 0)
@@ -649,6 +688,7 @@ out:
             kiln_free(names[i]);
         kiln_free(names);
     }
+    jb_featgpu_free(&gpu);
     jb_featctx_free(&ctx);
     st_sensor_close(&in);
     return rc;

@@ -33,6 +33,11 @@ typedef struct {
     /* called from the calling thread after each batch; may be NULL */
     void (*progress)(void *ud, size_t done, size_t total);
     void  *progress_ud;
+    /* use_gpu: compute on GPU gpu_device (jobs/featgpu.h); a spec or a
+     * machine the GPU path cannot take falls back to the CPU, and
+     * stats->device says so.  0: the CPU. */
+    int    use_gpu;
+    int    gpu_device;
 } jb_featurize_opts_t;
 
 typedef struct {
@@ -40,6 +45,7 @@ typedef struct {
     double   seconds;
     uint64_t signal_bytes;    /* raw float32 samples read */
     char     output_sha256[65];
+    char     device[320];     /* "CPU, 2 threads", "GPU 0 (NVIDIA H200)", or why not the GPU */
 } jb_featurize_stats_t;
 
 int jb_featurize_run(const jb_featspec_t *spec, const char *input, const char *output,

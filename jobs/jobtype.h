@@ -31,6 +31,10 @@ typedef struct {
 typedef struct {
     size_t index;
     size_t win0, n_windows;
+    /* Where the worker runs it: use_gpu 1 on CUDA device gpu_device (the
+     * worker's pick among its free GPUs, for a job whose resources.gpus > 0);
+     * 0 on the CPU.  Types without a GPU path ignore it. */
+    int    use_gpu, gpu_device;
 } jb_task_plan_t;
 
 /* What a type's record step gets: the scheduler's store (inside its loop

@@ -4,6 +4,7 @@
  * that its content hash equals that of `kiln featurize` on the whole input. */
 #include <jansson.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../core/kiln_alloc.h"
@@ -78,8 +79,15 @@ static int feat_run_task(const void *parsed, const jb_task_plan_t *task, const c
 {
     const jb_featurize_job_t *job = parsed;
     jb_featurize_stats_t st;
-    return jb_featurize_run_range(&job->features, job->input, out_path, task->win0,
-                                  task->n_windows, NULL, &st, err);
+    jb_featurize_opts_t opts = {0};
+    opts.use_gpu = task->use_gpu;
+    opts.gpu_device = task->gpu_device;
+    int rc = jb_featurize_run_range(&job->features, job->input, out_path, task->win0,
+                                    task->n_windows, &opts, &st, err);
+    /* The task's log (sent back to kilnd's job log) says where it ran. */
+    if (rc == 0)
+        fprintf(stderr, "featurized %zu windows on %s\n", st.windows, st.device);
+    return rc;
 }
 
 static int same_str(const char *a, const char *b)

@@ -17,6 +17,7 @@
 typedef struct ks_worker {
     char   *id;
     char    host[64];
+    char    gpu_names[256];  /* "NVIDIA H200, NVIDIA H200" as the worker found them */
     int     cores, gpus;
     int64_t memory_mb;
     int     used_cores, used_gpus;

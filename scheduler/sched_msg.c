@@ -161,6 +161,17 @@ static int on_hello(ks_sched_t *s, const char *worker_id, const kc_msg_t *m, kil
         w->memory_mb = json_integer_value(json_object_get(b, "memory_mb"));
         w->gpus = (int)json_integer_value(json_object_get(b, "gpus"));
         snprintf(w->host, sizeof w->host, "%s", body_str(b, "host"));
+        const json_t *names = json_object_get(b, "gpu_names");
+        size_t i, len = 0;
+        const json_t *nm;
+        w->gpu_names[0] = '\0';
+        json_array_foreach(names, i, nm) {
+            int k = snprintf(w->gpu_names + len, sizeof w->gpu_names - len, "%s%s",
+                             i ? ", " : "", json_string_value(nm) ? json_string_value(nm) : "?");
+            if (k < 0 || (size_t)k >= sizeof w->gpu_names - len)
+                break;
+            len += (size_t)k;
+        }
     }
     w->registered = 1;
     w->lost = 0;

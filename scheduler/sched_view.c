@@ -224,14 +224,14 @@ json_t *ks_sched_workers_json(ks_sched_t *s)
         if (!w->registered)
             continue;
         json_array_append_new(
-            list, json_pack("{s:s, s:s, s:i, s:I, s:i, s:i, s:I, s:i, s:i, s:s, s:I}", "id", w->id,
-                            "host", w->host, "cores", w->cores, "memory_mb",
+            list, json_pack("{s:s, s:s, s:i, s:I, s:i, s:i, s:I, s:i, s:i, s:s, s:I, s:s}", "id",
+                            w->id, "host", w->host, "cores", w->cores, "memory_mb",
                             (json_int_t)w->memory_mb, "gpus", w->gpus, "free_cores",
                             w->cores - w->used_cores, "free_memory_mb",
                             (json_int_t)(w->memory_mb - w->used_memory_mb), "free_gpus",
                             w->gpus - w->used_gpus, "running", w->n_running, "state",
                             w->lost ? "lost" : "alive", "last_heartbeat_ns",
-                            (json_int_t)w->last_seen_ns));
+                            (json_int_t)w->last_seen_ns, "gpu_names", w->gpu_names));
     }
     return list ? json_pack("{s:o}", "workers", list) : NULL;
 }

@@ -39,6 +39,7 @@ struct kw_child {
     char        output[KC_STRING_MAX_BYTES + 1];
     uint64_t    start_ns;      /* uv_hrtime at spawn */
     int         stopping;      /* kw_child_stop was called */
+    int         gpu;           /* the CUDA device the task holds (its owner's), -1: none */
     int64_t     exit_status;   /* valid after exit */
     int         term_signal;   /* 0 unless killed by a signal */
     kw_child_t *next;          /* for the owner's list */

@@ -22,7 +22,8 @@ static void usage(FILE *f)
           "  --id            worker id (default: hostname-pid)\n"
           "  --cores         cores offered (default: online CPUs)\n"
           "  --memory-mb     memory offered in MiB (default: MemTotal)\n"
-          "  --gpus          GPUs offered (default: 0)\n"
+          "  --gpus          GPUs offered: auto (default: the CUDA devices found) or N;\n"
+          "                  a task of a job with resources.gpus gets one of them\n"
           "  --dir           scratch directory for task files and logs\n"
           "                  (default: $TMPDIR/kiln-worker-ID, created)\n"
           "  --heartbeat-ms  heartbeat period (default: 500)\n"
@@ -83,6 +84,7 @@ int main(int argc, char **argv)
 
     kw_opts_t opts;
     memset(&opts, 0, sizeof opts);
+    opts.gpus = KW_GPUS_AUTO;
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];
         if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) {
@@ -112,8 +114,8 @@ int main(int argc, char **argv)
             rc = parse_int(opt, val, 1, (long long)1 << 40, &v);
             opts.memory_mb = v;
         } else if (!strcmp(opt, "--gpus")) {
-            rc = parse_int(opt, val, 0, 1 << 16, &v);
-            opts.gpus = (int)v;
+            rc = strcmp(val, "auto") ? parse_int(opt, val, 0, KW_GPUS_MAX, &v) : 0;
+            opts.gpus = strcmp(val, "auto") ? (int)v : KW_GPUS_AUTO;
         } else if (!strcmp(opt, "--heartbeat-ms")) {
             rc = parse_int(opt, val, 1, 3600000, &v);
             opts.heartbeat_ms = (int)v;

@@ -7,7 +7,28 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../kernels/kernels_cuda.h"
 #include "worker.h"
+
+/* The CUDA devices: their number into o->gpus, names and memory beside. */
+static void find_gpus(kw_opts_t *o)
+{
+    int n = 0;
+    kiln_err_t err;
+    if (kc_device_count(&n, &err) < 0 || n < 0)
+        n = 0;
+    if (n > KW_GPUS_MAX)
+        n = KW_GPUS_MAX;
+    o->gpus = 0;
+    for (int d = 0; d < n; d++) {
+        kc_device_info_t info;
+        if (kc_device_info(d, &info, &err) < 0)
+            break;
+        snprintf(o->gpu_names[d], sizeof o->gpu_names[d], "%.90s", info.name);
+        o->gpu_memory_mb[d] = (int64_t)(info.memory_bytes >> 20);
+        o->gpus = d + 1;
+    }
+}
 
 /* MemTotal from /proc/meminfo, in MiB; 0 if unreadable. */
 static int64_t mem_total_mb(void)
@@ -36,6 +57,8 @@ int kw_opts_finish(kw_opts_t *o, kiln_err_t *err)
         host[sizeof host - 1] = '\0';
         snprintf(o->id, sizeof o->id, "%.200s-%ld", host, (long)getpid());
     }
+    if (o->gpus == KW_GPUS_AUTO)
+        find_gpus(o);
     if (o->cores < 0 || o->gpus < 0 || o->memory_mb < 0 || o->heartbeat_ms < 0)
         return kiln_err_set(err, KILN_EINVAL, "--cores, --memory-mb, --gpus and --heartbeat-ms "
                             "must not be negative");

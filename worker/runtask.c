@@ -27,6 +27,21 @@ static int get_size(const json_t *task, const char *key, const char *path, size_
     return 0;
 }
 
+/* "gpu": the CUDA device the worker gave this task, if any. */
+static int get_gpu(const json_t *task, const char *path, jb_task_plan_t *plan, kiln_err_t *err)
+{
+    const json_t *v = json_object_get(task, "gpu");
+    plan->use_gpu = 0;
+    plan->gpu_device = 0;
+    if (!v)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1024)
+        return kiln_err_at(err, KILN_ESPEC, "gpu", "%s: gpu: must be a device index", path);
+    plan->use_gpu = 1;
+    plan->gpu_device = (int)json_integer_value(v);
+    return 0;
+}
+
 /* AddressSanitizer reserves terabytes of shadow address space, so under it
  * an RLIMIT_AS would fail every task: SAN builds run without the limit. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -86,6 +101,7 @@ int kw_run_task_file(const char *path, kiln_err_t *err)
     if ((rc = get_size(task, "index", path, &plan.index, err)) < 0 ||
         (rc = get_size(task, "win0", path, &plan.win0, err)) < 0 ||
         (rc = get_size(task, "n_windows", path, &plan.n_windows, err)) < 0 ||
+        (rc = get_gpu(task, path, &plan, err)) < 0 ||
         (rc = limit_memory(spec, path, err)) < 0)
         goto out;
     const char *name = json_string_value(json_object_get(spec, "type"));

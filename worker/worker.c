@@ -51,6 +51,7 @@ typedef struct {
     int         pumping;       /* inside kw_pump: a send there needs no pump of its own */
     int         stopping;      /* a signal came: children are being stopped */
     int         closed;        /* handles closed, the loop is ending */
+    unsigned char gpu_busy[KW_GPUS_MAX];   /* devices a running task holds */
 } kw_worker_t;
 
 static void kw_pump(kw_worker_t *w);
@@ -127,6 +128,15 @@ static kc_msg_t *status_msg(kw_worker_t *w, kc_msg_type_t type)
                              "cores", w->opts.cores, "memory_mb", (json_int_t)w->opts.memory_mb,
                              "gpus", w->opts.gpus, "pid", (json_int_t)w->pid, "host", w->host,
                              "running", running);
+    if (body && w->opts.gpu_names[0][0]) {
+        json_t *names = json_array(), *mem = json_array();
+        for (int d = 0; d < w->opts.gpus && names && mem; d++) {
+            json_array_append_new(names, json_string(w->opts.gpu_names[d]));
+            json_array_append_new(mem, json_integer(w->opts.gpu_memory_mb[d]));
+        }
+        json_object_set_new(body, "gpu_names", names ? names : json_null());
+        json_object_set_new(body, "gpu_memory_mb", mem ? mem : json_null());
+    }
     return body ? kc_msg_new(type, body) : NULL;
 }
 
@@ -191,6 +201,8 @@ static void on_child_exit(kw_child_t *c, void *arg)
             send_failed(w, c->task_id, c->lease_id, r.code, r.reason, r.tail, r.tail_len);
         kw_child_result_free(&r);
     }
+    if (c->gpu >= 0 && c->gpu < KW_GPUS_MAX)
+        w->gpu_busy[c->gpu] = 0;
     kw_child_destroy(&c);
     if (w->stopping && !w->children)
         close_all(w);
@@ -217,7 +229,7 @@ static void on_task(kw_worker_t *w, const json_t *body)
     const char *lease_id = json_string_value(json_object_get(body, "lease_id"));
     const json_t *spec = json_object_get(body, "spec");
     const char *output = json_string_value(json_object_get(body, "output"));
-    jb_task_plan_t plan;
+    jb_task_plan_t plan = {0};
     kiln_err_t err;
     void *parsed = NULL;
 
@@ -259,12 +271,25 @@ static void on_task(kw_worker_t *w, const json_t *body)
     }
     type->free_parsed(parsed);
 
-    /* An MPI gang's launcher starts mpirun with this program as its agent,
-     * which reaches kilnd where we do. */
+    /* A job with resources.gpus gets one of our free devices ("gpu"); an MPI
+     * gang's launcher starts mpirun with this program as its agent, which
+     * reaches kilnd where we do. */
+    int gpu = -1;
+    const json_t *want = json_object_get(json_object_get(spec, "resources"), "gpus");
+    if (json_integer_value(want) > 0) {
+        for (int d = 0; d < w->opts.gpus && d < KW_GPUS_MAX && gpu < 0; d++)
+            if (!w->gpu_busy[d])
+                gpu = d;
+        if (gpu < 0)
+            fprintf(stderr, "kiln-worker %s: task %lld asks for a GPU and none is free: on the "
+                    "CPU\n", w->opts.id, (long long)task_id);
+    }
     json_t *copy = NULL;
-    if (json_object_get(body, "gang_role")) {
+    if (json_object_get(body, "gang_role") || gpu >= 0) {
         copy = json_copy((json_t *)body);
-        if (copy) {
+        if (copy && gpu >= 0)
+            json_object_set_new(copy, "gpu", json_integer(gpu));
+        if (copy && json_object_get(body, "gang_role")) {
             json_object_set_new(copy, "worker_exe", json_string(w->exe));
             json_object_set_new(copy, "scheduler_endpoint", json_string(w->opts.connect));
         }
@@ -281,6 +306,9 @@ static void on_task(kw_worker_t *w, const json_t *body)
                     err.msg, NULL, 0);
         return;
     }
+    c->gpu = gpu;
+    if (gpu >= 0)
+        w->gpu_busy[gpu] = 1;
     c->next = w->children;
     w->children = c;
     kw_send(w, kc_msg_new(KC_MSG_PROGRESS,
@@ -502,9 +530,12 @@ int kw_worker_run(const kw_opts_t *opts, kiln_err_t *err)
     if (rc == 0)
         rc = loop_open(w, err);
     if (rc == 0) {
-        fprintf(stderr, "kiln-worker %s: connecting to %s (cores %d, memory %lld MiB, gpus %d, "
+        const int named = w->opts.gpus > 0 && w->opts.gpu_names[0][0];
+        fprintf(stderr, "kiln-worker %s: connecting to %s (cores %d, memory %lld MiB, gpus %d%s%s%s, "
                 "dir %s)\n", w->opts.id, w->opts.connect, w->opts.cores,
-                (long long)w->opts.memory_mb, w->opts.gpus, w->opts.dir);
+                (long long)w->opts.memory_mb, w->opts.gpus, named ? ": " : "",
+                named ? w->opts.gpu_names[0] : "", named && w->opts.gpus > 1 ? ", ..." : "",
+                w->opts.dir);
         kw_send(w, status_msg(w, KC_MSG_HELLO));
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);

@@ -11,6 +11,7 @@
 #include "../core/kiln_err.h"
 
 #define KW_PATH_MAX            1024
+#define KW_GPUS_MAX            64
 #define KW_HEARTBEAT_MS_DEFAULT 500
 
 typedef struct {
@@ -18,14 +19,20 @@ typedef struct {
     char    id[KC_ROUTING_ID_MAX + 1];       /* "" = hostname-pid */
     int     cores;                           /* 0 = online CPUs */
     int64_t memory_mb;                       /* 0 = MemTotal */
-    int     gpus;
+    int     gpus;                            /* KW_GPUS_AUTO = the CUDA devices found */
+    char    gpu_names[KW_GPUS_MAX][96];      /* filled by kw_opts_finish when found */
+    int64_t gpu_memory_mb[KW_GPUS_MAX];
     char    dir[KW_PATH_MAX];                /* "" = $TMPDIR (or /tmp)/kiln-worker-<id> */
     int     heartbeat_ms;                    /* 0 = KW_HEARTBEAT_MS_DEFAULT */
     char    exe[KW_PATH_MAX];                /* what runs `--run-task`; "" = /proc/self/exe */
 } kw_opts_t;
 
-/* Fills the defaults of the fields left at zero and creates dir (one level,
- * as mkdir does).  Errors name the option. */
+#define KW_GPUS_AUTO (-1)
+
+/* Fills the defaults of the fields left at zero (gpus KW_GPUS_AUTO: the
+ * CUDA devices this machine has, with their names and memory; 0 where the
+ * build or the machine has none) and creates dir (one level, as mkdir
+ * does).  Errors name the option. */
 int kw_opts_finish(kw_opts_t *opts, kiln_err_t *err);
 
 /* Runs the worker until SIGINT or SIGTERM, then stops its children and

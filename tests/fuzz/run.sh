@@ -20,7 +20,7 @@ CFLAGS="-std=c11 -g -O1 -march=native -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURC
         $(pkg-config --cflags hdf5 jansson libzmq) $(pkg-config --cflags ompi-c 2>/dev/null)"
 LIBS="$(pkg-config --libs hdf5 jansson matio sqlite3 libzmq) $(pkg-config --libs ompi-c 2>/dev/null)
       -lm -lpthread"
-SRC="core/*.c kernels/cpu/*.c storage/*.c cluster/*.c jobs/*.c scheduler/sched*.c scheduler/idmap.c scheduler/cron.c"
+SRC="core/*.c kernels/cpu/*.c kernels/cuda_stub/*.c storage/*.c cluster/*.c jobs/*.c scheduler/sched*.c scheduler/idmap.c scheduler/cron.c"
 # The library sources are compiled once (in parallel) and shared by every
 # target: compiling them per target took minutes.
 OBJ=$OUT/obj

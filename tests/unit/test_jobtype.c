@@ -399,7 +399,8 @@ static void test_finish_mismatch(void **state)
     oracle_tmp_path(b, ".h5");
     oracle_tmp_path(merged, ".h5");
     unlink(merged);
-    jb_task_plan_t t0 = {0, 0, 10}, t1 = {1, 10, 10};
+    jb_task_plan_t t0 = {.index = 0, .win0 = 0, .n_windows = 10},
+                   t1 = {.index = 1, .win0 = 10, .n_windows = 10};
     assert_int_equal(t->run_task(p1, &t0, a, &err), 0);
     assert_int_equal(t->run_task(p2, &t1, b, &err), 0);
     const char *outs[2] = {a, b};

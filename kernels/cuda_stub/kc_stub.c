@@ -1,0 +1,105 @@
+/* kc_stub.c - the part of kernels_cuda.h the jobs use, for a build without
+ * nvcc (make CUDA=0, or no CUDA toolkit): every call says there is no GPU
+ * (KILN_EUNSUPPORTED), so the jobs run on the CPU reference.  Linked in
+ * place of libkiln_cuda.a; nothing else changes. */
+#include "../kernels_cuda.h"
+
+static int no_gpu(kiln_err_t *err)
+{
+    return kiln_err_set(err, KILN_EUNSUPPORTED, "this kiln was built without CUDA (no nvcc)");
+}
+
+int kc_device_count(int *count, kiln_err_t *err)
+{
+    (void)err;
+    *count = 0;
+    return 0;
+}
+
+int kc_device_info(int device, kc_device_info_t *info, kiln_err_t *err)
+{
+    (void)device, (void)info;
+    return no_gpu(err);
+}
+
+int kc_ctx_new(int device, kc_ctx_t **out, kiln_err_t *err)
+{
+    (void)device;
+    *out = NULL;
+    return no_gpu(err);
+}
+
+void kc_ctx_destroy(kc_ctx_t **ctx)
+{
+    if (ctx)
+        *ctx = NULL;
+}
+
+int kc_feat_plan_new(kc_ctx_t *ctx, const kc_feat_config_t *cfg, kc_feat_plan_t **out,
+                     kiln_err_t *err)
+{
+    (void)ctx, (void)cfg;
+    *out = NULL;
+    return no_gpu(err);
+}
+
+void kc_feat_plan_destroy(kc_feat_plan_t **plan)
+{
+    if (plan)
+        *plan = NULL;
+}
+
+size_t kc_feat_n_outputs(const kc_feat_plan_t *plan)
+{
+    (void)plan;
+    return 0;
+}
+
+int kc_featurize_host(kc_feat_plan_t *plan, const float *x, size_t n_windows,
+                      size_t chunk_windows, float *out, kiln_err_t *err)
+{
+    (void)plan, (void)x, (void)n_windows, (void)chunk_windows, (void)out;
+    return no_gpu(err);
+}
+
+int kc_model_from_logreg(kc_ctx_t *ctx, const km_logreg_t *m, kc_model_t **out, kiln_err_t *err)
+{
+    (void)ctx, (void)m;
+    *out = NULL;
+    return no_gpu(err);
+}
+
+int kc_model_from_mlp(kc_ctx_t *ctx, const km_mlp_t *m, kc_model_t **out, kiln_err_t *err)
+{
+    (void)ctx, (void)m;
+    *out = NULL;
+    return no_gpu(err);
+}
+
+int kc_model_from_gbdt(kc_ctx_t *ctx, const km_gbdt_t *m, kc_model_t **out, kiln_err_t *err)
+{
+    (void)ctx, (void)m;
+    *out = NULL;
+    return no_gpu(err);
+}
+
+int kc_model_from_anomaly(kc_ctx_t *ctx, const km_anomaly_t *m, kc_model_t **out,
+                          kiln_err_t *err)
+{
+    (void)ctx, (void)m;
+    *out = NULL;
+    return no_gpu(err);
+}
+
+void kc_model_destroy(kc_model_t **m)
+{
+    if (m)
+        *m = NULL;
+}
+
+int kc_model_predict(kc_model_t *m, const float *x, size_t n, float *scores, int32_t *pred,
+                     kiln_err_t *err)
+{
+    (void)m, (void)x, (void)n, (void)scores, (void)pred;
+    return no_gpu(err);
+}
