@@ -57,10 +57,17 @@ else
 endif
 
 CU_SRC  := $(wildcard kernels/cuda/*.cu)
-CU_OBJ  := $(CU_SRC:%.cu=$(B)/%.o)
+# Host-side drivers of the CUDA kernels written in plain C (public API only).
+CU_CSRC := $(wildcard kernels/cuda/*.c)
+CU_OBJ  := $(CU_SRC:%.cu=$(B)/%.o) $(CU_CSRC:%.c=$(B)/%.o)
 # H100 machine code (sm_90) plus compute_90 PTX, which newer GPUs JIT.
 CUDA_GENCODE ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 NVFLAGS := -O3 -std=c++17 $(CUDA_GENCODE) -Werror all-warnings -Xcompiler -Wall,-Wextra -I.
+# NCCL beside the CUDA headers (kernels/cuda/nccl.cu); without it the module
+# builds as stubs returning KILN_EUNSUPPORTED.  Link users add -lnccl.
+CUDA_INC := $(if $(NVCC),$(dir $(realpath $(NVCC)))../include)
+NCCL_INC ?= $(firstword $(wildcard $(CUDA_INC)/nccl.h /usr/include/nccl.h /usr/local/include/nccl.h))
+NVFLAGS += $(if $(NCCL_INC),-I$(dir $(NCCL_INC)),-DKC_NO_NCCL)
 
 .PHONY: all deps test demo bench fuzz clean cuda
 .SECONDARY:
@@ -102,7 +109,8 @@ $(B)/bench/%: bench/%.c $(B)/libkiln.a $(GPU_LIB)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libkiln.a $(GPU_LIB) $(LDLIBS) $(GPU_LDLIBS) -lfftw3f
 
 # CUDA twins: compiled (warning-free) whenever nvcc exists, even without a GPU,
-# into libkiln_cuda.a (link it with -lcudart -lcublas).
+# into libkiln_cuda.a (link it with -lcudart -lcublas, and -lnccl when NCCL
+# was found).
 cuda: $(B)/libkiln_cuda.a
 $(B)/libkiln_cuda.a: $(CU_OBJ)
 	@rm -f $@

@@ -1,4 +1,4 @@
-/* kernels_cuda.h - the CUDA twins of the featurization and scoring kernels
+/* kernels_cuda.h - the CUDA twins of the featurization, scoring and training kernels
  * (kernels/cuda/), callable from C.  Every result matches the C reference in
  * kernels/cpu/ within the tolerances stated in tests/gpu/README.md.
  *
@@ -161,6 +161,91 @@ int kc_model_predict_dev(kc_model_t *m, const float *d_x, size_t n, float *d_sco
 /* Host to host through device buffers the model keeps between calls. */
 int kc_model_predict(kc_model_t *m, const float *x, size_t n, float *scores, int32_t *pred,
                      kiln_err_t *err);
+
+/* ---- training (kernels/cuda/train_*.cu, logreg_fit.c) ------------------
+ * The rows live on the device for the whole fit; every result matches the
+ * CPU reference (kernels/cpu/) within the tolerances in tests/gpu/README.md.
+ * The GPU fits draw the same random numbers as the CPU ones (mlp: Glorot
+ * init and each epoch's shuffle from km_rng seeded by params->seed), so the
+ * same rows meet the same weights in the same batches; only float sums
+ * differ in order.  reduce (models.h): logreg sums over ranks through it
+ * (NCCL through kc_nccl_reduce, or MPI); mlp takes NULL only (one process),
+ * KILN_EUNSUPPORTED otherwise. */
+
+/* logreg's objective over rows copied to the device once (x as double, so
+ * the products are the reference's double sums in another order).  data as
+ * km_logreg_fit's (labels in [0, n_classes), finite x: KILN_EINVAL /
+ * KILN_ENONFINITE naming the row).  *out: new, caller destroys; borrows ctx. */
+typedef struct kc_logreg_obj kc_logreg_obj_t;
+int  kc_logreg_obj_new(kc_ctx_t *ctx, const km_data_t *data, kc_logreg_obj_t **out,
+                       kiln_err_t *err);
+void kc_logreg_obj_destroy(kc_logreg_obj_t **o);
+size_t kc_logreg_obj_n_weights(const kc_logreg_obj_t *o);
+/* Unpenalized sums over this process's rows at w [n_weights] (layout of
+ * logreg.h): out[0..n_w) the gradient sum, out[n_w] the loss sum, what one
+ * rank contributes to km_reduce_t's sum.  Synchronous. */
+int  kc_logreg_obj_sums(kc_logreg_obj_t *o, const double *w, double *out, kiln_err_t *err);
+/* F(w) and grad F(w) over these rows alone, as km_logreg_loss_grad. */
+int  kc_logreg_loss_grad(kc_logreg_obj_t *o, double l2, const double *w, double *loss,
+                         double *grad, kiln_err_t *err);
+/* km_logreg_fit with the objective on the GPU: the same L-BFGS (host side,
+ * the weights are small; kernels/cuda/logreg_fit.c), the same stopping
+ * rules; every rank calls reduce->sum the same number of times.  *out: a
+ * km_logreg_t the caller frees with km_logreg_free. */
+int  kc_logreg_fit(kc_ctx_t *ctx, const km_data_t *data, const km_logreg_params_t *p,
+                   const km_reduce_t *reduce, km_logreg_t **out, kiln_err_t *err);
+
+/* mlp: km_mlp_loss_grad on the GPU (all rows of data at m's weights, cuBLAS
+ * SGEMM with TF32 off, float sums over the rows, the result in double). */
+int  kc_mlp_loss_grad(kc_ctx_t *ctx, const km_mlp_t *m, const km_data_t *data, double l2,
+                      double *loss, double *grad, kiln_err_t *err);
+/* km_mlp_fit on the GPU: the same init, the same batches in the same order
+ * (km_rng_shuffle per epoch), Adam in double as the reference; each step is
+ * one CUDA graph (gather, forward, backward, Adam) replayed.  reduce must be
+ * NULL or one rank.  *out: a km_mlp_t the caller frees with km_mlp_free. */
+int  kc_mlp_fit(kc_ctx_t *ctx, const km_data_t *data, const km_mlp_params_t *p,
+                const km_reduce_t *reduce, km_mlp_t **out, kiln_err_t *err);
+
+/* gbdt: gradient/hessian/count histograms of quantile-binned features, as
+ * gbdt_tree.c builds them for a node.  codes: feature-major [d x n] bin
+ * codes (gb_bins_codes' layout), n_bins[d] in 1..256; copied to the device.
+ * *out: new, caller destroys; borrows ctx. */
+typedef struct kc_gbdt_hist kc_gbdt_hist_t;
+int    kc_gbdt_hist_new(kc_ctx_t *ctx, const uint8_t *codes, size_t n, size_t d,
+                        const uint16_t *n_bins, kc_gbdt_hist_t **out, kiln_err_t *err);
+void   kc_gbdt_hist_destroy(kc_gbdt_hist_t **h);
+/* Bins over all features: feature f's bins start at sum_{g<f} n_bins[g]. */
+size_t kc_gbdt_hist_total_bins(const kc_gbdt_hist_t *h);
+/* The histogram of rows d_rows[0..m) (device row ids < n; NULL: rows 0..m-1
+ * with m <= n) into d_hist [total_bins x 4] doubles (gradient sum, hessian
+ * sum, rows, 0: gbdt_tree.c's bin, so a reduce can sum it as is),
+ * overwritten.  d_gh [n x 2] float (gradient, hessian) by row id.  Sums in
+ * double (atomics: the order, so the last bits, vary run to run; counts are
+ * exact).  Asynchronous on stream. */
+int    kc_gbdt_hist_build(kc_gbdt_hist_t *h, const float *d_gh, const uint32_t *d_rows, size_t m,
+                          double *d_hist, void *stream, kiln_err_t *err);
+
+/* ---- NCCL (kernels/cuda/nccl.cu) ---------------------------------------
+ * Data-parallel training across GPUs: one communicator per rank, its unique
+ * id made by rank 0 (kc_nccl_id_new) and broadcast by the caller (MPI in
+ * kiln's cluster layer), then kc_nccl_init on every rank.  Built without
+ * NCCL (no nccl.h / libnccl: -DKC_NO_NCCL) every call is KILN_EUNSUPPORTED. */
+#define KC_NCCL_ID_BYTES 128
+typedef struct kc_nccl kc_nccl_t;
+int  kc_nccl_id_new(char out[KC_NCCL_ID_BYTES], kiln_err_t *err);
+/* Blocks until all n_ranks ranks have called it with the same id.  *out:
+ * new, caller destroys; borrows ctx (its device is this rank's GPU). */
+int  kc_nccl_init(kc_ctx_t *ctx, int n_ranks, int rank, const char id[KC_NCCL_ID_BYTES],
+                  kc_nccl_t **out, kiln_err_t *err);
+void kc_nccl_destroy(kc_nccl_t **c);
+/* In-place sum over ranks of device buffers, synchronous (returns when the
+ * sum is in d_buf); every rank calls it with the same n. */
+int  kc_nccl_allreduce_f32(kc_nccl_t *c, float *d_buf, size_t n, kiln_err_t *err);
+int  kc_nccl_allreduce_f64(kc_nccl_t *c, double *d_buf, size_t n, kiln_err_t *err);
+/* A km_reduce_t whose sum() adds a host double buffer over the ranks
+ * through the communicator (staged through device memory c keeps), for
+ * km_<kind>_fit and kc_logreg_fit.  Valid while c lives. */
+void kc_nccl_reduce(kc_nccl_t *c, km_reduce_t *out);
 
 #ifdef __cplusplus
 }
