@@ -4,7 +4,8 @@
  * a separate reduction kernel over the spectrum it wrote to global memory;
  * end-to-end host-to-host featurization against the CPU reference (one
  * thread and all cores); scoring rows/s of every model kind against the CPU
- * predict.  Kernel times are cudaEvent medians of 7 runs after a warm-up;
+ * predict; training (section 6): gbdt histogram build, mlp and logreg fits,
+ * GPU against the CPU reference on the same rows.  Kernel times are cudaEvent medians of 7 runs after a warm-up;
  * host-to-host ones wall-clock medians of 3.  Prints a table and writes one
  * JSON object per line to the file given.
  * Usage: bench_gpu OUT.json [DATA_DIR] */
@@ -18,6 +19,7 @@
 
 #include "../../kernels/cuda/kc_feat_plan.h"
 #include "../../tests/gpu/gpu_check.h"
+#include "../../tests/gpu/hist_ref.h"
 #include "../../tests/gpu/train_ref.h"
 
 static FILE *g_json;
@@ -187,6 +189,190 @@ static double cpu_featurize(const kc_feat_config_t *cfg, const float *x, size_t 
     for (int i = 0; i < n_threads; i++)
         pthread_join(th[i], NULL);
     return now_s() - t0;
+}
+
+/* Training rows, cheap to make (a hash, not Box-Muller: 64M values): class
+ * c = row % 3 shifts every third feature; every fourth feature on a coarse
+ * grid (ties in the bins). */
+static void train_rows(size_t n, size_t d, float *x, int32_t *y)
+{
+    for (size_t i = 0; i < n; i++) {
+        const int c = (int)((i * 2654435761u) % 3);
+        y[i] = c;
+        for (size_t j = 0; j < d; j++) {
+            uint64_t h = (i * d + j + 1) * 0x9e3779b97f4a7c15ull;
+            h ^= h >> 29;
+            h *= 0xbf58476d1ce4e5b9ull;
+            h ^= h >> 32;
+            double v = ((double)(h >> 11) * 0x1.0p-53 - 0.5) * 3.0 + (j % 3 == (size_t)c ? 0.8 : 0.0);
+            if (j % 4 == 3)
+                v = floor(v * 4.0) / 4.0;
+            x[i * d + j] = (float)v;
+        }
+    }
+}
+
+static double accuracy(const int32_t *pred, const int32_t *y, size_t n)
+{
+    size_t r = 0;
+    for (size_t i = 0; i < n; i++)
+        r += pred[i] == y[i];
+    return 100.0 * (double)r / (double)n;
+}
+
+/* ---- 6. training: gbdt histograms, mlp and logreg fits vs the CPU -------- */
+static void bench_training(kc_ctx_t *ctx, cudaStream_t st, int n_cpu)
+{
+    kiln_err_t err;
+    char extra[768];
+    const size_t n = 1000000, d = 64, nv = 100000;
+    float *x = (float *)malloc((n + nv) * d * sizeof *x);
+    int32_t *y = (int32_t *)malloc((n + nv) * sizeof *y), *pred = (int32_t *)malloc(nv * sizeof *pred);
+    float *scores = (float *)malloc(nv * 3 * sizeof *scores);
+    train_rows(n + nv, d, x, y);
+    const float *xv = x + n * d;
+    const int32_t *yv = y + n;
+
+    /* gbdt: one histogram of all rows, and of a node of ~30% of them
+     * (a row list: gather), 64 features x up to 255 bins. */
+    {
+        uint8_t *codes = NULL;
+        uint16_t nb[64];
+        KK(gt_bin_codes(x, n, d, 255, n_cpu, &codes, nb, &err));
+        float *gh = (float *)malloc(2 * n * sizeof *gh), *ogh = (float *)malloc(2 * n * sizeof *ogh);
+        uint32_t *rows = (uint32_t *)malloc(n * sizeof *rows);
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+            const double pr = 1.0 / (1.0 + exp(-0.3 * x[i * d]));
+            gh[2 * i] = (float)(pr - (y[i] == 1));
+            gh[2 * i + 1] = (float)(pr * (1.0 - pr));
+            if ((i * 2654435761u) % 10 < 3)
+                rows[m++] = (uint32_t)i;
+        }
+        kc_gbdt_hist_t *h = NULL;
+        KK(kc_gbdt_hist_new(ctx, codes, n, d, nb, &h, &err));
+        const size_t B = kc_gbdt_hist_total_bins(h);
+        double *hist = (double *)malloc(B * 4 * sizeof *hist), *d_hist = NULL;
+        float *d_gh = NULL;
+        uint32_t *d_rows = NULL;
+        KK(kc_dev_alloc(ctx, 2 * n * sizeof(float), (void **)&d_gh, &err));
+        KK(kc_dev_alloc(ctx, m * sizeof(uint32_t), (void **)&d_rows, &err));
+        KK(kc_dev_alloc(ctx, B * 4 * sizeof(double), (void **)&d_hist, &err));
+        KK(kc_copy_to_dev(ctx, d_gh, gh, 2 * n * sizeof(float), &err));
+        KK(kc_copy_to_dev(ctx, d_rows, rows, m * sizeof(uint32_t), &err));
+        for (int node = 0; node < 2; node++) {
+            const size_t rows_n = node ? m : n;
+            const uint32_t *dr = node ? d_rows : NULL, *hr = node ? rows : NULL;
+            const double t_gpu = time_gpu(st, [&] { KK(kc_gbdt_hist_build(h, d_gh, dr, rows_n, d_hist, st, &err)); });
+            const double t_cpu = time_host([&] { gt_hist_cpu(codes, n, d, nb, hr, rows_n, gh, ogh, hist, n_cpu); }, 3);
+            const double t_cpu1 = time_host([&] { gt_hist_cpu(codes, n, d, nb, hr, rows_n, gh, ogh, hist, 1); }, 1);
+            char name[64];
+            snprintf(name, sizeof name, "gbdt_hist_gpu_%s", node ? "node_30pct" : "all_rows");
+            snprintf(extra, sizeof extra,
+                     ",\"rows\":%zu,\"features\":%zu,\"bins\":%zu,\"row_features_per_s\":%.6g,"
+                     "\"cpu_%dthreads_ms\":%.4g,\"cpu_1thread_ms\":%.4g,\"speedup_vs_all_cores\":%.4g,"
+                     "\"speedup_vs_1thread\":%.4g",
+                     rows_n, d, B, (double)rows_n * (double)d / t_gpu, n_cpu, t_cpu * 1e3, t_cpu1 * 1e3,
+                     t_cpu / t_gpu, t_cpu1 / t_gpu);
+            emit(name, t_gpu * 1e3, "ms", extra);
+            snprintf(name, sizeof name, "gbdt_hist_cpu_%s", node ? "node_30pct" : "all_rows");
+            snprintf(extra, sizeof extra, ",\"rows\":%zu,\"features\":%zu,\"threads\":%d", rows_n, d, n_cpu);
+            emit(name, t_cpu * 1e3, "ms", extra);
+        }
+        kc_dev_free(ctx, (void **)&d_gh);
+        kc_dev_free(ctx, (void **)&d_rows);
+        kc_dev_free(ctx, (void **)&d_hist);
+        kc_gbdt_hist_destroy(&h);
+        gt_codes_free(&codes);
+        free(gh);
+        free(ogh);
+        free(rows);
+        free(hist);
+    }
+
+    /* mlp: hidden (64, 32), 3 classes, 5 epochs, batch 200 and 4096; the
+     * GPU time includes copying the rows to the device.  One run each (the
+     * CPU takes seconds); held-out accuracy of both. */
+    km_data_t data = {x, n, d, y, NULL, 3};
+    for (int bi = 0; bi < 2; bi++) {
+        km_mlp_params_t p = km_mlp_defaults();
+        p.n_hidden = 2;
+        p.hidden[0] = 64;
+        p.hidden[1] = 32;
+        p.epochs = 5;
+        p.batch = bi ? 4096 : 200;
+        p.threads = n_cpu < KM_MLP_LANES ? n_cpu : KM_MLP_LANES;
+        p.seed = 3;
+        km_mlp_t *mg = NULL, *mc = NULL;
+        double t0 = now_s();
+        KK(kc_mlp_fit(ctx, &data, &p, NULL, &mg, &err));
+        const double t_gpu = now_s() - t0;
+        t0 = now_s();
+        KK(km_mlp_fit(&data, &p, NULL, &mc, &err));
+        const double t_cpu = now_s() - t0;
+        KK(km_mlp_predict(mg, xv, nv, scores, pred, &err));
+        const double acc_g = accuracy(pred, yv, nv);
+        KK(km_mlp_predict(mc, xv, nv, scores, pred, &err));
+        const double acc_c = accuracy(pred, yv, nv);
+        char name[64];
+        snprintf(name, sizeof name, "mlp_fit_gpu_batch%d", p.batch);
+        snprintf(extra, sizeof extra,
+                 ",\"rows\":%zu,\"features\":%zu,\"hidden\":[64,32],\"classes\":3,\"epochs\":%d,"
+                 "\"batch\":%d,\"steps\":%zu,\"rows_per_s\":%.6g,\"cpu_s\":%.4g,\"cpu_threads\":%d,"
+                 "\"speedup\":%.4g,\"heldout_accuracy_gpu\":%.3f,\"heldout_accuracy_cpu\":%.3f",
+                 n, d, p.epochs, p.batch, (size_t)p.epochs * ((n + (size_t)p.batch - 1) / (size_t)p.batch),
+                 (double)n * p.epochs / t_gpu, t_cpu, p.threads, t_cpu / t_gpu, acc_g, acc_c);
+        emit(name, t_gpu, "s", extra);
+        snprintf(name, sizeof name, "mlp_fit_cpu_batch%d", p.batch);
+        snprintf(extra, sizeof extra, ",\"rows\":%zu,\"epochs\":%d,\"batch\":%d,\"threads\":%d,"
+                 "\"rows_per_s\":%.6g", n, p.epochs, p.batch, p.threads, (double)n * p.epochs / t_cpu);
+        emit(name, t_cpu, "s", extra);
+        km_mlp_free(&mg);
+        km_mlp_free(&mc);
+    }
+
+    /* logreg: 3 classes, scikit-learn's defaults (C = 1, tol 1e-4, 100
+     * iterations); the GPU time includes copying the rows. */
+    {
+        km_logreg_params_t p = km_logreg_defaults();
+        p.threads = n_cpu;
+        km_logreg_t *mg = NULL, *mc = NULL;
+        double t0 = now_s();
+        KK(kc_logreg_fit(ctx, &data, &p, NULL, &mg, &err));
+        const double t_gpu = now_s() - t0;
+        t0 = now_s();
+        KK(km_logreg_fit(&data, &p, NULL, &mc, &err));
+        const double t_cpu = now_s() - t0;
+        int cg, cc;
+        const int ig = km_logreg_n_iter(mg, &cg), ic = km_logreg_n_iter(mc, &cc);
+        KK(km_logreg_predict(mg, xv, nv, scores, pred, &err));
+        const double acc_g = accuracy(pred, yv, nv);
+        KK(km_logreg_predict(mc, xv, nv, scores, pred, &err));
+        const double acc_c = accuracy(pred, yv, nv);
+        /* Each eval alone: the objective at the CPU optimum. */
+        kc_logreg_obj_t *obj = NULL;
+        KK(kc_logreg_obj_new(ctx, &data, &obj, &err));
+        const size_t n_w = kc_logreg_obj_n_weights(obj);
+        double *sums = (double *)malloc((n_w + 1) * sizeof *sums);
+        const double t_eval = time_host([&] { KK(kc_logreg_obj_sums(obj, km_logreg_weights(mc), sums, &err)); }, 7);
+        kc_logreg_obj_destroy(&obj);
+        free(sums);
+        snprintf(extra, sizeof extra,
+                 ",\"rows\":%zu,\"features\":%zu,\"classes\":3,\"iterations_gpu\":%d,\"iterations_cpu\":%d,"
+                 "\"cpu_s\":%.4g,\"cpu_threads\":%d,\"speedup\":%.4g,\"gpu_eval_ms\":%.4g,"
+                 "\"heldout_accuracy_gpu\":%.3f,\"heldout_accuracy_cpu\":%.3f",
+                 n, d, ig, ic, t_cpu, n_cpu, t_cpu / t_gpu, t_eval * 1e3, acc_g, acc_c);
+        emit("logreg_fit_gpu", t_gpu, "s", extra);
+        snprintf(extra, sizeof extra, ",\"rows\":%zu,\"features\":%zu,\"threads\":%d,\"iterations\":%d",
+                 n, d, n_cpu, ic);
+        emit("logreg_fit_cpu", t_cpu, "s", extra);
+        km_logreg_free(&mg);
+        km_logreg_free(&mc);
+    }
+    free(x);
+    free(y);
+    free(pred);
+    free(scores);
 }
 
 int main(int argc, char **argv)
@@ -451,6 +637,7 @@ int main(int argc, char **argv)
         free(pred);
         free(scores);
     }
+    bench_training(ctx, st, n_cpu);
     fclose(g_json);
     kc_ctx_destroy(&ctx);
     return 0;
