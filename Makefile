@@ -49,7 +49,9 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 ifeq ($(CUDA),1)
   CUDA_LIB64 ?= $(abspath $(dir $(NVCC))../lib64)
   GPU_LIB    := $(B)/libkiln_cuda.a
-  GPU_LDLIBS := -L$(CUDA_LIB64) -Wl,-rpath,$(CUDA_LIB64) -lcublas -lcufft -lcudart -lstdc++
+  # libkiln.a again after the CUDA objects: they call back into it (km_*_load).
+  GPU_LDLIBS := $(B)/libkiln.a -L$(CUDA_LIB64) -Wl,-rpath,$(CUDA_LIB64) -lcublas -lcufft \
+                -lcudart -lstdc++
 else
   GPU_LIB    :=
   GPU_LDLIBS :=
@@ -80,11 +82,13 @@ $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
-# Rebuilt when CUDA=0/1 changes (the stub is in it only without CUDA).
-$(B)/.cuda-mode-$(CUDA):
-	@mkdir -p $(B) && rm -f $(B)/.cuda-mode-* && touch $@
+# Rebuilt when CUDA=0/1 changes (the stub is in it only without CUDA): the
+# file is rewritten, and so newer, only when the mode differs from the last.
+.PHONY: FORCE
+$(B)/.cuda-mode: FORCE
+	@mkdir -p $(B) && echo $(CUDA) | cmp -s - $@ || echo $(CUDA) > $@
 
-$(B)/libkiln.a: $(LIB_OBJ) $(B)/.cuda-mode-$(CUDA)
+$(B)/libkiln.a: $(LIB_OBJ) $(B)/.cuda-mode
 	@rm -f $@
 	ar rcs $@ $(LIB_OBJ)
 

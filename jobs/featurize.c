@@ -143,9 +143,6 @@ typedef struct {
 
 typedef struct {
     const jb_featctx_t *ctx;
-    jb_featgpu_t   *gpu;          /* set: one thread hands each batch to the GPU */
-    int             gpu_rc;       /* the GPU's first failure, guarded by mu */
-    kiln_err_t      gpu_err;
     size_t          n_channels, window_len, n_cols;
     pthread_mutex_t mu;
     pthread_cond_t  cv_work, cv_done;
@@ -163,21 +160,6 @@ typedef struct {
 static void pool_do(pool_t *p, float *scratch)
 {
     batch_work_t *w = &p->work;
-    if (p->gpu) {
-        kiln_err_t err;
-        int rc = jb_featgpu_batch(p->gpu, w->signals, w->n_windows, p->n_channels, w->rows,
-                                  p->n_cols, &err);
-        atomic_store(&w->next, w->n_windows);
-        if (rc < 0) {
-            pthread_mutex_lock(&p->mu);
-            if (!p->gpu_rc) {
-                p->gpu_rc = rc;
-                p->gpu_err = err;
-            }
-            pthread_mutex_unlock(&p->mu);
-        }
-        return;
-    }
     const size_t stride = w->n_windows * p->window_len;
     for (;;) {
         size_t i0 = atomic_fetch_add(&w->next, CLAIM);
@@ -220,12 +202,11 @@ static void *pool_main(void *arg)
     return NULL;
 }
 
-static int pool_start(pool_t *p, const jb_featctx_t *ctx, jb_featgpu_t *gpu, size_t n_channels,
-                      size_t n_cols, int n_threads, kiln_err_t *err)
+static int pool_start(pool_t *p, const jb_featctx_t *ctx, size_t n_channels, size_t n_cols,
+                      int n_threads, kiln_err_t *err)
 {
     memset(p, 0, sizeof *p);
     p->ctx = ctx;
-    p->gpu = gpu;
     p->n_channels = n_channels;
     p->window_len = ctx->window_len;
     p->n_cols = n_cols;
@@ -619,12 +600,12 @@ int jb_featurize_run_range(const jb_featspec_t *s, const char *input, const char
     }
     if (gpu) {
         snprintf(stats->device, sizeof stats->device, "%s", jb_featgpu_device_name(gpu));
-        n_threads = 1;   /* it feeds the GPU while the calling thread reads the next batch */
+        n_threads = 1;   /* idle: this thread drives the GPU, batch after batch */
     } else if (!stats->device[0]) {
         snprintf(stats->device, sizeof stats->device, "CPU, %d thread%s", n_threads,
                  n_threads == 1 ? "" : "s");
     }
-    if ((rc = pool_start(&pool, &ctx, gpu, n_channels, n_cols, n_threads, err)) < 0) {
+    if ((rc = pool_start(&pool, &ctx, n_channels, n_cols, n_threads, err)) < 0) {
         pool_up = 1;
         goto out;
     }
@@ -639,23 +620,25 @@ int jb_featurize_run_range(const jb_featspec_t *s, const char *input, const char
         batch_buf_t *cur = &buf[b & 1], *nxt = &buf[(b + 1) & 1];
         size_t win0 = b * batch, n = total - win0 < batch ? total - win0 : batch;
 
-        pool_post(&pool, cur->signals, cur->rows, n);
+        /* The GPU path runs on this thread, as the CUDA context was made here;
+         * the CPU path hands the batch to the pool and reads the next one. */
+        if (gpu && (rc = jb_featgpu_batch(gpu, cur->signals, n, n_channels, cur->rows, n_cols,
+                                          err)) < 0)
+            goto out;
+        if (!gpu)
+            pool_post(&pool, cur->signals, cur->rows, n);
         int rrc = 0;
         if (b + 1 < n_batches) {
             size_t nn = total - (win0 + n) < batch ? total - (win0 + n) : batch;
             rrc = batch_read(in, chan_idx, n_channels, L, first + win0 + n, nn, nxt, err);
         }
-        pool_wait(&pool);
+        if (!gpu)
+            pool_wait(&pool);
         if (rrc < 0) {
             rc = rrc;
             goto out;
         }
-        if (pool.gpu_rc < 0) {
-            *err = pool.gpu_err;
-            rc = pool.gpu_rc;
-            goto out;
-        }
-        if ((rc = pool_finish_rest(&pool, err)) < 0)
+        if (!gpu && (rc = pool_finish_rest(&pool, err)) < 0)
             goto out;
         if (s->n_roll &&
             (rc = add_rolling(&roll, s, n_channels, ctx.per_channel, n_cols, cur, n, err)) < 0)

@@ -103,3 +103,42 @@ int kc_model_predict(kc_model_t *m, const float *x, size_t n, float *scores, int
     (void)m, (void)x, (void)n, (void)scores, (void)pred;
     return no_gpu(err);
 }
+
+int kc_ctx_sync(kc_ctx_t *ctx, kiln_err_t *err)
+{
+    (void)ctx;
+    return no_gpu(err);
+}
+
+int kc_dev_alloc(kc_ctx_t *ctx, size_t bytes, void **out, kiln_err_t *err)
+{
+    (void)ctx, (void)bytes;
+    *out = NULL;
+    return no_gpu(err);
+}
+
+void kc_dev_free(kc_ctx_t *ctx, void **p)
+{
+    (void)ctx;
+    if (p)
+        *p = NULL;
+}
+
+int kc_copy_to_dev(kc_ctx_t *ctx, void *dst, const void *src, size_t bytes, kiln_err_t *err)
+{
+    (void)ctx, (void)dst, (void)src, (void)bytes;
+    return no_gpu(err);
+}
+
+int kc_copy_to_host(kc_ctx_t *ctx, void *dst, const void *src, size_t bytes, kiln_err_t *err)
+{
+    (void)ctx, (void)dst, (void)src, (void)bytes;
+    return no_gpu(err);
+}
+
+int kc_feat_run(kc_feat_plan_t *plan, const float *d_x, size_t n_windows, float *d_out,
+                void *stream, kiln_err_t *err)
+{
+    (void)plan, (void)d_x, (void)n_windows, (void)d_out, (void)stream;
+    return no_gpu(err);
+}
