@@ -46,24 +46,32 @@ for s in tests/system/*.sh; do
     fi
 done
 # GPU parity (built by tests/gpu/run.sh): run where a GPU is, else say so.
-gpu_bin="$B/gpu-test/parity"
-if [ -x "$gpu_bin" ] && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
-    log="$TMPROOT/gpu_parity.log"
-    timeout 600 "$gpu_bin" "$B/gpu-data" >"$log" 2>&1
-    rc=$?
-    ok=$(grep -c '^ok ' "$log"); bad=$(grep -c '^FAIL' "$log")
-    if [ $rc -ne 0 ] && [ $bad -eq 0 ]; then bad=1; fi
-    passed=$((passed + ok)); failed=$((failed + bad))
-    if [ $bad -ne 0 ]; then
-        failures="$failures gpu/parity"
-        echo "---- gpu/parity (exit $rc) ----"; grep -v '^ok ' "$log" | tail -n 40
-    else
-        echo "ok   gpu/parity ($ok checks)"
-    fi
-elif [ -x "$gpu_bin" ]; then
-    echo "gpu: 1 skipped (no GPU: nvidia-smi -L lists none)"
+gpu_checks="parity train_parity"
+if [ -x "$B/gpu-test/parity" ] && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+    for g in $gpu_checks; do
+        gpu_bin="$B/gpu-test/$g"
+        [ -x "$gpu_bin" ] || { echo "gpu: $g skipped (not built)"; continue; }
+        log="$TMPROOT/gpu_$g.log"
+        if [ "$g" = parity ]; then
+            timeout 600 "$gpu_bin" "$B/gpu-data" >"$log" 2>&1
+        else
+            timeout 600 "$gpu_bin" >"$log" 2>&1
+        fi
+        rc=$?
+        ok=$(grep -c '^ok ' "$log"); bad=$(grep -c '^FAIL' "$log")
+        if [ $rc -ne 0 ] && [ $bad -eq 0 ]; then bad=1; fi
+        passed=$((passed + ok)); failed=$((failed + bad))
+        if [ $bad -ne 0 ]; then
+            failures="$failures gpu/$g"
+            echo "---- gpu/$g (exit $rc) ----"; grep -v '^ok ' "$log" | tail -n 40
+        else
+            echo "ok   gpu/$g ($ok checks)"
+        fi
+    done
+elif [ -x "$B/gpu-test/parity" ]; then
+    echo "gpu: 2 skipped (no GPU: nvidia-smi -L lists none)"
 else
-    echo "gpu: 1 skipped (no GPU parity binary: bash tests/gpu/run.sh builds it)"
+    echo "gpu: 2 skipped (no GPU parity binaries: bash tests/gpu/run.sh builds them)"
 fi
 [ -n "$failures" ] && echo "failed:$failures"
 echo "$passed passed, $failed failed"
