@@ -68,6 +68,17 @@ km_logreg_params_t km_logreg_defaults(void);
 int km_logreg_fit(const km_data_t *data, const km_logreg_params_t *p,
                   const km_reduce_t *reduce, km_logreg_t **out, kiln_err_t *err);
 
+/* The L-BFGS km_logreg_fit runs (kernels/cpu/logreg_lbfgs.c), over any
+ * smooth objective: fg(ud, w, &f, g, err) fills F(w) and its gradient g[n]
+ * (0, or an error that stops the search).  Starts from w = 0; w[n] gets the
+ * minimizer; *converged 1 when the gradient's max norm fell to tol or F
+ * stopped falling.  The CUDA fit (kernels_cuda.h, kc_logreg_fit) runs it
+ * over its GPU objective. */
+typedef int (*km_objective_fn)(void *ud, const double *w, double *f, double *g,
+                               kiln_err_t *err);
+int km_lbfgs_minimize(km_objective_fn fg, void *ud, size_t n, double *w, int max_iter,
+                      double tol, int *n_iter, int *converged, kiln_err_t *err);
+
 /* Class probabilities for x [n x d]: scores [n x n_outputs] (rows sum to 1),
  * pred [n] the most probable class (lowest id on a tie) when not NULL.
  * KILN_ENONFINITE names a row holding NaN or Inf. */

@@ -18,7 +18,8 @@ static double dotn(const double *a, const double *b, size_t n)
 }
 
 typedef struct {
-    lr_obj_t *o;
+    km_objective_fn fg;
+    void     *ud;
     size_t    n;
     const double *w0, *dir;     /* phi(a) = F(w0 + a dir) */
     double    f0, dphi0;
@@ -31,7 +32,7 @@ static int ls_try(lr_ls_t *ls, double a, kiln_err_t *err)
     for (size_t i = 0; i < ls->n; i++)
         ls->w[i] = ls->w0[i] + a * ls->dir[i];
     ls->evals++;
-    int rc = lr_obj_eval(ls->o, ls->w, &ls->f, ls->g, err);
+    int rc = ls->fg(ls->ud, ls->w, &ls->f, ls->g, err);
     ls->dphi = dotn(ls->g, ls->dir, ls->n);
     return rc;
 }
@@ -99,11 +100,10 @@ static int line_search(lr_ls_t *ls, double a1, kiln_err_t *err)
     return 1;
 }
 
-/* Minimizes F from w = 0; w[n] receives the result. */
-int lr_lbfgs(lr_obj_t *o, double *w, int max_iter, double tol, int *n_iter, int *converged,
-                 kiln_err_t *err)
+int km_lbfgs_minimize(km_objective_fn fg, void *ud, size_t n, double *w, int max_iter,
+                      double tol, int *n_iter, int *converged, kiln_err_t *err)
 {
-    const size_t n = o->ev.n_w, m = LBFGS_M;
+    const size_t m = LBFGS_M;
     double *mem = kiln_calloc((2 * m + 5) * n + 2 * m, sizeof(double));
     if (!mem)
         return kiln_err_set(err, KILN_ENOMEM, "logreg: out of memory for L-BFGS (%zu weights)", n);
@@ -111,7 +111,7 @@ int lr_lbfgs(lr_obj_t *o, double *w, int max_iter, double tol, int *n_iter, int 
     double *g_new = w_new + n, *x = g_new + n, *rho = x + n, *alpha = rho + m;
     size_t n_pairs = 0, newest = 0;
     double f, f_new;
-    int rc = lr_obj_eval(o, x, &f, g, err), iter = 0;
+    int rc = fg(ud, x, &f, g, err), iter = 0;
     *converged = 0;
     while (rc >= 0) {
         double g_inf = 0;
@@ -152,8 +152,8 @@ int lr_lbfgs(lr_obj_t *o, double *w, int max_iter, double tol, int *n_iter, int 
             dphi0 = dotn(g, dir, n);
         }
         double a1 = n_pairs ? 1.0 : fmin(1.0, 1.0 / sqrt(dotn(dir, dir, n)));
-        lr_ls_t ls = {.o = o, .n = n, .w0 = x, .dir = dir, .f0 = f, .dphi0 = dphi0,
-                      .w = w_new, .g = g_new};
+        lr_ls_t ls = {.fg = fg, .ud = ud, .n = n, .w0 = x, .dir = dir, .f0 = f,
+                      .dphi0 = dphi0, .w = w_new, .g = g_new};
         rc = line_search(&ls, a1, err);
         if (rc != 0)
             break;           /* 1: no acceptable step; keep x, not converged */
@@ -187,4 +187,15 @@ int lr_lbfgs(lr_obj_t *o, double *w, int max_iter, double tol, int *n_iter, int 
     *n_iter = iter;
     kiln_free(mem);
     return rc;
+}
+
+static int obj_fg(void *ud, const double *w, double *f, double *g, kiln_err_t *err)
+{
+    return lr_obj_eval(ud, w, f, g, err);
+}
+
+int lr_lbfgs(lr_obj_t *o, double *w, int max_iter, double tol, int *n_iter, int *converged,
+             kiln_err_t *err)
+{
+    return km_lbfgs_minimize(obj_fg, o, o->ev.n_w, w, max_iter, tol, n_iter, converged, err);
 }

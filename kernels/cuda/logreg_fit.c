@@ -1,10 +1,8 @@
 /* logreg_fit.c - kc_logreg_fit: km_logreg_fit's L-BFGS on the host over the
  * GPU objective (kc_logreg_obj_sums).  The weights are small (rows x (d+1)
  * doubles), so only the sums over the rows run on the device.  The driver
- * is kernels/cpu/logreg_lbfgs.c's (Nocedal & Wright, Numerical Optimization,
- * 2nd ed.: Alg. 7.4 two-loop recursion, Alg. 3.5/3.6 strong-Wolfe line search
- * with cubic interpolation, eq. 3.59) with the same constants and stopping
- * rules; that file's objective is private to kernels/cpu, hence this twin.
+ * is kernels/cpu/logreg_lbfgs.c's own (km_lbfgs_minimize, logreg.h) over
+ * this file's objective, so the stopping rules are the CPU fit's.
  * Plain C over the public API of kernels_cuda.h: no CUDA header. */
 #include <math.h>
 #include <string.h>
@@ -12,10 +10,6 @@
 #include "../../core/kiln_alloc.h"
 #include "../kernels_cuda.h"
 
-#define LBFGS_M      10      /* correction pairs, as scipy's maxcor */
-#define LS_MAX_EVALS 50      /* scikit-learn passes maxls = 50 */
-#define LS_C1        1e-4
-#define LS_C2        0.9
 #define LR_MAGIC     0x52474C4Bu   /* km_logreg_save's header, version 1 */
 #define LR_VERSION   1u
 
@@ -58,182 +52,11 @@ static int obj_eval(fit_obj_t *o, const double *w, double *f, double *g, kiln_er
     return 0;
 }
 
-static double dotn(const double *a, const double *b, size_t n)
+static int obj_fg(void *ud, const double *w, double *f, double *g, kiln_err_t *err)
 {
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += a[i] * b[i];
-    return s;
+    return obj_eval(ud, w, f, g, err);
 }
 
-typedef struct {
-    fit_obj_t    *o;
-    size_t        n;
-    const double *w0, *dir;
-    double        f0, dphi0;
-    double       *w, *g, f, dphi;
-    int           evals;
-} ls_t;
-
-static int ls_try(ls_t *ls, double a, kiln_err_t *err)
-{
-    for (size_t i = 0; i < ls->n; i++)
-        ls->w[i] = ls->w0[i] + a * ls->dir[i];
-    ls->evals++;
-    int rc = obj_eval(ls->o, ls->w, &ls->f, ls->g, err);
-    ls->dphi = dotn(ls->g, ls->dir, ls->n);
-    return rc;
-}
-
-static double cubic_step(double lo, double f_lo, double d_lo, double hi, double f_hi, double d_hi)
-{
-    double d1 = d_lo + d_hi - 3.0 * (f_lo - f_hi) / (lo - hi);
-    double disc = d1 * d1 - d_lo * d_hi;
-    double mid = 0.5 * (lo + hi), a = mid;
-    if (disc >= 0 && isfinite(disc)) {
-        double d2 = (hi > lo ? 1.0 : -1.0) * sqrt(disc);
-        double den = d_hi - d_lo + 2.0 * d2;
-        if (den != 0)
-            a = hi - (hi - lo) * (d_hi + d2 - d1) / den;
-    }
-    double lo_b = fmin(lo, hi) + 0.1 * fabs(hi - lo), hi_b = fmax(lo, hi) - 0.1 * fabs(hi - lo);
-    return isfinite(a) && a >= lo_b && a <= hi_b ? a : mid;
-}
-
-/* 0: accepted point in ls->w/g/f; 1: none in LS_MAX_EVALS; < 0: error. */
-static int line_search(ls_t *ls, double a1, kiln_err_t *err)
-{
-    double a_prev = 0, f_prev = ls->f0, d_prev = ls->dphi0, a = a1;
-    double lo, f_lo, d_lo, hi, f_hi, d_hi;
-    int rc;
-    for (;;) {
-        if ((rc = ls_try(ls, a, err)) < 0)
-            return rc;
-        if (ls->f > ls->f0 + LS_C1 * a * ls->dphi0 || (ls->evals > 1 && ls->f >= f_prev)) {
-            lo = a_prev, f_lo = f_prev, d_lo = d_prev, hi = a, f_hi = ls->f, d_hi = ls->dphi;
-            break;
-        }
-        if (fabs(ls->dphi) <= -LS_C2 * ls->dphi0)
-            return 0;
-        if (ls->dphi >= 0) {
-            lo = a, f_lo = ls->f, d_lo = ls->dphi, hi = a_prev, f_hi = f_prev, d_hi = d_prev;
-            break;
-        }
-        if (ls->evals >= LS_MAX_EVALS)
-            return 1;
-        a_prev = a, f_prev = ls->f, d_prev = ls->dphi;
-        a *= 2.0;
-    }
-    while (ls->evals < LS_MAX_EVALS) {
-        if (fabs(hi - lo) <= 1e-15 * fmax(fabs(lo), fabs(hi)))
-            return 1;
-        a = cubic_step(lo, f_lo, d_lo, hi, f_hi, d_hi);
-        if ((rc = ls_try(ls, a, err)) < 0)
-            return rc;
-        if (ls->f > ls->f0 + LS_C1 * a * ls->dphi0 || ls->f >= f_lo) {
-            hi = a, f_hi = ls->f, d_hi = ls->dphi;
-        } else {
-            if (fabs(ls->dphi) <= -LS_C2 * ls->dphi0)
-                return 0;
-            if (ls->dphi * (hi - lo) >= 0)
-                hi = lo, f_hi = f_lo, d_hi = d_lo;
-            lo = a, f_lo = ls->f, d_lo = ls->dphi;
-        }
-    }
-    return 1;
-}
-
-/* Minimizes F from w = 0 into w (logreg_lbfgs.c's lr_lbfgs, line for line). */
-static int lbfgs(fit_obj_t *o, double *w, int max_iter, double tol, int *n_iter, int *converged,
-                 kiln_err_t *err)
-{
-    const size_t n = o->n_w, m = LBFGS_M;
-    double *mem = kiln_calloc((2 * m + 5) * n + 2 * m, sizeof(double));
-    if (!mem)
-        return kiln_err_set(err, KILN_ENOMEM, "logreg: out of memory for L-BFGS (%zu weights)", n);
-    double *s = mem, *y = s + m * n, *g = y + m * n, *dir = g + n, *w_new = dir + n;
-    double *g_new = w_new + n, *x = g_new + n, *rho = x + n, *alpha = rho + m;
-    size_t n_pairs = 0, newest = 0;
-    double f, f_new;
-    int rc = obj_eval(o, x, &f, g, err), iter = 0;
-    *converged = 0;
-    while (rc >= 0) {
-        double g_inf = 0;
-        for (size_t i = 0; i < n; i++)
-            g_inf = fmax(g_inf, fabs(g[i]));
-        if (g_inf <= tol) {
-            *converged = 1;
-            break;
-        }
-        if (iter >= max_iter)
-            break;
-        for (size_t i = 0; i < n; i++)
-            dir[i] = -g[i];
-        for (size_t k = 0; k < n_pairs; k++) {
-            size_t j = (newest + m - k) % m;
-            alpha[j] = rho[j] * dotn(s + j * n, dir, n);
-            for (size_t i = 0; i < n; i++)
-                dir[i] -= alpha[j] * y[j * n + i];
-        }
-        if (n_pairs) {
-            const double *yn = y + newest * n;
-            double gamma = dotn(s + newest * n, yn, n) / dotn(yn, yn, n);
-            for (size_t i = 0; i < n; i++)
-                dir[i] *= gamma;
-        }
-        for (size_t k = n_pairs; k-- > 0;) {
-            size_t j = (newest + m - k) % m;
-            double beta = rho[j] * dotn(y + j * n, dir, n);
-            for (size_t i = 0; i < n; i++)
-                dir[i] += (alpha[j] - beta) * s[j * n + i];
-        }
-        double dphi0 = dotn(g, dir, n);
-        if (!(dphi0 < 0)) {
-            n_pairs = 0;
-            for (size_t i = 0; i < n; i++)
-                dir[i] = -g[i];
-            dphi0 = dotn(g, dir, n);
-        }
-        double a1 = n_pairs ? 1.0 : fmin(1.0, 1.0 / sqrt(dotn(dir, dir, n)));
-        ls_t ls = {.o = o, .n = n, .w0 = x, .dir = dir, .f0 = f, .dphi0 = dphi0,
-                   .w = w_new, .g = g_new};
-        rc = line_search(&ls, a1, err);
-        if (rc != 0)
-            break;
-        iter++;
-        f_new = ls.f;
-        size_t slot = n_pairs ? (newest + 1) % m : newest;
-        double sy = 0, yy = 0;
-        for (size_t i = 0; i < n; i++) {
-            s[slot * n + i] = w_new[i] - x[i];
-            y[slot * n + i] = g_new[i] - g[i];
-            sy += s[slot * n + i] * y[slot * n + i];
-            yy += y[slot * n + i] * y[slot * n + i];
-        }
-        if (sy > 2.2e-16 * yy) {
-            rho[slot] = 1.0 / sy;
-            newest = slot;
-            n_pairs = n_pairs < m ? n_pairs + 1 : m;
-        }
-        memcpy(x, w_new, n * sizeof *x);
-        memcpy(g, g_new, n * sizeof *g);
-        double f_old = f;
-        f = f_new;
-        if (f_old - f <= 64 * 2.220446049250313e-16 * fmax(fmax(fabs(f_old), fabs(f)), 1.0)) {
-            *converged = 1;
-            break;
-        }
-    }
-    if (rc > 0)
-        rc = 0;
-    memcpy(w, x, n * sizeof *w);
-    *n_iter = iter;
-    kiln_free(mem);
-    return rc;
-}
-
-/* The ranks agree through one sum of [class counts, n, d, refused] before
- * anything else (logreg_obj.c), so a rank with bad rows fails them all. */
 static int agree(const km_data_t *data, int local_rc, const km_reduce_t *rd, double *n_total,
                  kiln_err_t *err)
 {
@@ -309,7 +132,8 @@ int kc_logreg_fit(kc_ctx_t *ctx, const km_data_t *data, const km_logreg_params_t
         rc = kiln_err_set(err, KILN_ENOMEM, "logreg: out of memory for %zu weights", o.n_w);
         goto out;
     }
-    if ((rc = lbfgs(&o, w, p->max_iter, p->tol, &n_iter, &converged, err)) < 0)
+    if ((rc = km_lbfgs_minimize(obj_fg, &o, o.n_w, w, p->max_iter, p->tol, &n_iter, &converged,
+                                err)) < 0)
         goto out;
     /* The model through km_logreg_load of km_logreg_save's bytes: the public
      * way to make a km_logreg_t (load checks every field). */
