@@ -93,7 +93,7 @@ import json, sys
 t = sys.argv[1]
 s = json.load(open(t + "/gbdt-2.json"))
 s.update(name="gang-slow", output=t + "/slow.kmodel")
-s["model"] = {"kind": "mlp", "hidden": [64], "epochs": 4000}
+s["model"] = {"kind": "mlp", "hidden": [256, 256], "batch": 8, "epochs": 100000}  # minutes: cancelled long before
 json.dump(s, open(t + "/slow.json", "w"))
 PY
 id=$($KILN submit "$T/slow.json" --dir "$D" --json | pyj 'd["id"]')
