@@ -176,6 +176,10 @@ static int launcher(const json_t *task, const char *task_path, kiln_err_t *err)
         {"plm_rsh_no_tree_spawn", "1"},
         {"orte_leave_session_attached", "1"},
         {"btl", "self,vader,tcp"},
+        /* No shared-memory topology for the daemons: two orteds of one gang
+         * on one machine raced on it (orted died in mca_rtc_hwloc's
+         * attach under CI), and the ranks are not bound anyway. */
+        {"rtc_hwloc_vmhole", "none"},
     };
     for (size_t m = 0; m < sizeof mca / sizeof mca[0]; m++) {
         argv[a++] = "--mca";
