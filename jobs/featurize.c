@@ -599,17 +599,16 @@ int jb_featurize_run_range(const jb_featspec_t *s, const char *input, const char
                      n_threads, opts->gpu_device, gerr.msg);
     }
     if (gpu) {
+        /* This thread drives the GPU, batch after batch: no compute pool. */
         snprintf(stats->device, sizeof stats->device, "%s", jb_featgpu_device_name(gpu));
-        n_threads = 1;   /* idle: this thread drives the GPU, batch after batch */
-    } else if (!stats->device[0]) {
-        snprintf(stats->device, sizeof stats->device, "CPU, %d thread%s", n_threads,
-                 n_threads == 1 ? "" : "s");
-    }
-    if ((rc = pool_start(&pool, &ctx, n_channels, n_cols, n_threads, err)) < 0) {
+    } else {
+        if (!stats->device[0])
+            snprintf(stats->device, sizeof stats->device, "CPU, %d thread%s", n_threads,
+                     n_threads == 1 ? "" : "s");
         pool_up = 1;
-        goto out;
+        if ((rc = pool_start(&pool, &ctx, n_channels, n_cols, n_threads, err)) < 0)
+            goto out;
     }
-    pool_up = 1;
 
     size_t n_batches = (total + batch - 1) / batch;
     if (n_batches > 0 &&
