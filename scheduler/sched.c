@@ -201,23 +201,6 @@ int ks_spec_subst(json_t *spec, const char *key, char token, const char *value)
     return json_object_set_new(spec, key, json_string(out));
 }
 
-/* The spec an instance of an array runs: the array's, without "array", with
- * %a replaced in input and output. */
-static json_t *instance_spec(const json_t *array_spec, int64_t index)
-{
-    json_t *spec = json_deep_copy(array_spec);
-    if (!spec)
-        return NULL;
-    json_object_del(spec, "array");
-    char num[24];
-    snprintf(num, sizeof num, "%lld", (long long)index);
-    if (ks_spec_subst(spec, "input", 'a', num) < 0 || ks_spec_subst(spec, "output", 'a', num) < 0) {
-        json_decref(spec);
-        return NULL;
-    }
-    return spec;
-}
-
 /* A job from its spec (taken) and common fields; validates the type's own
  * fields (an array validates its first instance, a recurring job's template
  * the instance it would make now). */
@@ -292,7 +275,7 @@ ks_job_t *ks_job_build(json_t *spec, const jb_common_t *c, kiln_err_t *err)
         j->arr_last = c->array_last;
         j->arr_next = c->array_first;
         j->arr_cap = c->array_cap;
-        json_t *first = instance_spec(spec, c->array_first);
+        json_t *first = ks_array_instance_spec(spec, c->array_first);
         void *parsed = NULL;
         int rc = first ? type->validate(first, &parsed, err)
                        : kiln_err_set(err, KILN_ENOMEM, "job: out of memory");
@@ -415,81 +398,6 @@ int ks_sched_submit(ks_sched_t *s, const char *text, size_t len, const char *key
                j->project, j->is_pipeline ? "" : j->is_array ? " (array)" : "",
                j->is_template ? ", recurring: " : "", j->is_template ? c.schedule : "");
     return 0;
-}
-
-/* ---- children: array instances, recurring instances, pipeline steps */
-
-ks_job_t *ks_job_store_child(ks_sched_t *s, ks_job_t *j, const st_state_job_t *row,
-                             const char *name, kiln_err_t *err)
-{
-    int64_t id;
-    char *nm = dup_str(name);
-    int rc = nm ? st_state_job_insert(s->st, row, &id, NULL, err)
-                : kiln_err_set(err, KILN_ENOMEM, "job \"%s\": out of memory", name);
-    if (rc < 0) {
-        kiln_free(nm);
-        ks_job_free(j);
-        return NULL;
-    }
-    kiln_free(j->name);
-    j->name = nm;
-    j->id = id;
-    j->submitted_ns = row->submitted_ns;
-    if (row->array_parent) {
-        j->array_parent = row->array_parent;
-        j->array_index = row->array_index;
-    }
-    if (row->scheduled_by) {
-        j->scheduled_by = row->scheduled_by;
-        j->scheduled_for_ns = row->scheduled_for_ns;
-    }
-    if (ks_live_add(s, j) < 0) {
-        ks_job_free(j);
-        kiln_err_set(err, KILN_ENOMEM, "job %lld: out of memory", (long long)id);
-        return NULL;
-    }
-    return j;
-}
-
-ks_job_t *ks_job_instance_new(ks_sched_t *s, ks_job_t *parent, kiln_err_t *err)
-{
-    int64_t index = parent->arr_next;
-    json_t *spec = instance_spec(parent->spec, index);
-    if (!spec) {
-        kiln_err_set(err, KILN_ENOMEM, "job %lld: out of memory", (long long)parent->id);
-        return NULL;
-    }
-    jb_common_t c;
-    if (jb_common_parse(spec, &c, err) < 0) {
-        json_decref(spec);
-        return NULL;
-    }
-    char name[JB_SPEC_NAME_MAX + 32];
-    snprintf(name, sizeof name, "%s[%lld]", parent->name, (long long)index);
-    char *spec_text = json_dumps(spec, JSON_COMPACT);
-    /* The array already waited for its dependencies. */
-    c.n_depends_on = 0;
-    ks_job_t *j = spec_text ? ks_job_build(spec, &c, err) : NULL;
-    if (!spec_text)
-        json_decref(spec);
-    if (!j) {
-        if (!spec_text)
-            kiln_err_set(err, KILN_ENOMEM, "job %lld: out of memory", (long long)parent->id);
-        free(spec_text);
-        return NULL;
-    }
-    st_state_job_t row = ks_job_row(j, c.type, name, spec_text);
-    row.array_parent = parent->id;
-    row.array_index = index;
-    j = ks_job_store_child(s, j, &row, name, err);
-    free(spec_text);
-    if (!j)
-        return NULL;
-    int64_t id = j->id;
-    parent->arr_next++;
-    parent->arr_live++;
-    ks_job_log(s, parent->id, "instance %lld is job %lld", (long long)index, (long long)id);
-    return j;
 }
 
 /* ---- planning */

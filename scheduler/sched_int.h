@@ -132,6 +132,10 @@ int  ks_job_set_reason(ks_sched_t *s, ks_job_t *j, const char *code, const char 
     __attribute__((format(printf, 4, 5)));
 void ks_job_end(ks_sched_t *s, ks_job_t *j, st_state_status_t state, const char *code,
                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* sched_child.c */
+/* An array's spec for instance `index` (new reference, NULL on no memory):
+ * without "array", %a in input and output replaced. */
+json_t   *ks_array_instance_spec(const json_t *array_spec, int64_t index);
 ks_job_t *ks_job_instance_new(ks_sched_t *s, ks_job_t *parent, kiln_err_t *err);
 /* Stores j as the child job `name` whose links (array_parent and index,
  * scheduled_by and for, depends_on) row carries, and makes it live.  j is
