@@ -9,11 +9,13 @@ cd "$(dirname "$0")/.."
 # util-linux-extra (fincore): CPU seconds and page-cache residency in make bench;
 # clang with its libFuzzer runtime: the fuzz targets in tests/fuzz; slurm-wlm
 # and munge: the local Slurm that make bench runs as the scheduler's peer; openmpi:
-# the collectives of data-parallel training (cluster/collective.c, mpirun).
+# the collectives of data-parallel training (cluster/collective.c, mpirun);
+# prometheus: the real scraper (and promtool) of tests/system/metrics_prometheus.sh,
+# started by hand there, never as the systemd service.
 PKGS="build-essential pkg-config libhdf5-dev hdf5-tools libjansson-dev libmatio-dev
       libcmocka-dev libfftw3-dev libsqlite3-dev libzmq3-dev libuv1-dev libmicrohttpd-dev
       libcurl4-openssl-dev slurm-wlm munge python3 python3-venv time util-linux-extra
-      clang libclang-rt-14-dev openmpi-bin libopenmpi-dev"
+      clang libclang-rt-14-dev openmpi-bin libopenmpi-dev prometheus"
 missing=""
 for p in $PKGS; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
