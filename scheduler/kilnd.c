@@ -83,22 +83,33 @@ ks_sched_t *kd_sched(struct kd *kd)
     return kd->sched;
 }
 
-void kd_reply(struct kd *kd, ka_req_t *req, int status, json_t *body, const char *text,
-              size_t len)
+static void queue_reply(struct kd *kd, const kd_reply_t *r)
 {
     if (kd->n_replies == kd->cap_replies) {
         size_t cap = kd->cap_replies ? kd->cap_replies * 2 : 64;
         kd_reply_t *v = kiln_realloc(kd->replies, cap * sizeof *v);
         if (!v) {
-            json_decref(body);
-            kiln_free((void *)text);
-            ka_req_respond_error(req, 503, NULL, "kilnd: out of memory");
+            json_decref(r->body);
+            kiln_free((void *)r->text);
+            ka_req_respond_error(r->req, 503, NULL, "kilnd: out of memory");
             return;
         }
         kd->replies = v;
         kd->cap_replies = cap;
     }
-    kd->replies[kd->n_replies++] = (kd_reply_t){req, status, body, text, len};
+    kd->replies[kd->n_replies++] = *r;
+}
+
+void kd_reply(struct kd *kd, ka_req_t *req, int status, json_t *body, const char *text,
+              size_t len)
+{
+    queue_reply(kd, &(kd_reply_t){req, status, body, text, len, NULL});
+}
+
+void kd_reply_text(struct kd *kd, ka_req_t *req, int status, const char *content_type,
+                   const char *text, size_t len)
+{
+    queue_reply(kd, &(kd_reply_t){req, status, NULL, text, len, content_type});
 }
 
 /* ---- sending (after the commit) */
@@ -145,7 +156,9 @@ static void flush(struct kd *kd)
     for (size_t i = 0; i < kd->n_replies; i++) {
         kd_reply_t *r = &kd->replies[i];
         if (r->text) {
-            ka_req_respond(r->req, r->status, "text/plain; charset=utf-8", r->text, r->len);
+            ka_req_respond(r->req, r->status,
+                           r->content_type ? r->content_type : "text/plain; charset=utf-8",
+                           r->text, r->len);
             kiln_free((void *)r->text);
         } else {
             ka_req_respond_json(r->req, r->status, r->body);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cluster/prom.h"
 #include "core/kiln_alloc.h"
 
 #define LOG_TAIL_MAX ((size_t)1 << 20)
@@ -172,6 +173,18 @@ void kd_route(struct kd *kd, ka_req_t *req)
         if (!get)
             goto bad_method;
         kd_reply(kd, req, 200, ks_sched_health_json(s), NULL, 0);
+        return;
+    }
+    if (!strcmp(p, "/metrics")) {
+        /* Open like the rest of the API (docs/metrics.md, "Access"). */
+        if (!get)
+            goto bad_method;
+        char *text = NULL;
+        size_t len = 0;
+        if (ks_sched_metrics(s, &text, &len, &err) < 0)
+            kd_reply_kerr(kd, req, &err);
+        else
+            kd_reply_text(kd, req, 200, KP_CONTENT_TYPE, text, len);
         return;
     }
     if (kd_route_models(kd, req))

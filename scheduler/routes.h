@@ -18,6 +18,7 @@ typedef struct {
     json_t     *body;     /* JSON answer (owned), or NULL when text is set */
     const char *text;     /* kiln_malloc'd text/plain answer, or NULL */
     size_t      len;
+    const char *content_type;   /* text's (static string); NULL: text/plain; charset=utf-8 */
 } kd_reply_t;
 
 /* routes.c */
@@ -36,5 +37,8 @@ ks_sched_t *kd_sched(struct kd *kd);
 /* Queues an answer: body (stolen) as JSON, or text (kiln_malloc'd, stolen). */
 void kd_reply(struct kd *kd, ka_req_t *req, int status, json_t *body, const char *text,
               size_t len);
+/* Queues text (kiln_malloc'd, stolen) with its Content-Type (a static string). */
+void kd_reply_text(struct kd *kd, ka_req_t *req, int status, const char *content_type,
+                   const char *text, size_t len);
 
 #endif

@@ -714,6 +714,7 @@ void ks_sched_close(ks_sched_t **sp)
     }
     kiln_free(s->workers);
     kiln_free(s->dir);
+    ks_metrics_free(s);
     kiln_free(s);
     *sp = NULL;
 }

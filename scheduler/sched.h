@@ -91,6 +91,16 @@ int64_t ks_now_ns(void);
 /* The state store the scheduler writes (the registry shares it). */
 st_state_t *ks_sched_state(ks_sched_t *s);
 
+/* GET /metrics: the Prometheus text (cluster/prom.h, docs/metrics.md) of
+ * jobs, the queue, tasks, workers and their GPUs, drift scores and the
+ * process; *text kiln_malloc'd, *len its length. */
+int ks_sched_metrics(ks_sched_t *s, char **text, size_t *len, kiln_err_t *err);
+
+/* Sets kiln_feature_drift_score{model,feature}: for drift jobs to call as
+ * their results land (until then none is shown). */
+int ks_sched_set_drift_score(ks_sched_t *s, const char *model, const char *feature,
+                             double score, kiln_err_t *err);
+
 /* The job's log file path (it may not exist yet); KILN_ENOTFOUND for an unknown job. */
 int ks_sched_log_path(ks_sched_t *s, int64_t id, char *buf, size_t cap, kiln_err_t *err);
 

@@ -18,6 +18,7 @@ typedef struct ks_worker {
     char   *id;
     char    host[64];
     char    gpu_names[256];  /* "NVIDIA H200, NVIDIA H200" as the worker found them */
+    int64_t gpu_memory_mb;   /* of all its GPUs, as its hello said (gpu_memory_mb) */
     int     cores, gpus;
     int64_t memory_mb;
     int     used_cores, used_gpus;
@@ -122,6 +123,7 @@ struct ks_sched {
     int         n_with_deps;
     int64_t     started_ns;
     int64_t     tasks_dispatched, tasks_done;
+    struct ks_metrics *metrics;  /* sched_metrics.c; NULL until first used */
 };
 
 
@@ -205,6 +207,10 @@ char *ks_mpi_task_fields(const ks_job_t *j, const ks_task_t *t, const ks_worker_
 void  ks_mpi_rank0_done(ks_sched_t *s, ks_job_t *j);
 /* An "exec" from mpirun's launch agent (routing id `from`). */
 int   ks_mpi_on_exec(ks_sched_t *s, const char *from, const kc_msg_t *m, kiln_err_t *err);
+/* sched_metrics.c: /metrics (docs/metrics.md) */
+/* A task attempt of t ended (done or failed) at now: its run time. */
+void ks_metrics_task_ended(ks_sched_t *s, const ks_task_t *t, int64_t now);
+void ks_metrics_free(ks_sched_t *s);
 /* sched_reload.c: every unfinished job back into memory, at open. */
 int  ks_sched_reload(ks_sched_t *s, kiln_err_t *err);
 void ks_job_free(ks_job_t *j);

@@ -47,6 +47,7 @@ static void on_done(ks_sched_t *s, const kc_msg_t *m)
         return;
     ks_job_t *j = t->job;
     kiln_err_t err;
+    ks_metrics_task_ended(s, t, ks_now_ns());
     /* A task's own output path matters only to a job that merges them. */
     if (st_state_task_finish(s->st, t->id, t->lease, ST_STATE_SUCCEEDED,
                              j->output ? body_str(m->body, "output") : NULL, ks_now_ns(),
@@ -75,6 +76,7 @@ static void on_failed(ks_sched_t *s, const kc_msg_t *m)
     const char *code = body_str(m->body, "code");
     const char *reason = body_str(m->body, "reason");
     kiln_err_t err;
+    ks_metrics_task_ended(s, t, ks_now_ns());
     log_tail(s, t, m);
     if (!strcmp(code, "cancelled")) {
         /* The worker stopped it on its own (shutting down): run it elsewhere. */
@@ -172,6 +174,10 @@ static int on_hello(ks_sched_t *s, const char *worker_id, const kc_msg_t *m, kil
                 break;
             len += (size_t)k;
         }
+        w->gpu_memory_mb = 0;
+        json_array_foreach(json_object_get(b, "gpu_memory_mb"), i, nm)
+            if (json_integer_value(nm) > 0)
+                w->gpu_memory_mb += json_integer_value(nm);
     }
     w->registered = 1;
     w->lost = 0;

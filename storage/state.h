@@ -176,6 +176,13 @@ int st_state_job_set_state(st_state_t *st, int64_t id, st_state_status_t state,
                            const char *reason_code, const char *reason_text,
                            int64_t now_ns, kiln_err_t *err);
 int st_state_job_count(st_state_t *st, st_state_status_t state, int64_t *n, kiln_err_t *err);
+/* Every job row counted by type and state, and of those how many ever ran
+ * (started_ns set): cb(type, state, n, n_started, ud) once per pair (type
+ * borrowed for the call), in no set order.  One scan of the jobs table:
+ * the source of kilnd's kiln_jobs_total (docs/metrics.md). */
+typedef int (*st_state_tally_cb)(const char *type, st_state_status_t state, int64_t n,
+                                 int64_t n_started, void *ud);
+int st_state_job_tally(st_state_t *st, st_state_tally_cb cb, void *ud, kiln_err_t *err);
 
 /* Inserts a queued task of job_id and sets *id (id may be NULL). */
 int st_state_task_insert(st_state_t *st, int64_t job_id, int idx, int64_t win0,

@@ -333,6 +333,33 @@ int st_state_job_count(st_state_t *st, st_state_status_t state, int64_t *n, kiln
     return ret;
 }
 
+int st_state_job_tally(st_state_t *st, st_state_tally_cb cb, void *ud, kiln_err_t *err)
+{
+    if (!st || !cb)
+        return kiln_err_set(err, KILN_EINVAL, "job tally: NULL argument");
+    /* Prepared per call: a scrape every few seconds, not a hot path. */
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(st->db, "SELECT type, state, COUNT(*), "
+                                "SUM(started_ns IS NOT NULL AND started_ns > 0) FROM jobs "
+                                "GROUP BY type, state", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return st_sq_err(st, rc, err, "counting jobs by type and state");
+    int ret = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *type = (const char *)sqlite3_column_text(s, 0);
+        int state = st_sq_status_lookup((const char *)sqlite3_column_text(s, 1));
+        if (state < 0 || !type)
+            continue;
+        if (cb(type, (st_state_status_t)state, sqlite3_column_int64(s, 2),
+               sqlite3_column_int64(s, 3), ud))
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = st_sq_err(st, rc, err, "counting jobs by type and state");
+    sqlite3_finalize(s);
+    return ret;
+}
+
 int st_state_job_set_attempts(st_state_t *st, int64_t id, int attempts, kiln_err_t *err)
 {
     if (!st)
