@@ -55,3 +55,15 @@ void ka_print_summary(const char *out, const jb_ingest_summary_t *s)
         printf("  dropped     %zu trailing samples short of a window\n", s->n_dropped_samples);
     printf("  sha256      %s\n", s->hash);
 }
+
+const char *ka_check_gpu(const char *value)
+{
+    unsigned long long d;
+    return ka_parse_u64(value, &d, 1) < 0 || d > 1023 ? "--gpu: not a device index:" : NULL;
+}
+
+int ka_gpu_device(const char *value)
+{
+    unsigned long long d = 0;
+    return value && ka_parse_u64(value, &d, 1) == 0 ? (int)d : -1;
+}

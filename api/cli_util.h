@@ -18,6 +18,11 @@ int ka_parse_u64(const char *s, unsigned long long *out, int allow_zero);
 /* ka_parse_u64 without zero, into a size_t. */
 int ka_parse_size(const char *s, size_t *out);
 
+/* --gpu DEVICE: a CUDA device index (jcli_opt_t.check: NULL when good). */
+const char *ka_check_gpu(const char *value);
+/* The device of a checked --gpu value, -1 when the option was not given. */
+int ka_gpu_device(const char *value);
+
 /* "wrote OUT" and the windows, window length, rate, channels, classes (if
  * labelled), dropped samples (if any) and content hash of s. */
 void ka_print_summary(const char *out, const jb_ingest_summary_t *s);

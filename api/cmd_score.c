@@ -27,7 +27,8 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: kiln score SPEC.json [--model-file F] [--input I] [--output O] [--json]\n"
+    fprintf(f, "usage: kiln score SPEC.json [--model-file F] [--input I] [--output O] [--gpu D]\n"
+               "                  [--json]\n"
                "Runs the score job SPEC.json ({\"type\": \"score\", \"input\": FEATURES_OR_SENSOR.h5,\n"
                "\"output\": PREDICTIONS.h5, \"model_file\": MODEL.kmodel}; see jobs/type_score.c)\n"
                "on this machine and writes a kiln.predictions.v1 file.  A sensor input is\n"
@@ -38,6 +39,8 @@ static void usage(FILE *f)
                "  --model-file F  the .kmodel file (overrides the spec's model_file)\n"
                "  --input I       the dataset to score (overrides the spec's input)\n"
                "  --output O      the predictions file (overrides the spec's output)\n"
+               "  --gpu D         score (and featurize a sensor input) on CUDA device D; the\n"
+               "                  CPU when this machine or build has none (the log says why)\n"
                "  --json          print the summary as JSON\n");
 }
 
@@ -56,7 +59,7 @@ static double now_s(void)
 
 /* Validates, plans (one task here) and runs; several tasks, should the type
  * plan them, go through its finish like on the cluster. */
-static int run_score(const json_t *spec, const char *output, kiln_err_t *err)
+static int run_score(const json_t *spec, const char *output, int gpu, kiln_err_t *err)
 {
     const jb_type_t *type = jb_type_find("score");
     void *parsed = NULL;
@@ -69,6 +72,10 @@ static int run_score(const json_t *spec, const char *output, kiln_err_t *err)
     int rc = type->validate(spec, &parsed, err);
     if (rc == 0)
         rc = type->plan(parsed, &ctx, &tasks, &n_tasks, err);
+    for (size_t i = 0; rc == 0 && gpu >= 0 && i < n_tasks; i++) {
+        tasks[i].use_gpu = 1;
+        tasks[i].gpu_device = gpu;
+    }
     if (rc == 0 && n_tasks == 1) {
         rc = type->run_task(parsed, &tasks[0], output, err);
     } else if (rc == 0) {
@@ -237,8 +244,9 @@ static int print_summary(const char *output, const char *model_file, int healthy
 int kiln_cmd_score(int argc, char **argv)
 {
     jcli_ctx_t c = {.cmd = "score", .usage = usage};
-    const char *spec_path = NULL, *output = NULL, *input = NULL, *model_file = NULL;
+    const char *spec_path = NULL, *output = NULL, *input = NULL, *model_file = NULL, *gpu = NULL;
     const jcli_opt_t opts[] = {{.name = "--output", .value = &output, .nonempty = 1},
+                               {.name = "--gpu", .value = &gpu, .check = ka_check_gpu},
                                {.name = "--input", .value = &input, .nonempty = 1},
                                {.name = "--model-file", .value = &model_file, .nonempty = 1},
                                {0}};
@@ -272,7 +280,7 @@ int kiln_cmd_score(int argc, char **argv)
         return 1;
     }
     double t0 = now_s();
-    int rc = run_score(spec, output ? output : "", &err);
+    int rc = run_score(spec, output ? output : "", ka_gpu_device(gpu), &err);
     double seconds = now_s() - t0;
     summary_t s = {0};
     int healthy = rc == 0 ? healthy_class(model_file) : -1;

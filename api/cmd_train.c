@@ -22,13 +22,15 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: kiln train SPEC.json [--output OUT.kmodel] [--json]\n"
+    fprintf(f, "usage: kiln train SPEC.json [--output OUT.kmodel] [--gpu D] [--json]\n"
                "Runs the train job SPEC.json ({\"type\": \"train\", \"input\": FEATURES.h5,\n"
                "\"model\": {\"kind\": ...}, \"target\": \"label\", \"validation\": {...}}; see\n"
                "jobs/type_train.c) on this machine, writes the model file and prints its\n"
                "metrics on the held-out rows and the gate verdict.  A model under a gate is\n"
                "still written (exit 0) and said to be rejected.  Nothing is registered.\n"
                "  --output OUT  the model file (default: the spec's \"output\"; one is needed)\n"
+               "  --gpu D       fit on CUDA device D (logreg, mlp; the others, or a machine\n"
+               "                or build without a GPU, fit on the CPU: the log says why)\n"
                "  --json        print the model file's header (kind, params, metrics,\n"
                "                accepted, rejected_because, lineage) as JSON\n");
 }
@@ -86,7 +88,7 @@ static void print_summary(const char *spec_path, const char *output, const json_
 }
 
 /* Validates, plans and runs the one task into output; 0 or a KILN_E code. */
-static int run_train(const json_t *spec, const char *output, kiln_err_t *err)
+static int run_train(const json_t *spec, const char *output, int gpu, kiln_err_t *err)
 {
     const jb_type_t *type = jb_type_find("train");
     void *parsed = NULL;
@@ -101,6 +103,10 @@ static int run_train(const json_t *spec, const char *output, kiln_err_t *err)
     /* Ranks > 1 plan a task per rank; task 0 alone says how to launch them. */
     if (rc == 0 && n_tasks == 0)
         rc = kiln_err_set(err, KILN_EINTERNAL, "train: no task planned");
+    if (rc == 0 && gpu >= 0) {
+        tasks[0].use_gpu = 1;
+        tasks[0].gpu_device = gpu;
+    }
     if (rc == 0)
         rc = type->run_task(parsed, &tasks[0], output, err);
     kiln_free(tasks);
@@ -114,8 +120,9 @@ int kiln_cmd_train(int argc, char **argv)
     /* jobs_cli's parser, for the same option rules as the cluster commands;
      * --server and --dir mean nothing here. */
     jcli_ctx_t c = {.cmd = "train", .usage = usage};
-    const char *spec_path = NULL, *output = NULL;
-    const jcli_opt_t opts[] = {{.name = "--output", .value = &output, .nonempty = 1}, {0}};
+    const char *spec_path = NULL, *output = NULL, *gpu = NULL;
+    const jcli_opt_t opts[] = {{.name = "--output", .value = &output, .nonempty = 1},
+                               {.name = "--gpu", .value = &gpu, .check = ka_check_gpu}, {0}};
     kiln_err_t err;
     kiln_err_clear(&err);
     int r = jcli_parse_args(&c, argc, argv, opts, &spec_path);
@@ -141,7 +148,7 @@ int kiln_cmd_train(int argc, char **argv)
         return 1;
     }
     jb_modelfile_t m = {0};
-    int rc = run_train(spec, output, &err);
+    int rc = run_train(spec, output, ka_gpu_device(gpu), &err);
     if (rc == 0)
         rc = jb_modelfile_read(output, &m, &err);
     if (rc < 0) {

@@ -16,9 +16,11 @@ struct jb_featgpu {
     kc_feat_plan_t     *plan;
     size_t              n_out;           /* the kernel's row */
     size_t              map[256];        /* spec column k <- kernel column map[k] */
-    float              *tmp;             /* host [cap x n_out] */
+    float              *tmp;             /* pinned host [cap x n_out] */
     float              *d_x, *d_out;     /* device [cap x window_len], [cap x n_out] */
-    size_t              cap;
+    size_t              cap;             /* rows (windows x channels) the buffers hold */
+    void               *pinned[4];       /* caller's buffers registered by jb_featgpu_pin */
+    size_t              n_pinned;
     char                name[256];
 };
 
@@ -100,10 +102,12 @@ void jb_featgpu_free(jb_featgpu_t **gp)
         return;
     jb_featgpu_t *g = *gp;
     kc_feat_plan_destroy(&g->plan);
+    for (size_t i = 0; i < g->n_pinned; i++)
+        kc_host_unregister(g->kc, g->pinned[i]);
     kc_dev_free(g->kc, (void **)&g->d_x);
     kc_dev_free(g->kc, (void **)&g->d_out);
+    kc_host_free(g->kc, (void **)&g->tmp);
     kc_ctx_destroy(&g->kc);
-    kiln_free(g->tmp);
     kiln_free(g);
     *gp = NULL;
 }
@@ -113,43 +117,78 @@ const char *jb_featgpu_device_name(const jb_featgpu_t *g)
     return g->name;
 }
 
-int jb_featgpu_batch(jb_featgpu_t *g, const float *signals, size_t n_windows,
-                     size_t n_channels, float *rows, size_t n_cols, kiln_err_t *err)
+int jb_featgpu_pin(jb_featgpu_t *g, void *p, size_t bytes, kiln_err_t *err)
 {
-    const size_t L = g->ctx->window_len, per = g->ctx->per_channel;
+    if (g->n_pinned == sizeof g->pinned / sizeof g->pinned[0])
+        return kiln_err_set(err, KILN_EINTERNAL, "GPU path: more than %zu pinned buffers",
+                            g->n_pinned);
+    int rc = kc_host_register(g->kc, p, bytes, err);
+    if (rc < 0)
+        return rc;
+    g->pinned[g->n_pinned++] = p;
+    return 0;
+}
+
+static int reserve(jb_featgpu_t *g, size_t n_windows, size_t n_channels, kiln_err_t *err)
+{
+    const size_t L = g->ctx->window_len, rows = n_windows * n_channels;
     int rc;
-    if (n_windows > g->cap) {
-        float *t = kiln_realloc(g->tmp, n_windows * g->n_out * sizeof *t);
-        if (!t)
-            return kiln_err_set(err, KILN_ENOMEM, "GPU path: out of memory for %zu rows",
-                                n_windows);
-        g->tmp = t;
-        g->cap = 0;
-        kc_dev_free(g->kc, (void **)&g->d_x);
-        kc_dev_free(g->kc, (void **)&g->d_out);
-        if ((rc = kc_dev_alloc(g->kc, n_windows * L * sizeof(float), (void **)&g->d_x, err)) < 0 ||
-            (rc = kc_dev_alloc(g->kc, n_windows * g->n_out * sizeof(float), (void **)&g->d_out,
-                               err)) < 0)
-            return rc;
-        g->cap = n_windows;
-    }
-    /* One channel at a time: to the device, the fused kernel, back (the
-     * driver in kernels/cuda/batch.cu overlaps these in pinned chunks; this
-     * plain sequence is what the parity tests check, step by step). */
+    if (rows <= g->cap)
+        return 0;
+    g->cap = 0;
+    kc_host_free(g->kc, (void **)&g->tmp);
+    kc_dev_free(g->kc, (void **)&g->d_x);
+    kc_dev_free(g->kc, (void **)&g->d_out);
+    if ((rc = kc_host_alloc(g->kc, rows * g->n_out * sizeof(float), (void **)&g->tmp, err)) < 0 ||
+        (rc = kc_dev_alloc(g->kc, rows * L * sizeof(float), (void **)&g->d_x, err)) < 0 ||
+        (rc = kc_dev_alloc(g->kc, rows * g->n_out * sizeof(float), (void **)&g->d_out, err)) < 0)
+        return rc;
+    g->cap = rows;
+    return 0;
+}
+
+int jb_featgpu_submit(jb_featgpu_t *g, const float *signals, size_t n_windows,
+                      size_t n_channels, kiln_err_t *err)
+{
+    const size_t L = g->ctx->window_len;
+    int rc;
+    if ((rc = reserve(g, n_windows, n_channels, err)) < 0)
+        return rc;
+    /* Channel c on stream c % 2: the copy of one channel overlaps the
+     * kernel of the one before; each has its own slice of the buffers. */
     for (size_t c = 0; c < n_channels; c++) {
-        if ((rc = kc_copy_to_dev(g->kc, g->d_x, signals + c * n_windows * L,
-                                 n_windows * L * sizeof(float), err)) < 0 ||
-            (rc = kc_feat_run(g->plan, g->d_x, n_windows, g->d_out, NULL, err)) < 0 ||
-            (rc = kc_ctx_sync(g->kc, err)) < 0 ||
-            (rc = kc_copy_to_host(g->kc, g->tmp, g->d_out, n_windows * g->n_out * sizeof(float),
-                                  err)) < 0)
+        void *st = kc_ctx_stream(g->kc, (int)(c & 1));
+        const size_t x0 = c * n_windows * L, o0 = c * n_windows * g->n_out;
+        if ((rc = kc_copy_to_dev_async(g->kc, g->d_x + x0, signals + x0,
+                                       n_windows * L * sizeof(float), st, err)) < 0 ||
+            (rc = kc_feat_run(g->plan, g->d_x + x0, n_windows, g->d_out + o0, st, err)) < 0 ||
+            (rc = kc_copy_to_host_async(g->kc, g->tmp + o0, g->d_out + o0,
+                                        n_windows * g->n_out * sizeof(float), st, err)) < 0)
             return rc;
+    }
+    return 0;
+}
+
+int jb_featgpu_finish(jb_featgpu_t *g, size_t n_windows, size_t n_channels, float *rows,
+                      size_t n_cols, kiln_err_t *err)
+{
+    const size_t per = g->ctx->per_channel;
+    int rc = kc_ctx_sync(g->kc, err);
+    if (rc < 0)
+        return rc;
+    for (size_t c = 0; c < n_channels; c++)
         for (size_t i = 0; i < n_windows; i++) {
-            const float *src = g->tmp + i * g->n_out;
+            const float *src = g->tmp + (c * n_windows + i) * g->n_out;
             float *dst = rows + i * n_cols + c * per;
             for (size_t k = 0; k < per; k++)
                 dst[k] = src[g->map[k]];
         }
-    }
     return 0;
+}
+
+int jb_featgpu_batch(jb_featgpu_t *g, const float *signals, size_t n_windows,
+                     size_t n_channels, float *rows, size_t n_cols, kiln_err_t *err)
+{
+    int rc = jb_featgpu_submit(g, signals, n_windows, n_channels, err);
+    return rc < 0 ? rc : jb_featgpu_finish(g, n_windows, n_channels, rows, n_cols, err);
 }

@@ -559,15 +559,24 @@ int jb_featurize_run_range(const jb_featspec_t *s, const char *input, const char
     size_t batch_cap = FEAT_BATCH_BYTES / (window_bytes ? window_bytes : 1);
     if (batch_cap < 1)
         batch_cap = 1;
-    size_t batch = opts && opts->batch_windows ? opts->batch_windows : 256;
-    if (batch > batch_cap)
-        batch = batch_cap;
     int n_threads = opts && opts->n_threads > 0 ? opts->n_threads
                                                 : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (n_threads < 1)
         n_threads = 1;
     if (n_threads > 64)
         n_threads = 64;
+    if (opts && opts->use_gpu) {
+        kiln_err_t gerr;
+        if (jb_featgpu_new(&ctx, opts->gpu_device, &gpu, &gerr) < 0)
+            snprintf(stats->device, sizeof stats->device, "CPU, %d thread%s (GPU %d: %.200s)",
+                     n_threads, n_threads == 1 ? "" : "s", opts->gpu_device, gerr.msg);
+    }
+    /* The GPU wants the largest batches (a launch per channel per batch, and
+     * the file read of one batch hides behind the GPU work of the other);
+     * the CPU pool wants small ones that stay in cache. */
+    size_t batch = opts && opts->batch_windows ? opts->batch_windows : gpu ? batch_cap : 256;
+    if (batch > batch_cap)
+        batch = batch_cap;
     /* Windows [first, first + total) of the input; rolling rings start
      * empty at `first`, so only a range from 0 matches a whole run there. */
     if (first > im->n_windows ||
@@ -592,15 +601,13 @@ int jb_featurize_run_range(const jb_featspec_t *s, const char *input, const char
                            roll.n_rings * (sizeof(kn_rolling_t) + roll.k * sizeof(double));
         roll.max_assets = FEAT_ROLL_BYTES / per_asset ? FEAT_ROLL_BYTES / per_asset : 1;
     }
-    if (opts && opts->use_gpu) {
-        kiln_err_t gerr;
-        if (jb_featgpu_new(&ctx, opts->gpu_device, &gpu, &gerr) < 0)
-            snprintf(stats->device, sizeof stats->device, "CPU, %d threads (GPU %d: %.200s)",
-                     n_threads, opts->gpu_device, gerr.msg);
-    }
     if (gpu) {
         /* This thread drives the GPU, batch after batch: no compute pool. */
         snprintf(stats->device, sizeof stats->device, "%s", jb_featgpu_device_name(gpu));
+        for (int i = 0; i < 2; i++)
+            if ((rc = jb_featgpu_pin(gpu, buf[i].signals, batch * n_channels * L * sizeof(float),
+                                     err)) < 0)
+                goto out;
     } else {
         if (!stats->device[0])
             snprintf(stats->device, sizeof stats->device, "CPU, %d thread%s", n_threads,
@@ -620,9 +627,8 @@ int jb_featurize_run_range(const jb_featspec_t *s, const char *input, const char
         size_t win0 = b * batch, n = total - win0 < batch ? total - win0 : batch;
 
         /* The GPU path runs on this thread, as the CUDA context was made here;
-         * the CPU path hands the batch to the pool and reads the next one. */
-        if (gpu && (rc = jb_featgpu_batch(gpu, cur->signals, n, n_channels, cur->rows, n_cols,
-                                          err)) < 0)
+         * either way the next batch is read while this one is computed. */
+        if (gpu && (rc = jb_featgpu_submit(gpu, cur->signals, n, n_channels, err)) < 0)
             goto out;
         if (!gpu)
             pool_post(&pool, cur->signals, cur->rows, n);
@@ -633,6 +639,8 @@ int jb_featurize_run_range(const jb_featspec_t *s, const char *input, const char
         }
         if (!gpu)
             pool_wait(&pool);
+        else if ((rc = jb_featgpu_finish(gpu, n, n_channels, cur->rows, n_cols, err)) < 0)
+            goto out;
         if (rrc < 0) {
             rc = rrc;
             goto out;
@@ -662,6 +670,7 @@ out:
     if (pool_up)
         pool_stop(&pool);
     st_features_abort(&w);
+    jb_featgpu_free(&gpu);     /* unpins the batch buffers: before they go */
     batch_free(&buf[0]);
     batch_free(&buf[1]);
     roll_map_free(&roll);
@@ -670,7 +679,6 @@ out:
             kiln_free(names[i]);
         kiln_free(names);
     }
-    jb_featgpu_free(&gpu);
     jb_featctx_free(&ctx);
     st_sensor_close(&in);
     return rc;

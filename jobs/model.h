@@ -28,6 +28,12 @@ typedef struct jb_model_kind {
     int  (*fit)(const void *params, const km_data_t *train, const km_data_t *valid,
                 const km_reduce_t *reduce, int threads, uint64_t seed, void **model,
                 kiln_err_t *err);
+    /* NULL where the kind has no GPU fit.  Else fit on CUDA device `device`
+     * (kernels_cuda.h): the same params, draws and result type as fit;
+     * KILN_EUNSUPPORTED (no GPU, no CUDA build) or KILN_EINVAL (a shape the
+     * GPU path does not take) tell the caller to fit on the CPU instead. */
+    int  (*fit_gpu)(const void *params, const km_data_t *train, const km_reduce_t *reduce,
+                    int device, uint64_t seed, void **model, kiln_err_t *err);
     int  (*predict)(const void *model, const float *x, size_t n, float *scores, int32_t *pred,
                     kiln_err_t *err);
     size_t (*n_outputs)(const void *model);

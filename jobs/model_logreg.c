@@ -6,6 +6,7 @@
 
 #include "../core/kiln_alloc.h"
 #include "../kernels/logreg.h"
+#include "../kernels/kernels_cuda.h"
 #include "model_int.h"
 
 static int lr_parse(const void *model, void **params, kiln_err_t *err)
@@ -56,6 +57,22 @@ static int lr_fit(const void *params, const km_data_t *train, const km_data_t *v
     return km_logreg_fit(train, &p, reduce, (km_logreg_t **)model, err);
 }
 
+/* The same fit with the rows on the GPU (a context per fit: a train task
+ * fits once). */
+static int lr_fit_gpu(const void *params, const km_data_t *train, const km_reduce_t *reduce,
+                  int device, uint64_t seed, void **model, kiln_err_t *err)
+{
+    km_logreg_params_t p = *(const km_logreg_params_t *)params;
+    p.threads = 1;
+    p.seed = seed;
+    kc_ctx_t *ctx = NULL;
+    int rc = kc_ctx_new(device, &ctx, err);
+    if (rc == 0)
+        rc = kc_logreg_fit(ctx, train, &p, reduce, (km_logreg_t **)model, err);
+    kc_ctx_destroy(&ctx);
+    return rc;
+}
+
 static int lr_predict(const void *model, const float *x, size_t n, float *scores, int32_t *pred,
                       kiln_err_t *err)
 {
@@ -95,6 +112,7 @@ const jb_model_kind_t jb_model_logreg = {
     .free_params = lr_free_params,
     .params_json = lr_params_json,
     .fit = lr_fit,
+    .fit_gpu = lr_fit_gpu,
     .predict = lr_predict,
     .n_outputs = lr_n_outputs,
     .save = lr_save,

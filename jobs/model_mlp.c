@@ -9,6 +9,7 @@
 
 #include "../core/kiln_alloc.h"
 #include "../kernels/mlp.h"
+#include "../kernels/kernels_cuda.h"
 #include "model_int.h"
 
 static int mlp_parse(const void *model, void **params, kiln_err_t *err)
@@ -84,6 +85,22 @@ static int mlp_fit(const void *params, const km_data_t *train, const km_data_t *
     return km_mlp_fit(train, &p, reduce, (km_mlp_t **)model, err);
 }
 
+/* The same fit with the rows on the GPU (a context per fit: a train task
+ * fits once). */
+static int mlp_fit_gpu(const void *params, const km_data_t *train, const km_reduce_t *reduce,
+                  int device, uint64_t seed, void **model, kiln_err_t *err)
+{
+    km_mlp_params_t p = *(const km_mlp_params_t *)params;
+    p.threads = 1;
+    p.seed = seed;
+    kc_ctx_t *ctx = NULL;
+    int rc = kc_ctx_new(device, &ctx, err);
+    if (rc == 0)
+        rc = kc_mlp_fit(ctx, train, &p, reduce, (km_mlp_t **)model, err);
+    kc_ctx_destroy(&ctx);
+    return rc;
+}
+
 static int mlp_predict(const void *model, const float *x, size_t n, float *scores, int32_t *pred,
                        kiln_err_t *err)
 {
@@ -124,6 +141,7 @@ const jb_model_kind_t jb_model_mlp = {
     .free_params = mlp_free_params,
     .params_json = mlp_params_json,
     .fit = mlp_fit,
+    .fit_gpu = mlp_fit_gpu,
     .predict = mlp_predict,
     .n_outputs = mlp_n_outputs,
     .save = mlp_save,

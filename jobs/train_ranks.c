@@ -155,6 +155,45 @@ static size_t *shard_rows(const size_t *tr, size_t n, int rank, int n_ranks, siz
 int jb_train_rank_run(const void *parsed, const km_reduce_t *reduce, const char *out_path,
                       kiln_err_t *err)
 {
+    return jb_train_rank_run_on(parsed, reduce, NULL, out_path, err);
+}
+
+/* The kind's fit on where->gpu_device when it has a GPU fit, else (or when
+ * the GPU says it cannot: no device, a shape it does not take) on the CPU;
+ * where->device says which, and why not the GPU. */
+static int fit_where(const jb_train_spec_t *t, const km_data_t *train, const km_data_t *valid,
+                     const km_reduce_t *reduce, jb_train_where_t *where, void **model,
+                     kiln_err_t *err)
+{
+    char why[300] = "";
+    if (where && where->gpu_device >= 0) {
+        if (!t->kind->fit_gpu) {
+            snprintf(why, sizeof why, " (GPU %d: %s has no GPU fit)", where->gpu_device,
+                     t->kind->name);
+        } else {
+            kiln_err_t gerr;
+            int rc = t->kind->fit_gpu(t->params, train, reduce, where->gpu_device, t->seed, model,
+                                      &gerr);
+            if (rc == 0) {
+                snprintf(where->device, sizeof where->device, "GPU %d", where->gpu_device);
+                return 0;
+            }
+            if (rc != KILN_EUNSUPPORTED && rc != KILN_EINVAL) {
+                *err = gerr;
+                return rc;
+            }
+            snprintf(why, sizeof why, " (GPU %d: %.250s)", where->gpu_device, gerr.msg);
+        }
+    }
+    if (where)
+        snprintf(where->device, sizeof where->device, "CPU, %d thread%s%s", t->threads,
+                 t->threads == 1 ? "" : "s", why);
+    return t->kind->fit(t->params, train, valid, reduce, t->threads, t->seed, model, err);
+}
+
+int jb_train_rank_run_on(const void *parsed, const km_reduce_t *reduce, jb_train_where_t *where,
+                         const char *out_path, kiln_err_t *err)
+{
     const jb_train_spec_t *t = parsed;
     if (reduce && !reduce->sum)
         reduce = NULL;
@@ -207,8 +246,7 @@ int jb_train_rank_run(const void *parsed, const km_reduce_t *reduce, const char 
         (rc = km_scaler_transform(scaler, xt, nt, d, xt, err)) < 0 ||
         (nv && (rc = km_scaler_transform(scaler, xv, nv, d, xv, err)) < 0))
         goto out;
-    if ((rc = t->kind->fit(t->params, &train, nv ? &valid : NULL, reduce, t->threads, t->seed,
-                           &model, err)) < 0)
+    if ((rc = fit_where(t, &train, nv ? &valid : NULL, reduce, where, &model, err)) < 0)
         goto out;
     /* Every rank holds the same model now; one writes it. */
     if (rank != 0)

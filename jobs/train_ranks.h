@@ -52,4 +52,17 @@ typedef struct {
 int jb_train_rank_run(const void *parsed_train_spec, const km_reduce_t *reduce,
                       const char *out_path, kiln_err_t *err);
 
+/* Where a train task fits: gpu_device >= 0 asks for that CUDA device (the
+ * kinds with a GPU fit: logreg, mlp); device comes back naming where the
+ * fit ran ("GPU 0", or "CPU, N threads" with the reason the GPU was not
+ * used), for the task's log. */
+typedef struct {
+    int  gpu_device;
+    char device[320];
+} jb_train_where_t;
+
+/* jb_train_rank_run with a choice of device (where may be NULL: the CPU). */
+int jb_train_rank_run_on(const void *parsed_train_spec, const km_reduce_t *reduce,
+                         jb_train_where_t *where, const char *out_path, kiln_err_t *err);
+
 #endif

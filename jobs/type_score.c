@@ -30,6 +30,7 @@
 #include "jobspec.h"
 #include "jobtype.h"
 #include "modelfile.h"
+#include "scoregpu.h"
 
 #define SCORE_PATH_MAX 4096
 #define SCORE_ID_MAX 256
@@ -391,9 +392,9 @@ static int check_features(const score_t *t, const jb_modelfile_t *m, const char 
 
 /* Rows [row0, row0+n) of the feature dataset at path, predicted block by
  * block into a predictions file at out_path. */
-static int predict_rows(const score_t *t, const jb_modelfile_t *m, const char *model_sha,
-                        const char *path, int source_is_input, size_t row0, size_t n,
-                        const char *out_path, kiln_err_t *err)
+static int predict_rows(const score_t *t, const jb_modelfile_t *m, jb_scoregpu_t *gpu,
+                        const char *model_sha, const char *path, int source_is_input,
+                        size_t row0, size_t n, const char *out_path, kiln_err_t *err)
 {
     st_features_t *in = NULL;
     st_predictions_writer_t *w = NULL;
@@ -448,7 +449,8 @@ static int predict_rows(const score_t *t, const jb_modelfile_t *m, const char *m
             goto out;
         for (size_t i = 0; i < k; i++)
             pred[i] = -1;                     /* a regressor predicts no class */
-        if ((rc = jb_modelfile_predict(m, x, k, scores, pred, err)) < 0)
+        if ((rc = gpu ? jb_scoregpu_predict(gpu, x, k, scores, pred, err)
+                      : jb_modelfile_predict(m, x, k, scores, pred, err)) < 0)
             goto out;
         for (size_t i = 0; fm->has_label && i < k; i++) {
             int32_t l = label[i];
@@ -482,6 +484,23 @@ out:
     return rc;
 }
 
+/* The model on the task's GPU when it has one and the model kind a GPU
+ * twin; NULL (the CPU) otherwise, with the reason in the task's log. */
+static jb_scoregpu_t *gpu_engine(const jb_task_plan_t *task, const jb_modelfile_t *m,
+                                 size_t n_rows)
+{
+    jb_scoregpu_t *gpu = NULL;
+    kiln_err_t gerr;
+    if (!task->use_gpu)
+        fprintf(stderr, "scoring %zu rows on CPU\n", n_rows);
+    else if (jb_scoregpu_new(m, task->gpu_device, &gpu, &gerr) < 0)
+        fprintf(stderr, "scoring %zu rows on CPU (GPU %d: %s)\n", n_rows, task->gpu_device,
+                gerr.msg);
+    else
+        fprintf(stderr, "scoring %zu rows on %s\n", n_rows, jb_scoregpu_device_name(gpu));
+    return gpu;
+}
+
 static int score_run_task(const void *parsed, const jb_task_plan_t *task, const char *out_path,
                           kiln_err_t *err)
 {
@@ -493,7 +512,10 @@ static int score_run_task(const void *parsed, const jb_task_plan_t *task, const 
     if ((rc = input_kind(t, &kind, err)) < 0 || (rc = load_model(t, &m, sha, err)) < 0)
         return rc;
     if (kind == INPUT_FEATURES) {
-        rc = predict_rows(t, &m, sha, t->input, 1, task->win0, task->n_windows, out_path, err);
+        jb_scoregpu_t *gpu = gpu_engine(task, &m, task->n_windows);
+        rc = predict_rows(t, &m, gpu, sha, t->input, 1, task->win0, task->n_windows, out_path,
+                          err);
+        jb_scoregpu_free(&gpu);
         jb_modelfile_free(&m);
         return rc;
     }
@@ -514,11 +536,17 @@ static int score_run_task(const void *parsed, const jb_task_plan_t *task, const 
     snprintf(feat, len, "%s.features.%ld.h5", out_path, (long)getpid());
     jb_featurize_opts_t opts = {0};
     opts.n_threads = t->threads;
+    opts.use_gpu = task->use_gpu;
+    opts.gpu_device = task->gpu_device;
     jb_featurize_stats_t stats;
     rc = jb_featurize_run_range(&fs, t->input, feat, task->win0, task->n_windows, &opts, &stats,
                                 err);
-    if (rc == 0)
-        rc = predict_rows(t, &m, sha, feat, 0, 0, task->n_windows, out_path, err);
+    if (rc == 0) {
+        fprintf(stderr, "featurized %zu windows on %s\n", stats.windows, stats.device);
+        jb_scoregpu_t *gpu = gpu_engine(task, &m, task->n_windows);
+        rc = predict_rows(t, &m, gpu, sha, feat, 0, 0, task->n_windows, out_path, err);
+        jb_scoregpu_free(&gpu);
+    }
     unlink(feat);
     kiln_free(feat);
     jb_featspec_free(&fs);

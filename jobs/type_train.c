@@ -225,7 +225,6 @@ static int train_plan(const void *parsed, const jb_plan_ctx_t *ctx, jb_task_plan
 static int train_run(const void *parsed, const jb_task_plan_t *task, const char *out_path,
                      kiln_err_t *err)
 {
-    (void)task;
     const jb_train_spec_t *spec = parsed;
     if (spec->ranks > 1)
         return kiln_err_at(err, KILN_EUNSUPPORTED, "resources.ranks",
@@ -233,7 +232,11 @@ static int train_run(const void *parsed, const jb_task_plan_t *task, const char 
                            "job to kilnd (it launches them), or run `mpirun -np %d kiln-worker "
                            "--train-ranks SPEC.json` (srun --mpi=pmix under Slurm)",
                            spec->ranks, spec->ranks);
-    return jb_train_rank_run(parsed, NULL, out_path, err);
+    jb_train_where_t where = {.gpu_device = task->use_gpu ? task->gpu_device : -1};
+    int rc = jb_train_rank_run_on(parsed, NULL, &where, out_path, err);
+    if (rc == 0)
+        fprintf(stderr, "trained %s on %s\n", spec->kind->name, where.device);
+    return rc;
 }
 
 static int train_mpi_launch(const void *parsed)

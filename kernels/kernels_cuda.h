@@ -65,6 +65,19 @@ void kc_host_free(kc_ctx_t *ctx, void **p);
 int  kc_copy_to_dev(kc_ctx_t *ctx, void *dst, const void *src, size_t bytes, kiln_err_t *err);
 int  kc_copy_to_host(kc_ctx_t *ctx, void *dst, const void *src, size_t bytes, kiln_err_t *err);
 
+/* Asynchronous copies on stream (NULL: the context's first); src/dst host
+ * memory should be pinned (kc_host_alloc, kc_host_register) for the copy to
+ * overlap other work.  kc_stream_sync waits for one stream. */
+int  kc_copy_to_dev_async(kc_ctx_t *ctx, void *dst, const void *src, size_t bytes, void *stream,
+                          kiln_err_t *err);
+int  kc_copy_to_host_async(kc_ctx_t *ctx, void *dst, const void *src, size_t bytes,
+                           void *stream, kiln_err_t *err);
+int  kc_stream_sync(kc_ctx_t *ctx, void *stream, kiln_err_t *err);
+/* Page-locks bytes of ordinary host memory at p (cudaHostRegister) so that
+ * copies from and to it run as DMA; kc_host_unregister before freeing it. */
+int  kc_host_register(kc_ctx_t *ctx, void *p, size_t bytes, kiln_err_t *err);
+void kc_host_unregister(kc_ctx_t *ctx, void *p);
+
 /* ---- time-domain statistics (kernels/cuda/stats.cu) -------------------- */
 
 /* kn_time_stats of each window of d_x [n_windows x window_len] (device

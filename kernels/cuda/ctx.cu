@@ -209,3 +209,53 @@ int kc_copy_to_host(kc_ctx_t *ctx, void *dst, const void *src, size_t bytes, kil
     KC_TRY(cudaStreamSynchronize(ctx->stream[0]), "cudaStreamSynchronize after a copy to the host");
     return 0;
 }
+
+int kc_copy_to_dev_async(kc_ctx_t *ctx, void *dst, const void *src, size_t bytes, void *stream,
+                         kiln_err_t *err)
+{
+    int rc;
+    if ((rc = kc_ctx_enter(ctx, err)) < 0)
+        return rc;
+    KC_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, kc_stream_of(ctx, stream)),
+           "cudaMemcpyAsync host to device");
+    return 0;
+}
+
+int kc_copy_to_host_async(kc_ctx_t *ctx, void *dst, const void *src, size_t bytes,
+                          void *stream, kiln_err_t *err)
+{
+    int rc;
+    if ((rc = kc_ctx_enter(ctx, err)) < 0)
+        return rc;
+    KC_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, kc_stream_of(ctx, stream)),
+           "cudaMemcpyAsync device to host");
+    return 0;
+}
+
+int kc_stream_sync(kc_ctx_t *ctx, void *stream, kiln_err_t *err)
+{
+    int rc;
+    if ((rc = kc_ctx_enter(ctx, err)) < 0)
+        return rc;
+    KC_TRY(cudaStreamSynchronize(kc_stream_of(ctx, stream)), "cudaStreamSynchronize");
+    return 0;
+}
+
+int kc_host_register(kc_ctx_t *ctx, void *p, size_t bytes, kiln_err_t *err)
+{
+    int rc;
+    if ((rc = kc_ctx_enter(ctx, err)) < 0)
+        return rc;
+    KC_TRY(cudaHostRegister(p, bytes, cudaHostRegisterDefault), "cudaHostRegister");
+    return 0;
+}
+
+void kc_host_unregister(kc_ctx_t *ctx, void *p)
+{
+    if (!p)
+        return;
+    if (ctx)
+        cudaSetDevice(ctx->device);
+    cudaHostUnregister(p);
+    (void)cudaGetLastError();
+}

@@ -136,9 +136,88 @@ int kc_copy_to_host(kc_ctx_t *ctx, void *dst, const void *src, size_t bytes, kil
     return no_gpu(err);
 }
 
+int kc_copy_to_dev_async(kc_ctx_t *ctx, void *dst, const void *src, size_t bytes, void *stream,
+                         kiln_err_t *err)
+{
+    (void)ctx, (void)dst, (void)src, (void)bytes, (void)stream;
+    return no_gpu(err);
+}
+
+int kc_copy_to_host_async(kc_ctx_t *ctx, void *dst, const void *src, size_t bytes,
+                          void *stream, kiln_err_t *err)
+{
+    (void)ctx, (void)dst, (void)src, (void)bytes, (void)stream;
+    return no_gpu(err);
+}
+
+int kc_stream_sync(kc_ctx_t *ctx, void *stream, kiln_err_t *err)
+{
+    (void)ctx, (void)stream;
+    return no_gpu(err);
+}
+
+int kc_host_register(kc_ctx_t *ctx, void *p, size_t bytes, kiln_err_t *err)
+{
+    (void)ctx, (void)p, (void)bytes;
+    return no_gpu(err);
+}
+
+void kc_host_unregister(kc_ctx_t *ctx, void *p)
+{
+    (void)ctx, (void)p;
+}
+
 int kc_feat_run(kc_feat_plan_t *plan, const float *d_x, size_t n_windows, float *d_out,
                 void *stream, kiln_err_t *err)
 {
     (void)plan, (void)d_x, (void)n_windows, (void)d_out, (void)stream;
+    return no_gpu(err);
+}
+
+void *kc_ctx_stream(kc_ctx_t *ctx, int i)
+{
+    (void)ctx, (void)i;
+    return NULL;
+}
+
+int kc_host_alloc(kc_ctx_t *ctx, size_t bytes, void **out, kiln_err_t *err)
+{
+    (void)ctx, (void)bytes;
+    *out = NULL;
+    return no_gpu(err);
+}
+
+void kc_host_free(kc_ctx_t *ctx, void **p)
+{
+    (void)ctx;
+    if (p)
+        *p = NULL;
+}
+
+size_t kc_model_n_features(const kc_model_t *m)
+{
+    (void)m;
+    return 0;
+}
+
+size_t kc_model_n_outputs(const kc_model_t *m)
+{
+    (void)m;
+    return 0;
+}
+
+int kc_logreg_fit(kc_ctx_t *ctx, const km_data_t *data, const km_logreg_params_t *p,
+                  const km_reduce_t *reduce, km_logreg_t **out, kiln_err_t *err)
+{
+    (void)ctx, (void)data, (void)p, (void)reduce;
+    *out = NULL;
+    return no_gpu(err);
+}
+
+int kc_mlp_fit(kc_ctx_t *ctx, const km_data_t *data, const km_mlp_params_t *p,
+               const km_reduce_t *reduce, km_mlp_t **out, kiln_err_t *err)
+{
+    (void)ctx, (void)data, (void)p, (void)reduce;
+    *out = NULL;
     return no_gpu(err);
 }

@@ -64,7 +64,13 @@ for run in "cpu" "gpu --gpu 0"; do
     set -- $run
     name=$1; shift
     timeout 60 $KILN featurize "$T/gen.json" --output "$T/gen-$name.h5" --stats-json "$T/stats-$name.json" "$@" \
-        >"$out/featurize-$name.txt" 2>&1 || bad "kiln featurize ($name): $(tail -3 "$out/featurize-$name.txt")"
+        >"$out/featurize-$name.txt" 2>&1 || {
+        bad "kiln featurize ($name): $(tail -3 "$out/featurize-$name.txt")"
+        # where it failed, when the machine has a debugger (the device image has cuda-gdb)
+        command -v cuda-gdb >/dev/null && timeout 90 cuda-gdb -batch -ex run -ex bt \
+            --args $KILN featurize "$T/gen.json" --output "$T/gen-$name-dbg.h5" "$@" \
+            >"$out/featurize-$name-gdb.txt" 2>&1 && tail -25 "$out/featurize-$name-gdb.txt"
+    }
     grep -E " on |windows/s" "$out/featurize-$name.txt"
 done
 grep -q "on GPU 0" "$out/featurize-gpu.txt" && ok "kiln featurize --gpu 0 ran on the GPU" \
@@ -75,6 +81,93 @@ if [ -f "$B/data/cwru.h5" ]; then
     $KILN featurize "$T/cwru.json" --output "$T/cwru-gpu.h5" --gpu 0 >"$out/cwru-gpu.txt" 2>&1 \
         && compare "CWRU windows: GPU features = CPU features" "$T/cwru-cpu.h5" "$T/cwru-gpu.h5" \
         || bad "kiln featurize on CWRU: $(tail -n 2 "$out"/cwru-*.txt)"
+fi
+
+# --- 4: training on the GPU (logreg, mlp) and scoring every model kind on it,
+# against the same commands on the CPU, on the real CWRU features of step 1
+if [ -f "$T/cwru-cpu.h5" ]; then
+    "$PY" - "$T" <<'PY'
+import json, sys
+t = sys.argv[1]
+kinds = {"logreg": {"kind": "logreg"}, "mlp": {"kind": "mlp", "hidden": [32], "epochs": 30},
+         "gbdt": {"kind": "gbdt"},
+         "anomaly": {"kind": "anomaly", "healthy_class": 0, "false_alarm_rate": 0.05}}
+for k, m in kinds.items():
+    json.dump({"type": "train", "input": t + "/cwru-cpu.h5", "target": "label", "seed": 7,
+               "validation": {"split": "time", "fraction": 0.25}, "name": "e2e-" + k, "model": m},
+              open(f"{t}/train-{k}.json", "w"))
+    json.dump({"type": "score", "input": t + "/cwru-cpu.h5", "output": f"{t}/pred-{k}.h5",
+               "model_file": f"{t}/{k}-cpu.kmodel"}, open(f"{t}/score-{k}.json", "w"))
+PY
+    acc() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["metrics"].get("accuracy", -1))' "$1"; }
+    for k in logreg mlp gbdt anomaly; do
+        timeout 120 $KILN train "$T/train-$k.json" --output "$T/$k-cpu.kmodel" --json \
+            >"$out/train-$k-cpu.json" 2>"$out/train-$k-cpu.log" || { bad "kiln train $k (CPU)"; continue; }
+        if [ $k = logreg ] || [ $k = mlp ]; then
+            s0=$(date +%s.%N)
+            timeout 120 $KILN train "$T/train-$k.json" --output "$T/$k-gpu.kmodel" --gpu 0 --json \
+                >"$out/train-$k-gpu.json" 2>"$out/train-$k-gpu.log" || bad "kiln train $k --gpu 0"
+            s1=$(date +%s.%N)
+            grep -h "^trained" "$out/train-$k-gpu.log" | head -1
+            a=$(acc "$out/train-$k-cpu.json"); b=$(acc "$out/train-$k-gpu.json")
+            grep -q "trained $k on GPU 0" "$out/train-$k-gpu.log" &&
+                "$PY" -c "import sys; sys.exit(0 if abs($a - $b) <= 0.03 else 1)" \
+                && ok "train $k on the GPU: held-out accuracy $b (CPU $a), $(awk "BEGIN {printf \"%.2f\", $s1 - $s0}") s" \
+                || bad "train $k on the GPU: accuracy $b vs CPU $a: $(grep -h '^trained' "$out/train-$k-gpu.log")"
+        fi
+        timeout 60 $KILN score "$T/score-$k.json" --output "$T/pred-$k-cpu.h5" >"$out/score-$k-cpu.log" 2>&1 &&
+        timeout 60 $KILN score "$T/score-$k.json" --output "$T/pred-$k-gpu.h5" --gpu 0 >"$out/score-$k-gpu.log" 2>&1 ||
+            { bad "kiln score $k: $(tail -n 2 "$out"/score-$k-*.log)"; continue; }
+        grep -q "rows on GPU 0" "$out/score-$k-gpu.log" || { bad "score $k did not run on the GPU: $(grep -h '^scoring' "$out/score-$k-gpu.log")"; continue; }
+        "$PY" - "$T/pred-$k-cpu.h5" "$T/pred-$k-gpu.h5" "$k" <<'PY' && ok "score $k on the GPU = on the CPU" || bad "score $k on the GPU differs"
+import sys, h5py, numpy as np
+a, b = h5py.File(sys.argv[1]), h5py.File(sys.argv[2])
+sa, sb = a["score"][...].astype(np.float64), b["scores"][...].astype(np.float64)
+pa, pb = a["predicted"][...], b["predicted"][...]
+scale = max(np.abs(sa).max(), 1e-12)
+err = np.abs(sa - sb).max() / scale
+same = (pa == pb).mean()
+print(f"  {sys.argv[3]}: {len(pa)} rows, scores within {err:.1e} of their scale, {same:.4f} of predictions equal")
+sys.exit(0 if err <= 1e-4 and same >= 0.99 else 1)
+PY
+    done
+fi
+
+# --- 5: end-to-end featurize of a larger HDF5 file (file in, file out):
+# the GPU path against the CPU path on all cores, same file, same run
+BIG=${KILN_E2E_BIG:-100000}
+if [ "$BIG" -gt 0 ]; then
+    $KILN gen --windows $BIG --window-len 2048 --assets 16 --seed 5 -o "$T/big.h5" >/dev/null &&
+    "$PY" - "$T" <<'PY'
+import json, sys
+t = sys.argv[1]
+s = json.load(open(t + "/gen.json"))
+s["input"], s["output"] = t + "/big.h5", t + "/big-out.h5"
+json.dump(s, open(t + "/big.json", "w"))
+PY
+    for run in "cpu" "gpu --gpu 0" "cpu" "gpu --gpu 0" "cpu" "gpu --gpu 0"; do
+        set -- $run
+        name=$1; shift
+        rm -f "$T/big-out.h5"
+        timeout 120 $KILN featurize "$T/big.json" --stats-json "$T/big-$name.json" "$@" >>"$out/big-$name.txt" 2>&1 \
+            || bad "featurize $BIG windows ($name)"
+        "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[2], d["seconds"])' "$T/big-$name.json" "$name" >>"$T/big-times.txt"
+    done
+    "$PY" - "$T/big-times.txt" "$out/e2e_bench.json" "$BIG" <<'PY' && ok "HDF5 end-to-end featurize timed" || bad "HDF5 end-to-end timing"
+import json, sys, statistics as st
+t = {"cpu": [], "gpu": []}
+for line in open(sys.argv[1]):
+    k, v = line.split()
+    t[k].append(float(v))
+c, g = st.median(t["cpu"]), st.median(t["gpu"])
+n = int(sys.argv[3])
+gb = n * 3 * 2048 * 4 / 1e9
+r = {"windows": n, "signal_gb": gb, "cpu_s": t["cpu"], "gpu_s": t["gpu"], "cpu_median_s": c,
+     "gpu_median_s": g, "gpu_vs_cpu": c / g, "gpu_gb_per_s": gb / g, "cpu_gb_per_s": gb / c}
+json.dump(r, open(sys.argv[2], "w"), indent=1)
+print(f"  {n} windows x 3 x 2048 ({gb:.2f} GB of signal): CPU {c:.3f} s ({gb / c:.2f} GB/s), "
+      f"GPU {g:.3f} s ({gb / g:.2f} GB/s): {c / g:.2f}x")
+PY
 fi
 
 # --- 3: through kilnd, a worker that finds its GPU
