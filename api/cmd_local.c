@@ -203,14 +203,32 @@ int kiln_cmd_local(int argc, char **argv)
         char id[64], wdir[PATH_MAX];
         snprintf(id, sizeof id, "local-%llu", i + 1);
         snprintf(wdir, sizeof wdir, "%s/worker-%s", dir, id);
+        /* Each worker's /metrics on a free loopback port, in WDIR/metrics.url. */
+        char murl[PATH_MAX + 16];
+        snprintf(murl, sizeof murl, "%s/metrics.url", wdir);
+        unlink(murl);
         char *wargv[] = {worker, "--connect", ep, "--id", id, "--cores", cores_s, "--dir",
-                         wdir, NULL};
+                         wdir, "--metrics", "127.0.0.1:0", NULL};
         if ((wpid[i] = spawn(wargv, &mask)) < 0)
             goto out;
     }
     printf("kiln local: kilnd at %s (workers: %s), %llu worker%s x %llu core%s, state in %s\n"
            "kiln local: submit with `kiln submit SPEC.json --dir %s`; Ctrl-C stops\n",
            url, ep, n_workers, n_workers == 1 ? "" : "s", cores, cores == 1 ? "" : "s", dir, dir);
+    /* Where Prometheus finds each daemon (docs/metrics.md); a worker writes
+     * its URL once it serves, so wait for it a little. */
+    printf("kiln local: metrics: kilnd %s/metrics\n", url);
+    for (unsigned long long i = 0; i < n_workers; i++) {
+        char murl_path[PATH_MAX + 64], murl[512];
+        snprintf(murl_path, sizeof murl_path, "%s/worker-local-%llu/metrics.url", dir, i + 1);
+        for (int t = 0; t < 100 && read_line(murl_path, murl, sizeof murl) < 0; t++)
+            sleep_ms(50);
+        if (read_line(murl_path, murl, sizeof murl) == 0)
+            printf("kiln local: metrics: worker local-%llu %s\n", i + 1, murl);
+        else
+            printf("kiln local: metrics: worker local-%llu not serving yet (see %s)\n", i + 1,
+                   murl_path);
+    }
     fflush(stdout);
 
     for (;;) {

@@ -40,6 +40,8 @@ struct kw_child {
     uint64_t    start_ns;      /* uv_hrtime at spawn */
     int         stopping;      /* kw_child_stop was called */
     int         gpu;           /* the CUDA device the task holds (its owner's), -1: none */
+    char        type[32];      /* the job type, and the cores it asked for (its owner's, */
+    int         cores;         /* for /metrics) */
     int64_t     exit_status;   /* valid after exit */
     int         term_signal;   /* 0 unless killed by a signal */
     kw_child_t *next;          /* for the owner's list */

@@ -15,6 +15,7 @@ static void usage(FILE *f)
 {
     fputs("usage: kiln-worker --connect ENDPOINT [--id ID] [--cores N] [--memory-mb M]\n"
           "                   [--gpus G] [--dir D] [--heartbeat-ms MS] [--exe PATH]\n"
+          "                   [--metrics HOST:PORT]\n"
           "       kiln-worker --run-task FILE\n"
           "       mpirun -np R kiln-worker --train-ranks SPEC.json [--output OUT.kmodel]\n"
           "       kiln-worker --mpi-agent HOST COMMAND...  (mpirun's launch agent in a gang)\n"
@@ -28,6 +29,9 @@ static void usage(FILE *f)
           "                  (default: $TMPDIR/kiln-worker-ID, created)\n"
           "  --heartbeat-ms  heartbeat period (default: 500)\n"
           "  --exe           program run as `PATH --run-task FILE` (default: this one)\n"
+          "  --metrics       serve Prometheus /metrics on HOST:PORT (numeric address,\n"
+          "                  e.g. 127.0.0.1:9101; port 0 picks one; the URL goes to\n"
+          "                  DIR/metrics.url); default: off\n"
           "  --train-ranks   one rank of the train job SPEC.json, data-parallel over\n"
           "                  the R ranks mpirun starts (R must be the spec's\n"
           "                  resources.ranks): each rank trains on every R-th training\n"
@@ -61,6 +65,30 @@ static int copy_str(const char *opt, const char *text, char *dst, size_t cap)
         return -1;
     }
     memcpy(dst, text, n + 1);
+    return 0;
+}
+
+/* "127.0.0.1:9101" or "[::1]:9101" into host and port (0..65535). */
+static int parse_host_port(const char *opt, const char *text, char *host, size_t cap, int *port)
+{
+    const char *colon = strrchr(text, ':');
+    const char *h = text;
+    size_t n = colon ? (size_t)(colon - text) : 0;
+    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+        h++;
+        n -= 2;
+    }
+    long long v;
+    if (!colon || n == 0 || n >= cap) {
+        fprintf(stderr, "kiln-worker: %s: expected HOST:PORT (e.g. 127.0.0.1:9101), got \"%s\"\n",
+                opt, text);
+        return -1;
+    }
+    if (parse_int(opt, colon + 1, 0, 65535, &v) < 0)
+        return -1;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    *port = (int)v;
     return 0;
 }
 
@@ -107,6 +135,9 @@ int main(int argc, char **argv)
             rc = copy_str(opt, val, opts.dir, sizeof opts.dir);
         else if (!strcmp(opt, "--exe"))
             rc = copy_str(opt, val, opts.exe, sizeof opts.exe);
+        else if (!strcmp(opt, "--metrics"))
+            rc = parse_host_port(opt, val, opts.metrics_host, sizeof opts.metrics_host,
+                                 &opts.metrics_port);
         else if (!strcmp(opt, "--cores")) {
             rc = parse_int(opt, val, 1, 1 << 20, &v);
             opts.cores = (int)v;

@@ -17,6 +17,7 @@
 #include "../jobs/jobtype.h"
 #include "child.h"
 #include "gang.h"
+#include "metrics.h"
 #include "worker.h"
 
 /* Messages read per pump before the loop gets a turn (timers, children):
@@ -52,6 +53,7 @@ typedef struct {
     int         stopping;      /* a signal came: children are being stopped */
     int         closed;        /* handles closed, the loop is ending */
     unsigned char gpu_busy[KW_GPUS_MAX];   /* devices a running task holds */
+    kw_metrics_t *metrics;     /* --metrics; NULL when off */
 } kw_worker_t;
 
 static void kw_pump(kw_worker_t *w);
@@ -182,6 +184,17 @@ static kw_child_t *find_child(kw_worker_t *w, int64_t task_id)
 
 static void close_all(kw_worker_t *w);
 
+/* /metrics' gauges of what the running children hold. */
+static void busy_changed(kw_worker_t *w)
+{
+    int tasks = 0, cores = 0;
+    for (kw_child_t *c = w->children; c; c = c->next) {
+        tasks++;
+        cores += c->cores;
+    }
+    kw_metrics_busy(w->metrics, tasks, cores, w->gpu_busy);
+}
+
 static void on_child_exit(kw_child_t *c, void *arg)
 {
     kw_worker_t *w = arg;
@@ -194,6 +207,8 @@ static void on_child_exit(kw_child_t *c, void *arg)
     if (!w->stopping) {
         kw_child_result_t r;
         kw_child_result(c, &r);
+        kw_metrics_task_ended(w->metrics, c->type, r.code ? r.code : "succeeded",
+                              (double)(uv_hrtime() - c->start_ns) / 1e9);
         if (!r.code)
             send_done(w, c->task_id, c->lease_id, c->output,
                       (uv_hrtime() - c->start_ns) / 1000000u, r.tail, r.tail_len);
@@ -204,6 +219,7 @@ static void on_child_exit(kw_child_t *c, void *arg)
     if (c->gpu >= 0 && c->gpu < KW_GPUS_MAX)
         w->gpu_busy[c->gpu] = 0;
     kw_child_destroy(&c);
+    busy_changed(w);
     if (w->stopping && !w->children)
         close_all(w);
 }
@@ -262,6 +278,8 @@ static void on_task(kw_worker_t *w, const json_t *body)
         uint64_t t0 = uv_hrtime();
         int rc = type->run_task(parsed, &plan, output, &err);
         type->free_parsed(parsed);
+        kw_metrics_task_ended(w->metrics, type->name, rc >= 0 ? "succeeded" : rc == KILN_ENOMEM
+                              ? "out_of_memory" : "error", (double)(uv_hrtime() - t0) / 1e9);
         if (rc < 0)
             send_failed(w, task_id, lease_id, rc == KILN_ENOMEM ? "out_of_memory" : "error",
                         err.msg, NULL, 0);
@@ -309,8 +327,13 @@ static void on_task(kw_worker_t *w, const json_t *body)
     c->gpu = gpu;
     if (gpu >= 0)
         w->gpu_busy[gpu] = 1;
+    snprintf(c->type, sizeof c->type, "%s", type->name);
+    const json_t *cores = json_object_get(json_object_get(spec, "resources"), "cores");
+    c->cores = json_integer_value(cores) > 0 && json_integer_value(cores) < 1 << 20
+                   ? (int)json_integer_value(cores) : 1;
     c->next = w->children;
     w->children = c;
+    busy_changed(w);
     kw_send(w, kc_msg_new(KC_MSG_PROGRESS,
                           json_pack("{s:I, s:s, s:i, s:i}", "task_id", (json_int_t)task_id,
                                     "lease_id", lease_id, "done", 0, "total", 1)));
@@ -434,6 +457,7 @@ static void close_all(kw_worker_t *w)
     if (w->closed)
         return;
     w->closed = 1;
+    kw_metrics_stop(&w->metrics);
     uv_close((uv_handle_t *)&w->poll, NULL);
     uv_close((uv_handle_t *)&w->heartbeat, NULL);
     uv_close((uv_handle_t *)&w->sigint, NULL);
@@ -529,6 +553,20 @@ int kw_worker_run(const kw_opts_t *opts, kiln_err_t *err)
     int rc = socket_open(w, err);
     if (rc == 0)
         rc = loop_open(w, err);
+    if (rc == 0 && w->opts.metrics_host[0] &&
+        (rc = kw_metrics_start(&w->loop, &w->opts, &w->metrics, err)) < 0) {
+        close_all(w);
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&w->loop);
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        kiln_err_at(err, rc, "--metrics", "--metrics %s:%d: %.600s", w->opts.metrics_host,
+                    w->opts.metrics_port, why);
+    }
+    if (rc == 0 && w->metrics)
+        fprintf(stderr, "kiln-worker %s: metrics on %s port %d (/metrics; URL in "
+                "%s/metrics.url)\n", w->opts.id, w->opts.metrics_host,
+                kw_metrics_port(w->metrics), w->opts.dir);
     if (rc == 0) {
         const int named = w->opts.gpus > 0 && w->opts.gpu_names[0][0];
         fprintf(stderr, "kiln-worker %s: connecting to %s (cores %d, memory %lld MiB, gpus %d%s%s%s, "

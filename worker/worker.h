@@ -25,6 +25,9 @@ typedef struct {
     char    dir[KW_PATH_MAX];                /* "" = $TMPDIR (or /tmp)/kiln-worker-<id> */
     int     heartbeat_ms;                    /* 0 = KW_HEARTBEAT_MS_DEFAULT */
     char    exe[KW_PATH_MAX];                /* what runs `--run-task`; "" = /proc/self/exe */
+    char    metrics_host[64];                /* --metrics HOST:PORT: numeric address of
+                                              * /metrics (metrics.h); "" = none */
+    int     metrics_port;                    /* 0 = a free port, written to DIR/metrics.url */
 } kw_opts_t;
 
 #define KW_GPUS_AUTO (-1)
