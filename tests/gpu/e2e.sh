@@ -192,6 +192,26 @@ done
 grep -q "windows on GPU 0" "$out/job-gpus1.log" && ok "the gpus 1 job ran on the worker's GPU" || bad "the gpus 1 job did not run on the GPU"
 grep -q "windows on CPU" "$out/job-gpus0.log" && ok "the gpus 0 job ran on the CPU" || bad "the gpus 0 job did not run on the CPU"
 compare "kilnd: GPU job output = CPU job output" "$T/job-gpus0.h5" "$T/job-gpus1.h5"
+# a train job and a score job asking for a GPU, through kilnd
+if [ -f "$T/mlp-cpu.kmodel" ]; then
+    "$PY" - "$T" <<'PY'
+import json, sys
+t = sys.argv[1]
+s = json.load(open(t + "/train-mlp.json"))
+s.update(name="e2e-mlp-gpu", output=t + "/mlp-job.kmodel", resources={"cores": 1, "gpus": 1})
+json.dump(s, open(t + "/train-job.json", "w"))
+s = json.load(open(t + "/score-mlp.json"))
+s.update(name="e2e-score-gpu", output=t + "/pred-job.h5", resources={"cores": 1, "gpus": 1})
+json.dump(s, open(t + "/score-job.json", "w"))
+PY
+    for j in train score; do
+        id=$(timeout 120 $KILN submit "$T/$j-job.json" --dir "$T/c" --wait --json | "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(d["id"] if d["state"]=="succeeded" else "")')
+        [ -n "$id" ] || { bad "$j job with gpus 1"; continue; }
+        $KILN logs "$id" --dir "$T/c" >"$out/job-$j-gpu.log"
+        grep -q -E "(trained mlp|rows) on GPU 0" "$out/job-$j-gpu.log" && ok "the $j job with gpus 1 ran on the GPU" \
+            || bad "the $j job with gpus 1 did not run on the GPU: $(grep -E '^(trained|scoring)' "$out/job-$j-gpu.log")"
+    done
+fi
 kill -INT $LOCAL 2>/dev/null; wait $LOCAL 2>/dev/null; LOCAL=
 echo "gpu e2e: $pass passed, $fail failed"
 [ $fail = 0 ]
