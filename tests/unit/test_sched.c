@@ -473,6 +473,56 @@ static void test_oom_and_node_fail(void **state)
     fx_free(f);
 }
 
+/* /metrics (sched_metrics.c): job counts from the store, the task-duration
+ * histogram, workers and GPUs from the hello, drift scores set by a drift job. */
+static void test_metrics(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(NULL);
+    msg(f, "w1", KC_MSG_HELLO,
+        json_pack("{s:s, s:i, s:i, s:i, s:[], s:[s,s], s:[i,i]}", "worker_id", "w1", "cores", 4,
+                  "memory_mb", 4096, "gpus", 2, "running", "gpu_names", "NVIDIA H200",
+                  "NVIDIA H200", "gpu_memory_mb", 1000, 2000));
+    int64_t a = submit(f, "{\"type\":\"noop\"}");
+    int64_t b = submit(f, "{\"type\":\"noop\"}");
+    submit(f, "{\"type\":\"noop\",\"resources\":{\"cores\":64}}");   /* never fits */
+    ks_sched_dispatch(f->s);
+    assert_int_equal(tasks_since(f, 0), 2);
+    done(f, &f->sent[0]);
+    failed(f, &f->sent[1], "error");
+    assert_job(f, a, "succeeded", NULL);
+    assert_job(f, b, "failed", "task_failed");
+    kiln_err_t err;
+    assert_int_equal(ks_sched_set_drift_score(f->s, "bearing", "rms\"ch1", 0.5, &err), 0);
+    assert_int_equal(ks_sched_set_drift_score(f->s, "", "x", 1, &err), KILN_EINVAL);
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(ks_sched_metrics(f->s, &text, &len, &err), 0);
+    assert_int_equal(strlen(text), len);
+    const char *want[] = {
+        "kiln_jobs_total{type=\"noop\",state=\"submitted\"} 3\n",
+        "kiln_jobs_total{type=\"noop\",state=\"started\"} 2\n",
+        "kiln_jobs_total{type=\"noop\",state=\"succeeded\"} 1\n",
+        "kiln_jobs_total{type=\"noop\",state=\"failed\"} 1\n",
+        "kiln_jobs{type=\"noop\",state=\"queued\"} 1\n",
+        "kiln_queue_depth 1\n",
+        "kiln_task_duration_seconds_count{type=\"noop\"} 2\n",
+        "kiln_task_duration_seconds_bucket{type=\"noop\",le=\"+Inf\"} 2\n",
+        "kiln_workers{state=\"alive\"} 1\n",
+        "kiln_worker_cores{worker=\"w1\",state=\"free\"} 4\n",
+        "kiln_worker_gpus{worker=\"w1\",state=\"free\"} 2\n",
+        "kiln_worker_gpu_memory_bytes{worker=\"w1\"} 3145728000\n",
+        "kiln_worker_info{worker=\"w1\",host=\"\",gpu_names=\"NVIDIA H200, NVIDIA H200\"} 1\n",
+        "kiln_feature_drift_score{model=\"bearing\",feature=\"rms\\\"ch1\"} 0.5\n",
+        "\nprocess_resident_memory_bytes ",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(text, want[i]))
+            fail_msg("/metrics lacks %s in:\n%s", want[i], text);
+    assert_null(strstr(text, "state=\"cancelled\""));
+    kiln_free(text);
+    fx_free(f);
+}
 
 /* ---- recurring jobs */
 
@@ -733,6 +783,7 @@ int main(void)
         cmocka_unit_test(test_deps_retries_timeout),
         cmocka_unit_test(test_lost_worker_and_reload),
         cmocka_unit_test(test_oom_and_node_fail),
+        cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_recurring_fires),
         cmocka_unit_test(test_recurring_reload_cancel),
         cmocka_unit_test(test_schema_upgrade),
