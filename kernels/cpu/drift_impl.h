@@ -1,0 +1,38 @@
+/* drift_impl.h - the column accumulator's layout, shared by drift.c
+ * (feeding) and drift_stats.c (statistics); not part of the public API. */
+#ifndef KILN_KERNELS_DRIFT_IMPL_H
+#define KILN_KERNELS_DRIFT_IMPL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../drift.h"
+
+typedef struct {
+    size_t n;                   /* values (or labels) fed */
+    float *vals;                /* exact path: n of cap, unordered until finish */
+    size_t cap;
+    uint32_t *counts;           /* sketch: 2^KN_DRIFT_SKETCH_BITS bucket counts */
+    uint64_t *class_counts;     /* class columns: n_labels counts */
+    double sum, sumsq;          /* of x - shift */
+    float min, max;
+} kn_drift_side_state_t;
+
+struct kn_drift_col {
+    kn_drift_kind_t kind;
+    size_t exact_max;
+    int sketched;
+    float offset_f;             /* sketch key of x is the key of x - offset_f */
+    int have_shift;
+    float shift;                /* moments are summed about this first value */
+    size_t n_labels;
+    kn_drift_side_state_t side[2];
+};
+
+/* Order-preserving uint32 key of a float and its inverse. */
+uint32_t kn_drift_key(float d);
+float    kn_drift_unkey(uint32_t k);
+/* Ascending sort of x[n] (LSD radix on the keys); tmp holds n floats. */
+void     kn_drift_sort_floats(float *x, size_t n, float *tmp);
+
+#endif
