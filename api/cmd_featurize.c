@@ -159,6 +159,10 @@ int kiln_cmd_featurize(int argc, char **argv)
     printf("  %.3f s, %.0f windows/s, %.2f GB/s of signal, peak RSS %ld MiB\n", st.seconds,
            st.seconds > 0 ? (double)st.windows / st.seconds : 0.0, gbps, ru.ru_maxrss / 1024);
     printf("  on %s\n", st.device);
+    printf("  reading %.3f s, waiting for the compute %.3f s", st.read_s, st.wait_s);
+    if (st.gpu_setup_s > 0)
+        printf(", GPU setup %.3f s (beside the first read)", st.gpu_setup_s);
+    printf("\n");
     printf("  spec sha256   %s\n  output sha256 %s\n", job.features.sha256, st.output_sha256);
     if (stats_path) {
         FILE *f = fopen(stats_path, "w");
@@ -171,10 +175,10 @@ int kiln_cmd_featurize(int argc, char **argv)
                 "{\"windows\": %zu, \"channels\": %zu, \"window_len\": %zu, \"features\": %zu, "
                 "\"seconds\": %.6f, \"signal_bytes\": %llu, \"gbps\": %.4f, "
                 "\"peak_rss_kib\": %ld, \"spec_sha256\": \"%s\", \"output_sha256\": \"%s\", "
-                "\"device\": \"%s\"}\n",
+                "\"device\": \"%s\", \"read_s\": %.6f, \"wait_s\": %.6f, \"gpu_setup_s\": %.6f}\n",
                 st.windows, st.channels, st.window_len, st.n_features, st.seconds,
                 (unsigned long long)st.signal_bytes, gbps, ru.ru_maxrss, job.features.sha256,
-                st.output_sha256, st.device);
+                st.output_sha256, st.device, st.read_s, st.wait_s, st.gpu_setup_s);
         fclose(f);
     }
     jb_featurize_job_free(&job);

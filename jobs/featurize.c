@@ -477,6 +477,31 @@ int jb_featurize_run(const jb_featspec_t *s, const char *input, const char *outp
     return jb_featurize_run_range(s, input, output, 0, JB_FEAT_ALL_WINDOWS, opts, stats, err);
 }
 
+/* The GPU engine is made on its own thread while the first batch is read:
+ * a CUDA context takes a few tenths of a second to come up. */
+typedef struct {
+    const jb_featctx_t *ctx;
+    int                 device;
+    void               *pin[2];     /* the batch buffers, page-locked here too */
+    size_t              pin_bytes;
+    jb_featgpu_t       *gpu;
+    kiln_err_t          err;
+    double              seconds;
+} gpu_setup_t;
+
+static void *gpu_setup_main(void *arg)
+{
+    gpu_setup_t *g = arg;
+    double t0 = now_s();
+    int rc = jb_featgpu_new(g->ctx, g->device, &g->gpu, &g->err);
+    for (int i = 0; rc == 0 && i < 2; i++)
+        rc = jb_featgpu_pin(g->gpu, g->pin[i], g->pin_bytes, &g->err);
+    if (rc < 0)
+        jb_featgpu_free(&g->gpu);
+    g->seconds = now_s() - t0;
+    return NULL;
+}
+
 int jb_featurize_run_range(const jb_featspec_t *s, const char *input, const char *output,
                            size_t first, size_t count, const jb_featurize_opts_t *opts,
                            jb_featurize_stats_t *stats, kiln_err_t *err)
@@ -565,16 +590,11 @@ int jb_featurize_run_range(const jb_featspec_t *s, const char *input, const char
         n_threads = 1;
     if (n_threads > 64)
         n_threads = 64;
-    if (opts && opts->use_gpu) {
-        kiln_err_t gerr;
-        if (jb_featgpu_new(&ctx, opts->gpu_device, &gpu, &gerr) < 0)
-            snprintf(stats->device, sizeof stats->device, "CPU, %d thread%s (GPU %d: %.200s)",
-                     n_threads, n_threads == 1 ? "" : "s", opts->gpu_device, gerr.msg);
-    }
     /* The GPU wants the largest batches (a launch per channel per batch, and
      * the file read of one batch hides behind the GPU work of the other);
      * the CPU pool wants small ones that stay in cache. */
-    size_t batch = opts && opts->batch_windows ? opts->batch_windows : gpu ? batch_cap : 256;
+    const int want_gpu = opts && opts->use_gpu;
+    size_t batch = opts && opts->batch_windows ? opts->batch_windows : want_gpu ? batch_cap : 256;
     if (batch > batch_cap)
         batch = batch_cap;
     /* Windows [first, first + total) of the input; rolling rings start
@@ -601,13 +621,31 @@ int jb_featurize_run_range(const jb_featspec_t *s, const char *input, const char
                            roll.n_rings * (sizeof(kn_rolling_t) + roll.k * sizeof(double));
         roll.max_assets = FEAT_ROLL_BYTES / per_asset ? FEAT_ROLL_BYTES / per_asset : 1;
     }
+    gpu_setup_t setup = {.ctx = &ctx, .device = want_gpu ? opts->gpu_device : 0,
+                         .pin = {buf[0].signals, buf[1].signals},
+                         .pin_bytes = batch * n_channels * L * sizeof(float)};
+    pthread_t setup_thread;
+    int setup_up = want_gpu && pthread_create(&setup_thread, NULL, gpu_setup_main, &setup) == 0;
+    if (want_gpu && !setup_up)
+        gpu_setup_main(&setup);
+    size_t n_batches = (total + batch - 1) / batch;
+    double t_read = now_s();
+    if (n_batches > 0)
+        rc = batch_read(in, chan_idx, n_channels, L, first, batch < total ? batch : total,
+                        &buf[0], err);
+    stats->read_s += now_s() - t_read;
+    if (setup_up)
+        pthread_join(setup_thread, NULL);
+    gpu = setup.gpu;
+    stats->gpu_setup_s = setup.seconds;
+    if (rc < 0)
+        goto out;
+    if (want_gpu && !gpu)
+        snprintf(stats->device, sizeof stats->device, "CPU, %d thread%s (GPU %d: %.200s)",
+                 n_threads, n_threads == 1 ? "" : "s", opts->gpu_device, setup.err.msg);
     if (gpu) {
         /* This thread drives the GPU, batch after batch: no compute pool. */
         snprintf(stats->device, sizeof stats->device, "%s", jb_featgpu_device_name(gpu));
-        for (int i = 0; i < 2; i++)
-            if ((rc = jb_featgpu_pin(gpu, buf[i].signals, batch * n_channels * L * sizeof(float),
-                                     err)) < 0)
-                goto out;
     } else {
         if (!stats->device[0])
             snprintf(stats->device, sizeof stats->device, "CPU, %d thread%s", n_threads,
@@ -617,30 +655,29 @@ int jb_featurize_run_range(const jb_featspec_t *s, const char *input, const char
             goto out;
     }
 
-    size_t n_batches = (total + batch - 1) / batch;
-    if (n_batches > 0 &&
-        (rc = batch_read(in, chan_idx, n_channels, L, first, batch < total ? batch : total,
-                         &buf[0], err)) < 0)
-        goto out;
     for (size_t b = 0; b < n_batches; b++) {
         batch_buf_t *cur = &buf[b & 1], *nxt = &buf[(b + 1) & 1];
         size_t win0 = b * batch, n = total - win0 < batch ? total - win0 : batch;
 
-        /* The GPU path runs on this thread, as the CUDA context was made here;
-         * either way the next batch is read while this one is computed. */
+        /* This thread drives the GPU (one batch in flight) or hands the batch
+         * to the pool; either way it reads the next one meanwhile. */
         if (gpu && (rc = jb_featgpu_submit(gpu, cur->signals, n, n_channels, err)) < 0)
             goto out;
         if (!gpu)
             pool_post(&pool, cur->signals, cur->rows, n);
         int rrc = 0;
+        t_read = now_s();
         if (b + 1 < n_batches) {
             size_t nn = total - (win0 + n) < batch ? total - (win0 + n) : batch;
             rrc = batch_read(in, chan_idx, n_channels, L, first + win0 + n, nn, nxt, err);
         }
+        double t_wait = now_s();
+        stats->read_s += t_wait - t_read;
         if (!gpu)
             pool_wait(&pool);
         else if ((rc = jb_featgpu_finish(gpu, n, n_channels, cur->rows, n_cols, err)) < 0)
             goto out;
+        stats->wait_s += now_s() - t_wait;
         if (rrc < 0) {
             rc = rrc;
             goto out;

@@ -46,6 +46,10 @@ typedef struct {
     uint64_t signal_bytes;    /* raw float32 samples read */
     char     output_sha256[65];
     char     device[320];     /* "CPU, 2 threads", "GPU 0 (NVIDIA H200)", or why not the GPU */
+    /* Where the seconds went: reading the input (this thread), waiting for
+     * the compute of a batch after the next one was read, and making the
+     * GPU context and plan (beside the first read). */
+    double   read_s, wait_s, gpu_setup_s;
 } jb_featurize_stats_t;
 
 int jb_featurize_run(const jb_featspec_t *spec, const char *input, const char *output,

@@ -122,7 +122,7 @@ PY
         "$PY" - "$T/pred-$k-cpu.h5" "$T/pred-$k-gpu.h5" "$k" <<'PY' && ok "score $k on the GPU = on the CPU" || bad "score $k on the GPU differs"
 import sys, h5py, numpy as np
 a, b = h5py.File(sys.argv[1]), h5py.File(sys.argv[2])
-sa, sb = a["score"][...].astype(np.float64), b["scores"][...].astype(np.float64)
+sa, sb = a["score"][...].astype(np.float64), b["score"][...].astype(np.float64)
 pa, pb = a["predicted"][...], b["predicted"][...]
 scale = max(np.abs(sa).max(), 1e-12)
 err = np.abs(sa - sb).max() / scale
