@@ -11,7 +11,8 @@
 #
 # Environment:
 #   KILN_BENCH_ONLY      the parts to run, comma-separated: featurize (data, membw,
-#                        featurize vs numpy, FFT), sched, models; unset: all three.  A part's
+#                        featurize vs numpy, FFT), sched, models, drift (drift_bench vs
+#                        scipy and Evidently, and 10M x 50 alone); unset: all four.  A part's
 #                        rows in bench/results.json are replaced, the other rows are left as an
 #                        earlier run wrote them (e.g. KILN_BENCH_ONLY=models or =sched,models)
 #   KILN_BENCH_MODEL_ROWS     rows per model benchmark, 20% held out (default 1000000; x 64 features)
@@ -56,10 +57,10 @@ is_uint "$REPEATS" && [ "$REPEATS" -ge 1 ] && [ "$REPEATS" -le 20 ] ||
 is_uint "$PEER_CHUNK" && [ "$PEER_CHUNK" -ge 1 ] || die "KILN_BENCH_PEER_CHUNK must be >= 1"
 is_uint "$PEER_BUDGET_S" || die "KILN_BENCH_PEER_BUDGET_S must be whole seconds"
 ONLY=${KILN_BENCH_ONLY:-}
-PARTS=${ONLY:-featurize,sched,models}
+PARTS=${ONLY:-featurize,sched,models,drift}
 for p in ${PARTS//,/ }; do
-    case "$p" in featurize|sched|models) ;;
-        *) die "KILN_BENCH_ONLY must be featurize, sched and/or models (comma-separated), not '$ONLY'" ;;
+    case "$p" in featurize|sched|models|drift) ;;
+        *) die "KILN_BENCH_ONLY must be featurize, sched, models and/or drift (comma-separated), not '$ONLY'" ;;
     esac
 done
 want() { case ",$PARTS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
@@ -105,8 +106,9 @@ if [ -z "$ONLY" ]; then
 else                           # only the selected parts' outputs: the others' stay
     want sched && rm -rf "$OUT/sched"
     want models && rm -rf "$OUT/models"
+    want drift && rm -rf "$OUT/drift"
     if want featurize && [ -d "$OUT" ]; then
-        find "$OUT" -mindepth 1 -maxdepth 1 ! -name sched ! -name models -exec rm -rf {} +
+        find "$OUT" -mindepth 1 -maxdepth 1 ! -name sched ! -name models ! -name drift -exec rm -rf {} +
     fi
 fi
 mkdir -p "$OUT/bin"
@@ -532,9 +534,110 @@ print("\nwrote bench/results.json (model rows)")
 PYEOF
 }
 
+# ---- (j) drift: kiln's drift statistics vs scipy and Evidently -------------
+# drift_bench compare: 200,000 x 20 reference and current, kiln (best of 3
+# in-process) then bench/peer_drift.py (scipy ks_2samp + wasserstein_distance,
+# Evidently's DataDriftPreset) on the same bytes; drift_bench big: kiln alone
+# on 10,000,000 x 50 generated in chunks.  Each program runs 3 times; the rows
+# (medians) replace earlier drift rows in bench/results.json.
+run_drift() {
+    local D=$OUT/drift i
+    mkdir -p "$D/bin" "$D/data"
+    [ -x "$B/bench/drift_bench" ] || die "no $B/bench/drift_bench (run 'make bench')"
+    [ -x "$PY" ] || die "no $PY for the drift peers (run 'make deps' or 'make bench')"
+    cp "$B/bench/drift_bench" "$D/bin/drift_bench"
+    for i in 1 2 3; do
+        echo "bench: drift compare 200000 x 20, run $i (kiln $THREADS threads, then scipy and Evidently)"
+        KILN_PYTHON="$PY" OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS \
+            "$D/bin/drift_bench" compare 200000 20 "$D/data" "$THREADS" >"$D/compare-$i.json" 2>"$D/compare-$i.log" ||
+            echo "bench: drift compare run $i failed (exit $?), see $D/compare-$i.log" >&2
+        echo "bench: drift big 10000000 x 50, run $i (kiln alone)"
+        "$D/bin/drift_bench" big 10000000 50 "$THREADS" >"$D/big-$i.json" 2>"$D/big-$i.log" ||
+            echo "bench: drift big run $i failed (exit $?), see $D/big-$i.log" >&2
+    done
+    rm -rf "${D:?}/data"
+    "$PY" - "$D" "$THREADS" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" <<'PYEOF'
+import json, os, statistics, sys, time
+D, threads, commit = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+def runs(stem):
+    out = []
+    for i in (1, 2, 3):
+        try:
+            for line in open(os.path.join(D, "%s-%d.json" % (stem, i))):
+                if line.startswith("{"):
+                    out.append(json.loads(line))
+        except (OSError, ValueError):
+            pass
+    return out
+
+def med(xs):
+    xs = [x for x in xs if isinstance(x, (int, float))]
+    return statistics.median(xs) if xs else None
+
+cmp_runs, big_runs = runs("compare"), runs("big")
+k = med([r["kiln_s"] for r in cmp_runs])
+sc = med([(r.get("peer") or {}).get("scipy_s") for r in cmp_runs])
+ev = med([(r.get("peer") or {}).get("evidently_s") for r in cmp_runs])
+peer = next((r["peer"] for r in cmp_runs if r.get("peer")), {}) or {}
+vps = med([r["values_per_s"] for r in big_runs])
+rss = max([r["peak_rss_mib"] for r in big_runs], default=None)
+stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+ratio = lambda p: round(p / k, 2) if p and k else None
+common = {"runs": len(cmp_runs), "kiln_threads": threads, "measured_at": stamp, "git_commit": commit,
+          "host_cores": os.cpu_count()}
+rows = [
+    dict(name="drift_vs_evidently", value=k and round(k, 4), unit="s",
+         peer="Evidently %s DataDriftPreset (pandas %s)" % (peer.get("evidently"), peer.get("pandas")),
+         peer_value=ev and round(ev, 4), ratio=ratio(ev), target="ratio >= 100",
+         meets_target=(ratio(ev) or 0) >= 100 if ev and k else None, rows=200000, features=20,
+         kiln_runs=[r["kiln_s"] for r in cmp_runs], peer_runs=[(r.get("peer") or {}).get("evidently_s") for r in cmp_runs],
+         kiln_drifted=[r.get("kiln_drifted") for r in cmp_runs],
+         peer_drifted=[(r.get("peer") or {}).get("evidently_drifted") for r in cmp_runs],
+         note="median of 3 runs; kiln: best of 3 in-process (feed + finish, all statistics), 2 threads; "
+              "Evidently: one Report.run each; ratio = Evidently / kiln", **common),
+    dict(name="drift_vs_scipy", value=k and round(k, 4), unit="s",
+         peer="scipy %s ks_2samp + wasserstein_distance per column" % peer.get("scipy"),
+         peer_value=sc and round(sc, 4), ratio=ratio(sc), target="ratio >= 10",
+         meets_target=(ratio(sc) or 0) >= 10 if sc and k else None, rows=200000, features=20,
+         peer_runs=[(r.get("peer") or {}).get("scipy_s") for r in cmp_runs],
+         note="same data and run as drift_vs_evidently; ratio = scipy / kiln", **common),
+    dict(name="drift_10m_x_50", value=vps and round(vps), unit="values/s", peer=None, peer_value=None,
+         ratio=None, target=">= 1e8 values/s", meets_target=vps >= 1e8 if vps else None,
+         rows=10000000, features=50, runs_values_per_s=[r["values_per_s"] for r in big_runs],
+         sketched=big_runs[0].get("sketched") if big_runs else None,
+         max_ks_error_bound=big_runs[0].get("max_ks_error_bound") if big_runs else None,
+         max_wasserstein_norm_error_bound=big_runs[0].get("max_wasserstein_norm_error_bound") if big_runs else None,
+         note="2 x 10M x 50 values / seconds inside kiln's calls (generation in 65536-row chunks not timed); median of 3",
+         **common),
+    dict(name="drift_peak_rss", value=rss, unit="MiB", peer=None, peer_value=None, ratio=None,
+         target="< 1024 MiB", meets_target=rss < 1024 if rss else None,
+         runs_mib=[r["peak_rss_mib"] for r in big_runs],
+         note="peak RSS of the whole drift_bench big process (max of 3)", **common),
+]
+names = {r["name"] for r in rows}
+try:
+    old = json.load(open("bench/results.json"))
+    old = old if isinstance(old, list) else []
+except (OSError, ValueError):
+    old = []
+with open("bench/results.json", "w") as f:
+    json.dump([r for r in old if isinstance(r, dict) and r.get("name") not in names] + rows, f, indent=1)
+    f.write("\n")
+print()
+print("kiln drift (%d threads), medians of %d runs:" % (threads, len(cmp_runs)))
+f = lambda v, s: s % v if v is not None else "-"
+print("  200000 x 20: kiln %s s, scipy %s s (%sx), Evidently %s s (%sx)"
+      % (f(k, "%.3f"), f(sc, "%.2f"), f(ratio(sc), "%.1f"), f(ev, "%.2f"), f(ratio(ev), "%.1f")))
+print("  10M x 50: %s values/s, peak RSS %s MiB" % (f(vps, "%.3g"), f(rss, "%.0f")))
+print("wrote bench/results.json (drift rows)")
+PYEOF
+}
+
 if ! want featurize; then
     if want sched; then run_sched; fi
     if want models; then run_models; fi
+    if want drift; then run_drift; fi
     exit 0
 fi
 # Every figure comes from the same binaries: snapshot them now, so a rebuild
@@ -823,3 +926,4 @@ print("\nwrote bench/results.json")
 EOF
 if want sched; then run_sched; fi
 if want models; then run_models; fi
+if want drift; then run_drift; fi

@@ -240,7 +240,7 @@ static double kolmogn_pelz_good(double n, double x, int sf)
 }
 
 /* One-sided Smirnov tail Pr(D+_n >= x) by the Birnbaum-Tingey sum
- * x sum_v C(n,v) (x+v/n)^(v-1) (1-x-v/n)^(n-v), terms in long double logs;
+ * x sum_v C(n,v) (x+v/n)^(v-1) (1-x-v/n)^(n-v), terms summed from logs;
  * for n > 1e6 cephes' approximation exp(-(6nx+1)^2/(18n)), as scipy. */
 static double smirnov_sf(long n, double x)
 {
@@ -262,21 +262,19 @@ static double smirnov_sf(long n, double x)
     long last = (long)floor((double)n * (1 - x));
     if ((double)last >= (double)n * (1 - x))
         last--;                 /* the v = n(1-x) term is 0^... : excluded, as cephes */
-    long double sum = 0, ln = (long double)n, lx = (long double)x;
-    long double lgn1 = lgammal(ln + 1);
-    long double peak = -INFINITY;
+    /* log C(n, v) by the ratio recurrence: no lgamma per term */
+    double sum = 0, ln = (double)n, lx = x, lc = 0, peak = -INFINITY;
     for (long v = 0; v <= last; v++) {
-        long double lv = (long double)v;
-        long double a = lx + lv / ln, b = 1 - lx - lv / ln;
-        if (b <= 0)
+        double lv = (double)v, a = lx + lv / ln;
+        if (1 - a <= 0)
             break;
-        long double lt = lgn1 - lgammal(lv + 1) - lgammal(ln - lv + 1) + (lv - 1) * logl(a) +
-                         (ln - lv) * logl(b);
+        double lt = lc + (lv - 1) * log(a) + (ln - lv) * log1p(-a);
         if (lt > peak)
             peak = lt;
-        sum += expl(lt);
+        sum += exp(lt);
         if (lt < peak - 50 && v > nx)
             break;              /* past the peak, terms below 1e-22 of it */
+        lc += log((ln - lv) / (lv + 1));
     }
     return clip01((double)(lx * sum));
 }

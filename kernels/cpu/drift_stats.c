@@ -166,23 +166,17 @@ static void bin_segments(const seg_t *s, size_t n_seg, double first, double last
                          double *br, double *bc)
 {
     double step = (last - first) / nb, denom = last - first;
+    long pt = 0;
     memset(br, 0, (size_t)nb * sizeof *br);
     memset(bc, 0, (size_t)nb * sizeof *bc);
 #define EDGE(i) ((i) == nb ? last : (double)(i) * step + first)
     for (size_t k = 0; k < n_seg; k++) {
         double lo = s[k].lo, hi = s[k].hi;
-        if (hi <= lo) {
-            long i = (long)((lo - first) / denom * nb);
-            if (i >= nb)
-                i = nb - 1;
-            if (i < 0)
-                i = 0;
-            while (i > 0 && lo < EDGE(i))
-                i--;
-            while (i < nb - 1 && lo >= EDGE(i + 1))
-                i++;
-            br[i] += (double)s[k].r;
-            bc[i] += (double)s[k].c;
+        if (hi <= lo) {         /* segments ascend: the bin only moves up */
+            while (pt < nb - 1 && lo >= EDGE(pt + 1))
+                pt++;
+            br[pt] += (double)s[k].r;
+            bc[pt] += (double)s[k].c;
             continue;
         }
         long i = (long)((lo - first) / denom * nb);
@@ -406,21 +400,24 @@ int kn_drift_finish(kn_drift_col_t *c, kn_drift_method_t method, double threshol
 
     if (c->kind == KN_DRIFT_NUMERIC) {
         /* KS and W in one walk; bounds from the ranged (sketch) segments */
-        double fr = 0, fc = 0, dmax = 0, w = 0, ks_b = 0, w_b = 0, prev = s[0].lo;
+        double fr = 0, fc = 0, dmax = 0, w = 0, ks_b = 0, w_b = 0, prev = s[0].lo, d0 = 0;
         for (size_t i = 0; i < k; i++) {
-            double d0 = fr / nr - fc / nc;
             w += (s[i].lo - prev) * fabs(d0);
-            double pr = (double)s[i].r / nr, pc = (double)s[i].c / nc, width = s[i].hi - s[i].lo;
             fr += (double)s[i].r;
             fc += (double)s[i].c;
-            double d1 = fr / nr - fc / nc;
+            double d1 = fr / nr - fc / nc;      /* as scipy: count / n, then the difference */
+            double width = s[i].hi - s[i].lo;
             if (width > 0) {
+                double pr = (double)s[i].r / nr, pc = (double)s[i].c / nc;
                 w += width * integral_abs_linear(d0, d1);
                 w_b += width * (pr + pc);
-                ks_b = fmax(ks_b, fmax(pr, pc));
+                ks_b = pr > ks_b ? pr : ks_b;
+                ks_b = pc > ks_b ? pc : ks_b;
             }
-            dmax = fmax(dmax, fabs(d1));
+            double ad = fabs(d1);
+            dmax = ad > dmax ? ad : dmax;
             prev = s[i].hi;
+            d0 = d1;
         }
         o->ks_stat = dmax;
         o->ks_p = kn_drift_ks_pvalue(n_ref, n_cur, dmax, &o->ks_exact);
