@@ -65,11 +65,17 @@ CU_OBJ  := $(CU_SRC:%.cu=$(B)/%.o) $(CU_CSRC:%.c=$(B)/%.o)
 # H100 machine code (sm_90) plus compute_90 PTX, which newer GPUs JIT.
 CUDA_GENCODE ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 NVFLAGS := -O3 -std=c++17 $(CUDA_GENCODE) -Werror all-warnings -Xcompiler -Wall,-Wextra -I.
-# NCCL beside the CUDA headers (kernels/cuda/nccl.cu); without it the module
-# builds as stubs returning KILN_EUNSUPPORTED.  Link users add -lnccl.
+# NCCL beside the CUDA headers and libraries (kernels/cuda/nccl.cu); without
+# both the module builds as stubs returning KILN_EUNSUPPORTED.
 CUDA_INC := $(if $(NVCC),$(dir $(realpath $(NVCC)))../include)
 NCCL_INC ?= $(firstword $(wildcard $(CUDA_INC)/nccl.h /usr/include/nccl.h /usr/local/include/nccl.h))
-NVFLAGS += $(if $(NCCL_INC),-I$(dir $(NCCL_INC)),-DKC_NO_NCCL)
+NCCL_SO  ?= $(firstword $(wildcard $(CUDA_LIB64)/libnccl.so /usr/lib/x86_64-linux-gnu/libnccl.so))
+ifneq ($(and $(filter 1,$(CUDA)),$(NCCL_INC),$(NCCL_SO)),)
+  NVFLAGS    += -I$(dir $(NCCL_INC))
+  GPU_LDLIBS += -L$(dir $(NCCL_SO)) -lnccl
+else
+  NVFLAGS    += -DKC_NO_NCCL
+endif
 
 .PHONY: all deps test demo bench fuzz clean cuda
 .SECONDARY:

@@ -95,6 +95,25 @@ km_reduce_t kc_coll_reduce(kc_coll_t *c)
     return r;
 }
 
+int kc_coll_bcast(kc_coll_t *c, void *buf, size_t bytes, int root, kiln_err_t *err)
+{
+    if (bytes > INT_MAX)
+        return kiln_err_set(err, KILN_EINVAL, "MPI_Bcast: %zu bytes (at most %d)", bytes,
+                            INT_MAX);
+    int rc = MPI_Bcast(buf, (int)bytes, MPI_BYTE, root, c->comm);
+    return rc == MPI_SUCCESS ? 0 : mpi_fail(err, "MPI_Bcast", rc);
+}
+
+int kc_coll_all(kc_coll_t *c, int ok, int *all, kiln_err_t *err)
+{
+    int mine = ok != 0, every = 0;
+    int rc = MPI_Allreduce(&mine, &every, 1, MPI_INT, MPI_LAND, c->comm);
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(err, "MPI_Allreduce", rc);
+    *all = every;
+    return 0;
+}
+
 int kc_coll_barrier(kc_coll_t *c, kiln_err_t *err)
 {
     int rc = MPI_Barrier(c->comm);

@@ -32,6 +32,14 @@ int kc_coll_size(const kc_coll_t *c);
  * result borrows c: it is valid until kc_coll_finalize. */
 km_reduce_t kc_coll_reduce(kc_coll_t *c);
 
+/* MPI_Bcast of bytes at buf from rank root to every rank; KILN_EIO as above. */
+int kc_coll_bcast(kc_coll_t *c, void *buf, size_t bytes, int root, kiln_err_t *err);
+
+/* *all = 1 on every rank when ok is nonzero on every rank, else 0 (a
+ * logical-and allreduce): ranks agree on a path before a collective that
+ * one of them could not join. */
+int kc_coll_all(kc_coll_t *c, int ok, int *all, kiln_err_t *err);
+
 /* A barrier over all ranks; KILN_EIO as above. */
 int kc_coll_barrier(kc_coll_t *c, kiln_err_t *err);
 

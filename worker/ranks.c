@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "../cluster/collective.h"
+#include "../cluster/gpu_ranks.h"
 #include "../jobs/jobtype.h"
 #include "../jobs/jobspec.h"
 #include "../jobs/train_ranks.h"
@@ -43,7 +44,28 @@ static int run_rank(kc_coll_t *c, const char *spec_path, const char *output, kil
     if ((rc = type->validate(spec, &parsed, err)) < 0)
         goto out;
     km_reduce_t reduce = kc_coll_reduce(c);
-    rc = jb_train_rank_run(parsed, &reduce, output, err);
+    /* A job asking for GPUs: one per rank, summed through NCCL when every
+     * rank has one (gpu_ranks.h); else every rank fits on its CPU over MPI. */
+    const json_t *gpus = json_object_get(json_object_get(spec, "resources"), "gpus");
+    kc_gpu_rank_t *g = NULL;
+    jb_train_where_t where = {.gpu_device = -1};
+    char why[300] = "";
+    if (json_is_integer(gpus) && json_integer_value(gpus) > 0) {
+        if ((rc = kc_gpu_rank_open(c, &g, why, sizeof why, err)) < 0)
+            goto out;
+        if (g) {
+            reduce = kc_gpu_rank_reduce(g);
+            where.gpu_device = kc_gpu_rank_device(g);
+        }
+    }
+    rc = jb_train_rank_run_on(parsed, &reduce, &where, output, err);
+    if (rc == 0 && why[0])
+        fprintf(stderr, "rank %d of %d: trained on %s, sums through MPI (not NCCL: %s)\n",
+                kc_coll_rank(c), kc_coll_size(c), where.device, why);
+    else if (rc == 0)
+        fprintf(stderr, "rank %d of %d: trained on %s, sums through %s\n", kc_coll_rank(c),
+                kc_coll_size(c), where.device, g ? "NCCL" : "MPI");
+    kc_gpu_rank_close(&g);
 out:
     if (parsed)
         type->free_parsed(parsed);

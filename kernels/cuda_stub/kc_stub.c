@@ -221,3 +221,32 @@ int kc_mlp_fit(kc_ctx_t *ctx, const km_data_t *data, const km_mlp_params_t *p,
     *out = NULL;
     return no_gpu(err);
 }
+
+int kc_nccl_id_new(char out[KC_NCCL_ID_BYTES], kiln_err_t *err)
+{
+    (void)out;
+    return no_gpu(err);
+}
+
+int kc_nccl_init(kc_ctx_t *ctx, int n_ranks, int rank, const char id[KC_NCCL_ID_BYTES],
+                 kc_nccl_t **out, kiln_err_t *err)
+{
+    (void)ctx, (void)n_ranks, (void)rank, (void)id;
+    *out = NULL;
+    return no_gpu(err);
+}
+
+void kc_nccl_destroy(kc_nccl_t **c)
+{
+    if (c)
+        *c = NULL;
+}
+
+void kc_nccl_reduce(kc_nccl_t *c, km_reduce_t *out)
+{
+    (void)c;
+    out->sum = NULL;
+    out->ud = NULL;
+    out->rank = 0;
+    out->n_ranks = 1;
+}

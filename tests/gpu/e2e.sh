@@ -19,6 +19,7 @@ cd "$(dirname "$0")/../.."
 B=build/gpu-e2e
 out=${1:-out-gpu-e2e}
 mkdir -p "$out"
+[ -d "$B" ] || [ ! -f "$B.txz" ] || tar -C build -xJf "$B.txz"
 export LD_LIBRARY_PATH=$PWD/$B/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 KILN=$PWD/$B/bin/kiln
 T=$(mktemp -d)
@@ -168,6 +169,46 @@ json.dump(r, open(sys.argv[2], "w"), indent=1)
 print(f"  {n} windows x 3 x 2048 ({gb:.2f} GB of signal): CPU {c:.3f} s ({gb / c:.2f} GB/s), "
       f"GPU {g:.3f} s ({gb / g:.2f} GB/s): {c / g:.2f}x")
 PY
+fi
+
+# --- 6: data-parallel training over MPI ranks, a GPU each, sums through
+# NCCL (its id broadcast through MPI); two ranks on this one GPU must agree
+# to fall back to MPI sums (NCCL refuses two ranks on one device), not hang
+if [ -d "$B/mpi/root" ] && [ -f "$T/cwru-cpu.h5" ]; then
+    (cd "$B/mpi/root" && find . ! -type d | while read -r f; do
+        [ -e "/$f" ] || [ -L "/$f" ] || { mkdir -p "/$(dirname "$f")" && cp -a "$f" "/$f"; }; done)
+    "$PY" - "$T" <<'PY'
+import json, sys
+t = sys.argv[1]
+s = json.load(open(t + "/train-logreg.json"))
+for name, res in (("r1g", {"ranks": 1, "gpus": 1}), ("r2g", {"ranks": 2, "gpus": 1}),
+                  ("r1c", {"ranks": 1})):
+    json.dump(dict(s, resources=res, output=f"{t}/mpi-{name}.kmodel"), open(f"{t}/mpi-{name}.json", "w"))
+PY
+    for run in "r1c 1" "r1g 1" "r2g 2"; do
+        set -- $run
+        s0=$(date +%s.%N)
+        timeout 120 mpirun --allow-run-as-root --oversubscribe -np $2 --mca btl self,tcp \
+            --mca rtc_hwloc_vmhole none -x LD_LIBRARY_PATH $PWD/$B/bin/kiln-worker --train-ranks "$T/mpi-$1.json" \
+            >"$out/mpi-$1.log" 2>&1 || { bad "mpirun -np $2 train ($1): $(tail -n 3 "$out/mpi-$1.log")"; continue; }
+        echo "  $1: $(grep -h '^rank' "$out/mpi-$1.log" | tr '\n' ';') $(awk "BEGIN {printf \"%.2f\", $(date +%s.%N) - $s0}") s"
+    done
+    grep -q "rank 0 of 1: trained on GPU 0, sums through NCCL" "$out/mpi-r1g.log" &&
+        ok "one rank on the GPU with NCCL sums" || bad "one rank: not GPU + NCCL: $(grep -h '^rank' "$out/mpi-r1g.log")"
+    [ "$(grep -c 'sums through MPI (not NCCL' "$out/mpi-r2g.log")" = 2 ] || grep -q "of 2: .*sums through NCCL" "$out/mpi-r2g.log" &&
+        ok "two ranks on one GPU agreed on a path and finished" || bad "two ranks on one GPU: $(grep -h '^rank' "$out/mpi-r2g.log")"
+    for m in r1c r1g r2g; do
+        [ -f "$T/mpi-$m.kmodel" ] && $KILN score "$T/score-logreg.json" --model-file "$T/mpi-$m.kmodel" \
+            --output "$T/mpi-pred-$m.h5" >/dev/null 2>&1
+    done
+    for m in r1g r2g; do
+        "$PY" - "$T/mpi-pred-r1c.h5" "$T/mpi-pred-$m.h5" <<'PY' && ok "ranks $m: predictions = the CPU ranks' ones" || bad "ranks $m: predictions differ from the CPU ranks' ones"
+import sys, h5py, numpy as np
+a, b = h5py.File(sys.argv[1])["predicted"][...], h5py.File(sys.argv[2])["predicted"][...]
+print(f"  {(a == b).mean():.4f} of {len(a)} predictions equal")
+sys.exit(0 if (a == b).mean() >= 0.99 else 1)
+PY
+    done
 fi
 
 # --- 3: through kilnd, a worker that finds its GPU
