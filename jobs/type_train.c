@@ -20,6 +20,7 @@
 
 #include "../core/kiln_alloc.h"
 #include "../storage/artifacts.h"
+#include "../storage/drift_results.h"
 #include "../storage/registry.h"
 #include "jobspec.h"
 #include "jobtype.h"
@@ -313,6 +314,9 @@ static int train_record(const void *parsed, const char *task_output, const jb_re
     run.created_ns = ctx->now_ns;
     int64_t run_id = 0, version = 0;
     rc = st_registry_run_insert(ctx->st, &run, &run_id, err);
+    /* What it trained on, for a drift job's {"model": ...} reference. */
+    if (rc == 0)
+        rc = st_registry_run_set_input(ctx->st, run_id, t->input, err);
     if (rc == 0 && run.accepted)
         rc = st_registry_model_add(ctx->st, t->name, run_id, hex, ctx->now_ns, &version, err);
     if (rc == 0 && run.accepted)

@@ -11,7 +11,7 @@
 
 #include "core/kiln_alloc.h"
 
-#define ST_SCHEMA_VERSION 5
+#define ST_SCHEMA_VERSION 6
 
 static const char *const status_names[ST_STATE_N_STATUS] = {
     "queued", "running", "succeeded", "failed", "cancelled", "timeout", "node_fail",
@@ -302,6 +302,20 @@ static const char migrate_3_4_sql[] =
 /* Version 4 -> 5: pipelines' step cache. */
 static const char migrate_4_5_sql[] = STEP_CACHE_SQL "PRAGMA user_version = 5;";
 
+/* Version 5 -> 6 (also run after a fresh schema_sql): drift jobs.  A run
+ * remembers the path it trained on (a drift job's reference by model), and
+ * drift_results holds each drift job's verdict (storage/drift_results.h). */
+static const char migrate_5_6_sql[] =
+    "ALTER TABLE runs ADD COLUMN input_path TEXT NOT NULL DEFAULT '';"
+    "CREATE TABLE drift_results ("
+    " job_id INTEGER PRIMARY KEY, model_name TEXT NOT NULL DEFAULT '',"
+    " model_version INTEGER NOT NULL DEFAULT 0, created_ns INTEGER NOT NULL,"
+    " drifted INTEGER NOT NULL, share REAL NOT NULL, n_columns INTEGER NOT NULL,"
+    " n_drifted INTEGER NOT NULL, child_job_id INTEGER NOT NULL DEFAULT 0,"
+    " columns_json TEXT NOT NULL, result_json TEXT NOT NULL);"
+    "CREATE INDEX drift_results_model ON drift_results(model_name, created_ns);"
+    "PRAGMA user_version = 6;";
+
 static int code_of(int rc)
 {
     switch (rc & 0xff) {
@@ -408,6 +422,8 @@ static int schema_ensure(st_state_t *st, kiln_err_t *err)
         goto fail;
     if (version >= 1 && version <= 4 &&
         (ret = exec_sql(st, migrate_4_5_sql, err, "upgrading schema")) < 0)
+        goto fail;
+    if (version <= 5 && (ret = exec_sql(st, migrate_5_6_sql, err, "upgrading schema")) < 0)
         goto fail;
     if ((ret = exec_sql(st, "COMMIT", err, "creating schema")) < 0)
         goto fail;

@@ -159,6 +159,7 @@ static void test_upgrade_from_v2(void **state)
                                   /* back to what a version-2 store held: no
                                    * registry (v3), no schedules (v4), no step
                                    * cache (v5) */
+                                  "DROP TABLE drift_results;"
                                   "DROP TABLE step_cache; DROP TABLE runs; DROP TABLE models; DROP TABLE aliases;"
                                   "DROP TABLE alias_history; DROP TABLE schedules;"
                                   "DROP INDEX jobs_scheduled;"

@@ -727,19 +727,25 @@ static void test_recurring_reload_cancel(void **state)
     fx_free(f);
 }
 
-/* Stores of schema version 1, 3 and 4 are upgraded in place to 5: their
+/* Stores of schema version 1, 3, 4 and 5 are upgraded in place to 6: their
  * jobs read back, and recurring jobs work on them. */
 static void test_schema_upgrade(void **state)
 {
     (void)state;
     static const char *const downgrade[] = {
+        /* to version 5: no drift results, runs without their input path */
+        "DROP TABLE drift_results; ALTER TABLE runs DROP COLUMN input_path;"
+        "PRAGMA user_version = 5;",
         /* to version 4: no step cache */
+        "DROP TABLE drift_results; ALTER TABLE runs DROP COLUMN input_path;"
         "DROP TABLE step_cache; PRAGMA user_version = 4;",
         /* to version 3: no recurring jobs */
+        "DROP TABLE drift_results; ALTER TABLE runs DROP COLUMN input_path;"
         "DROP TABLE step_cache; DROP INDEX jobs_scheduled; DROP TABLE schedules;"
         "ALTER TABLE jobs DROP COLUMN scheduled_by; ALTER TABLE jobs DROP COLUMN scheduled_for_ns;"
         "PRAGMA user_version = 3;",
         /* to version 1: no arrays, no registry either */
+        "DROP TABLE drift_results; ALTER TABLE runs DROP COLUMN input_path;"
         "DROP TABLE step_cache; DROP INDEX jobs_scheduled; DROP TABLE schedules;"
         "ALTER TABLE jobs DROP COLUMN scheduled_by; ALTER TABLE jobs DROP COLUMN scheduled_for_ns;"
         "DROP INDEX jobs_array; ALTER TABLE jobs DROP COLUMN array_parent;"
