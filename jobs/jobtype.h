@@ -46,6 +46,13 @@ typedef struct {
     int64_t          job_id;
     int64_t          started_ns;  /* when the job started running */
     int64_t          now_ns;
+    /* record only (NULL elsewhere): submits spec (a json_t *, borrowed) as
+     * a job of its own that this job made (a drift job's on_drift), through
+     * the scheduler's child insert; *child_id gets its id.  Errors name the
+     * field of spec. */
+    int  (*submit_child)(void *sched, const void *spec, const char *name, int64_t *child_id,
+                         kiln_err_t *err);
+    void  *sched;
 } jb_record_ctx_t;
 
 /* One step of a pipeline job (jobs/type_pipeline.c). */

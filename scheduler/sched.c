@@ -355,7 +355,7 @@ int ks_sched_submit(ks_sched_t *s, const char *text, size_t len, const char *key
     if (type && type->resolve) {
         char root[1100];
         snprintf(root, sizeof root, "%s/artifacts", s->dir);
-        jb_record_ctx_t ctx = {s->st, root, 0, 0, ks_now_ns()};
+        jb_record_ctx_t ctx = {.st = s->st, .artifacts = root, .now_ns = ks_now_ns()};
         if ((rc = type->resolve(spec, &ctx, err)) < 0) {
             json_decref(spec);
             return rc;
@@ -619,7 +619,9 @@ void ks_job_succeed(ks_sched_t *s, ks_job_t *j)
         char out[1200], root[1100];
         snprintf(root, sizeof root, "%s/artifacts", s->dir);
         ks_job_task_output(s, j, j->tasks[0].idx, out, sizeof out);
-        jb_record_ctx_t ctx = {s->st, root, j->id, j->started_ns, ks_now_ns()};
+        jb_record_ctx_t ctx = {.st = s->st, .artifacts = root, .job_id = j->id,
+                               .started_ns = j->started_ns, .now_ns = ks_now_ns(),
+                               .submit_child = ks_record_submit_child, .sched = s};
         rc = j->type->record(j->parsed, out, &ctx, summary, sizeof summary, &err);
     }
     char dir[1100], path[1200];

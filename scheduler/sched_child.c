@@ -99,3 +99,52 @@ ks_job_t *ks_job_instance_new(ks_sched_t *s, ks_job_t *parent, kiln_err_t *err)
     ks_job_log(s, parent->id, "instance %lld is job %lld", (long long)index, (long long)id);
     return j;
 }
+
+/* jb_record_ctx_t.submit_child: spec (borrowed) as a job of its own, named
+ * `name`, submitted as `kiln submit` would (the type's resolve first), and
+ * stored through ks_job_store_child like every child.  It is a top-level
+ * job (no array_parent): its parent has ended by the time it runs. */
+int ks_record_submit_child(void *sched, const void *spec_, const char *name, int64_t *child_id,
+                           kiln_err_t *err)
+{
+    ks_sched_t *s = sched;
+    json_t *spec = json_deep_copy(spec_);
+    if (!spec)
+        return kiln_err_set(err, KILN_ENOMEM, "job \"%s\": out of memory", name);
+    jb_common_t c;
+    int rc = jb_common_parse(spec, &c, err);
+    const jb_type_t *type = rc == 0 ? jb_type_find(c.type) : NULL;
+    if (rc == 0 && type && type->resolve) {
+        char root[1100];
+        snprintf(root, sizeof root, "%s/artifacts", s->dir);
+        jb_record_ctx_t ctx = {.st = s->st, .artifacts = root, .now_ns = ks_now_ns()};
+        rc = type->resolve(spec, &ctx, err);
+    }
+    if (rc < 0) {
+        json_decref(spec);
+        return rc;
+    }
+    char *spec_text = json_dumps(spec, JSON_COMPACT);
+    ks_job_t *j = spec_text ? ks_job_build(spec, &c, err) : NULL;
+    if (!spec_text) {
+        json_decref(spec);
+        return kiln_err_set(err, KILN_ENOMEM, "job \"%s\": out of memory", name);
+    }
+    if (!j) {
+        free(spec_text);
+        return err->code ? err->code : KILN_EINTERNAL;
+    }
+    st_state_job_t row = ks_job_row(j, c.type, name, spec_text);
+    row.depends_on = j->deps;
+    row.n_depends_on = j->n_deps;
+    j = ks_job_store_child(s, j, &row, name, err);
+    free(spec_text);
+    if (!j)
+        return err->code ? err->code : KILN_EINTERNAL;
+    if (j->is_template && (rc = ks_recur_submitted(s, j, err)) < 0)
+        return rc;
+    *child_id = j->id;
+    ks_job_log(s, j->id, "submitted: %s job \"%s\" of project \"%s\"", c.type, j->name,
+               j->project);
+    return 0;
+}

@@ -144,6 +144,9 @@ ks_job_t *ks_job_instance_new(ks_sched_t *s, ks_job_t *parent, kiln_err_t *err);
  * freed on failure (NULL). */
 ks_job_t *ks_job_store_child(ks_sched_t *s, ks_job_t *j, const st_state_job_t *row,
                              const char *name, kiln_err_t *err);
+/* jb_record_ctx_t.submit_child for a type's record step (sched = s). */
+int ks_record_submit_child(void *sched, const void *spec, const char *name, int64_t *child_id,
+                           kiln_err_t *err);
 int  ks_job_plan(ks_sched_t *s, ks_job_t *j, kiln_err_t *err);
 int  ks_job_task_output(const ks_sched_t *s, const ks_job_t *j, int idx, char *buf, size_t cap);
 int  ks_quota_of(const ks_sched_t *s, const char *project);

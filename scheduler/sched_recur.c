@@ -99,7 +99,7 @@ static ks_job_t *instance_new(ks_sched_t *s, ks_job_t *t, int64_t fire_ns, kiln_
     if (t->type->resolve) {
         char root[1100];
         snprintf(root, sizeof root, "%s/artifacts", s->dir);
-        jb_record_ctx_t ctx = {s->st, root, 0, 0, ks_now_ns()};
+        jb_record_ctx_t ctx = {.st = s->st, .artifacts = root, .now_ns = ks_now_ns()};
         if (t->type->resolve(spec, &ctx, err) < 0) {
             json_decref(spec);
             return NULL;
