@@ -40,6 +40,10 @@ PROGS   := $(KILN) $(BIN)/kilnd $(BIN)/kiln-worker
 TEST_SUPPORT := $(B)/tests/unit/oracle.o
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(B)/tests/%)
+# The dashboard's files (scheduler/ui/) as C arrays, generated into the build
+# tree and served by scheduler/routes_ui.c.
+UI_SRC  := $(sort $(wildcard scheduler/ui/*))
+LIB_OBJ += $(B)/gen/ui_assets.o
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
@@ -87,6 +91,12 @@ deps:
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/gen/ui_assets.c: $(UI_SRC) scripts/embed_ui.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed_ui.sh $(UI_SRC) >$@.tmp.gen && mv $@.tmp.gen $@
+$(B)/gen/ui_assets.o: $(B)/gen/ui_assets.c scheduler/routes_ui.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 # Rebuilt when CUDA=0/1 changes (the stub is in it only without CUDA): the
 # file is rewritten, and so newer, only when the mode differs from the last.

@@ -215,6 +215,7 @@ int kiln_cmd_local(int argc, char **argv)
     printf("kiln local: kilnd at %s (workers: %s), %llu worker%s x %llu core%s, state in %s\n"
            "kiln local: submit with `kiln submit SPEC.json --dir %s`; Ctrl-C stops\n",
            url, ep, n_workers, n_workers == 1 ? "" : "s", cores, cores == 1 ? "" : "s", dir, dir);
+    printf("kiln local: dashboard %s/ui/\n", url);   /* docs/dashboard.md */
     /* Where Prometheus finds each daemon (docs/metrics.md); a worker writes
      * its URL once it serves, so wait for it a little. */
     printf("kiln local: metrics: kilnd %s/metrics\n", url);

@@ -10,6 +10,7 @@
 
 #include "cluster/prom.h"
 #include "core/kiln_alloc.h"
+#include "routes_ui.h"
 
 #define LOG_TAIL_MAX ((size_t)1 << 20)
 
@@ -188,6 +189,8 @@ void kd_route(struct kd *kd, ka_req_t *req)
         return;
     }
     if (kd_route_models(kd, req))
+        return;
+    if (kd_route_ui(kd, req))   /* the dashboard, /ui/ (docs/dashboard.md) */
         return;
     if (!strcmp(p, "/v1/workers")) {
         if (!get)
