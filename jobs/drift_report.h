@@ -14,7 +14,8 @@
 #define JB_DRIFT_REPORT_SCHEMA "kiln.drift_report.v1"
 
 /* One row of the per-asset table: the asset's own columns compared, reference
- * against current rows of that asset.  share = n_drifted / n_columns. */
+ * against current rows of that asset.  share = n_drifted / n_columns.  Both
+ * files list assets drifted first, then by share (highest first). */
 typedef struct {
     int32_t asset_id;
     size_t  n_ref_rows, n_cur_rows;
