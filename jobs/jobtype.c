@@ -5,6 +5,7 @@
 
 #include "../core/kiln_alloc.h"
 
+extern const jb_type_t jb_type_drift;
 extern const jb_type_t jb_type_featurize;
 extern const jb_type_t jb_type_noop;
 extern const jb_type_t jb_type_pipeline;
@@ -12,6 +13,7 @@ extern const jb_type_t jb_type_score;
 extern const jb_type_t jb_type_train;
 
 static const jb_type_t *const types[] = {
+    &jb_type_drift,
     &jb_type_featurize,
     &jb_type_noop,
     &jb_type_pipeline,
