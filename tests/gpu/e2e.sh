@@ -177,6 +177,12 @@ fi
 if [ -d "$B/mpi/root" ] && [ -f "$T/cwru-cpu.h5" ]; then
     (cd "$B/mpi/root" && find . ! -type d | while read -r f; do
         [ -e "/$f" ] || [ -L "/$f" ] || { mkdir -p "/$(dirname "$f")" && cp -a "$f" "/$f"; }; done)
+    mpi_ok=1
+    timeout 30 mpirun --allow-run-as-root -np 1 true >"$out/mpi-sanity.log" 2>&1 || mpi_ok=0
+fi
+if [ "${mpi_ok:-0}" = 0 ]; then
+    echo "mpi: skipped (mpirun cannot start here: $(tail -n 1 "$out/mpi-sanity.log" 2>/dev/null || echo 'no bundle'))"
+else
     "$PY" - "$T" <<'PY'
 import json, sys
 t = sys.argv[1]
