@@ -149,8 +149,13 @@ CWRU_DIR ?= $(or $(KILN_DATA),../shared/data)/cwru
 .PHONY: test-gpu bench-gpu gpu-data
 test-gpu:
 	@B=$(B) bash tests/gpu/run.sh --no-bench $(GPU_OUT)
+# The kernels' figures; then, where kiln itself was built with CUDA here (or
+# a bundle from tests/gpu/bundle.sh was carried), the HDF5 file-to-file
+# featurize GPU vs CPU and the job paths (tests/gpu/e2e.sh).
 bench-gpu:
 	@B=$(B) bash tests/gpu/run.sh --bench-only $(GPU_OUT)
+	@if [ -f build/gpu-e2e.txz ] || [ -d build/gpu-e2e ]; then bash tests/gpu/e2e.sh $(or $(GPU_OUT),out-gpu)/e2e; \
+	 else echo "bench-gpu: HDF5 end to end skipped (no build/gpu-e2e: bash tests/gpu/bundle.sh)"; fi
 gpu-data: $(B)/gpu/extract_cwru
 	$(B)/gpu/extract_cwru $(CWRU_DIR) $(B)/gpu-data
 $(B)/gpu/extract_cwru: tests/gpu/extract_cwru.c $(B)/libkiln.a $(GPU_LIB)
