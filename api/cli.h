@@ -23,6 +23,8 @@ int kiln_cmd_local(int argc, char **argv);
 int kiln_cmd_models(int argc, char **argv);
 int kiln_cmd_model(int argc, char **argv);
 int kiln_cmd_runs(int argc, char **argv);
+/* cmd_drift.c: drift results (kilnd's /v1/drift) */
+int kiln_cmd_drift(int argc, char **argv);
 /* cmd_train.c: a train job on this machine, without a cluster */
 int kiln_cmd_train(int argc, char **argv);
 /* cmd_score.c: a score job on this machine, with a model file */

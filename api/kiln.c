@@ -25,6 +25,7 @@ static const struct {
     {"models",    kiln_cmd_models,    "the registry's models: latest version and aliases"},
     {"model",     kiln_cmd_model,     "show a model version, promote it to an alias, roll back"},
     {"runs",      kiln_cmd_runs,      "train runs and their metrics; compare two runs"},
+    {"drift",     kiln_cmd_drift,     "drift jobs' results: show one (verdict, columns, report), list"},
     {"local",     kiln_cmd_local,     "run kilnd and N workers on this machine until Ctrl-C"},
 };
 

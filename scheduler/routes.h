@@ -31,6 +31,8 @@ void kd_reply_kerr(struct kd *kd, ka_req_t *req, const kiln_err_t *err);
 
 /* routes_models.c: /v1/models..., /v1/runs...; 1 when it answered req. */
 int kd_route_models(struct kd *kd, ka_req_t *req);
+/* routes_drift.c: /v1/drift...; 1 when it answered req (kd_route_models asks). */
+int kd_route_drift(struct kd *kd, ka_req_t *req);
 
 /* kilnd.c */
 ks_sched_t *kd_sched(struct kd *kd);

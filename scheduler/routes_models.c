@@ -4,7 +4,8 @@
  *   POST /v1/models/NAME/promote          {"version": 3, "alias": "production"}
  *   POST /v1/models/NAME/rollback         {"alias": "production"}
  *   GET  /v1/runs?model=NAME&limit=N      runs, newest first
- *   GET  /v1/runs/ID                      one run */
+ *   GET  /v1/runs/ID                      one run
+ *   GET  /v1/drift...                     drift results (routes_drift.c) */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +126,8 @@ int kd_route_models(struct kd *kd, ka_req_t *req)
     st_state_t *st = ks_sched_state(kd_sched(kd));
     kiln_err_t err = {0};
 
+    if (kd_route_drift(kd, req))
+        return 1;
     if (!strcmp(p, "/v1/models")) {
         if (!get)
             kd_reply_error(kd, req, 405, NULL, "%s %s: method not allowed", req->method, p);

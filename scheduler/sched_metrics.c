@@ -10,6 +10,7 @@
 
 #include "cluster/prom.h"
 #include "core/kiln_alloc.h"
+#include "storage/drift_results.h"
 
 #ifndef KILN_VERSION
 #define KILN_VERSION "0.5.0"
@@ -125,10 +126,33 @@ static int tally_row(const char *type, st_state_status_t state, int64_t n, int64
     return 0;
 }
 
+/* kiln_feature_drift_score{model,feature}: each column's score (the
+ * method's p-value or distance) from the model's latest drift job in the
+ * store, so the gauges survive a restart of kilnd. */
+static int drift_row(const st_drift_result_t *r, void *ud)
+{
+    struct ks_metrics *m = ud;
+    json_error_t jerr;
+    json_t *cols = json_loads(r->columns_json, 0, &jerr), *c;
+    size_t i;
+    kiln_err_t err;
+    json_array_foreach(cols, i, c) {
+        const char *name = json_string_value(json_object_get(c, "column"));
+        const json_t *score = json_object_get(c, "score");
+        if (name && name[0] && json_is_number(score))
+            kp_set(m->drift, (const char *[]){r->model_name, name}, json_number_value(score),
+                   &err);
+    }
+    json_decref(cols);
+    return 0;
+}
+
 /* The families read from memory at each scrape. */
 static int collect(ks_sched_t *s, struct ks_metrics *m, kiln_err_t *err)
 {
     int rc;
+    if ((rc = st_drift_result_latest_per_model(s->st, drift_row, m, err)) < 0)
+        return rc;
     kp_clear(m->jobs_total);
     if ((rc = st_state_job_tally(s->st, tally_row, m, err)) < 0)
         return rc;
