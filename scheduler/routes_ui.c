@@ -50,10 +50,10 @@ int ks_ui_drift_report_path(const json_t *spec, char *buf, size_t cap, kiln_err_
         if (!o || !o[0])
             return kiln_err_at(err, KILN_ESPEC, "output",
                                "the spec names no report and no output to derive it from");
-        const char *base = strrchr(o, '/');
-        base = base ? base + 1 : o;
-        const char *dot = strrchr(base, '.');
-        size_t keep = dot && dot != base ? (size_t)(dot - o) : strlen(o);
+        /* The rule the drift job writes by (jobs/type_drift.c). */
+        size_t keep = strlen(o);
+        if (keep > 5 && !strcmp(o + keep - 5, ".json"))
+            keep -= 5;
         n = snprintf(buf, cap, "%.*s.html", (int)keep, o);
     }
     if (n < 0 || (size_t)n >= cap)

@@ -27,9 +27,9 @@ extern const ks_ui_asset_t ks_ui_assets[];
  * Borrowed (static). */
 const ks_ui_asset_t *ks_ui_asset_find(const char *path);
 
-/* The report a drift job's spec names: "report", else "output" with its
- * extension (after the last '.' of the last path segment) replaced by
- * ".html", or ".html" appended when it has none.  Only such a path is ever
+/* The report a drift job's spec names: "report", else "output" with a
+ * ".json" ending replaced by ".html", or ".html" appended to any other
+ * (the rule jobs/type_drift.c writes the report by).  Only such a path is ever
  * served: it must end in ".html" or ".htm", so a spec cannot make the
  * dashboard serve an arbitrary file as a page.  0, or KILN_ESPEC (no
  * string "report" or "output", or another suffix) / KILN_EINVAL (longer

@@ -8,14 +8,23 @@ const REFRESH_MS = 3000;
 const TOKEN_KEY = "kiln.token";
 let logJob = null;           /* the job whose log is open, or null */
 
-/* ---- the API token: from the URL fragment (#token=...) or the field,
- * kept in sessionStorage (this tab only), sent as "Authorization: Bearer". */
+/* ---- the URL fragment: #token=T (the API token, see below) and #log=ID
+ * (open that job's log), e.g. /ui/#token=abc&log=12. */
+function fragment(key) {
+  const m = new RegExp("(?:^#|&)" + key + "=([^&]*)").exec(location.hash);
+  return m ? decodeURIComponent(m[1]) : null;
+}
+
+/* ---- the API token: from the fragment or the field, kept in
+ * sessionStorage (this tab only), sent as "Authorization: Bearer". */
 function takeTokenFromFragment() {
-  const m = /(?:^#|&)token=([^&]*)/.exec(location.hash);
-  if (!m) return;
-  sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
-  /* out of the address bar and the history */
-  history.replaceState(null, "", location.pathname + location.search);
+  const t = fragment("token");
+  if (t === null) return;
+  sessionStorage.setItem(TOKEN_KEY, t);
+  /* out of the address bar and the history; the rest of the fragment stays */
+  const rest = location.hash.replace(/(^#|&)token=[^&]*/, "$1").replace(/^#&/, "#");
+  history.replaceState(null, "", location.pathname + location.search +
+                       (rest === "#" ? "" : rest));
 }
 function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
 function authHeaders() {
@@ -65,8 +74,9 @@ function setText(id, text) { document.getElementById(id).textContent = text; }
 /* ---- formatting */
 function when(ns) {
   if (!ns) return "";
-  const d = new Date(ns / 1e6);
-  return d.toLocaleString(undefined, { hour12: false });
+  const d = new Date(ns / 1e6), p = n => String(n).padStart(2, "0");
+  return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " +
+         p(d.getHours()) + ":" + p(d.getMinutes()) + ":" + p(d.getSeconds());
 }
 function seconds(s) {
   if (s === null || s === undefined || !isFinite(s)) return "";
@@ -153,8 +163,10 @@ function renderRuns(runs) {
   fill("runs-table", rows, "no training runs yet");
 }
 
-function renderDrift(jobs) {
+/* results: GET /v1/drift's rows by job id, or null where kilnd has no such route */
+function renderDrift(jobs, results) {
   const drift = jobs.filter(j => j.type === "drift");
+  const byJob = new Map((results || []).map(r => [r.job_id, r]));
   const rows = drift.map(j => {
     const href = "/ui/drift/" + encodeURIComponent(j.id);
     const link = el("a", { href: href, target: "_blank", rel: "noopener", class: "report-link",
@@ -165,9 +177,15 @@ function renderDrift(jobs) {
                              ev.preventDefault();
                              openReport(j.id, href);
                            } } }, "report");
+    const r = byJob.get(j.id);
+    const verdict = !r ? "" : el("span", { class: r.drifted ? "drifted" : "no-drift" },
+                                 r.drifted ? "drifted" : "no drift");
+    const share = !r ? "" : r.n_drifted + " of " + r.n_columns + " (" +
+                            Math.round(100 * r.share) + "%)";
+    const model = r && r.model ? r.model + "@" + r.model_version : "";
     return el("tr", { data: { jobId: j.id, state: j.state } },
-      cell(j.id), cell(j.name), cell(j.project), cell(stateBadge(j.state)),
-      cell(when(j.ended_ns)), cell(link));
+      cell(j.id), cell(j.name), cell(j.project), cell(stateBadge(j.state)), cell(verdict),
+      cell(share), cell(model), cell(when(j.ended_ns)), cell(link));
   });
   setText("drift-count", "(" + drift.length + ")");
   fill("drift-table", rows, "no drift jobs yet");
@@ -177,7 +195,7 @@ function renderDrift(jobs) {
 async function openLog(id, name) {
   logJob = { id: id, name: name };
   document.getElementById("log-panel").hidden = false;
-  setText("log-title", "log of job " + id + " (" + name + ")");
+  setText("log-title", "log of job " + id + (name ? " (" + name + ")" : ""));
   await refreshLog();
   document.getElementById("log-panel").scrollIntoView({ block: "nearest" });
 }
@@ -208,11 +226,19 @@ async function openReport(id, href) {
 async function refresh() {
   const problems = [];
   const step = async (path, render) => {
-    try { render(await api(path)); } catch (e) { problems.push(e.message); }
+    try { await render(await api(path)); } catch (e) { problems.push(e.message); }
   };
+  /* the drift verdicts, where this kilnd has them (GET /v1/drift) */
+  const driftResults = api("/v1/drift?limit=200").then(d => d.drift, e => {
+    if (!/: 404/.test(e.message)) problems.push(e.message);
+    return null;
+  });
   await Promise.all([
     step("/v1/health", renderHealth),
-    step("/v1/jobs?limit=200", d => { renderJobs(d.jobs); renderDrift(d.jobs); }),
+    step("/v1/jobs?limit=200", async d => {
+      renderJobs(d.jobs);
+      renderDrift(d.jobs, await driftResults);
+    }),
     step("/v1/workers", d => renderWorkers(d.workers)),
     step("/v1/models", d => renderModels(d.models)),
     step("/v1/runs?limit=50", d => renderRuns(d.runs)),
@@ -249,6 +275,8 @@ function init() {
     document.getElementById("report-panel").hidden = true;
     document.getElementById("report-frame").srcdoc = "";
   });
+  const logId = fragment("log");
+  if (logId !== null && /^[0-9]+$/.test(logId)) openLog(Number(logId), "");
   refresh();
   setInterval(refresh, REFRESH_MS);
 }
