@@ -20,6 +20,7 @@ cluster_init
 declare -a CHROME_PGIDS=()
 dash_cleanup() {
     local rc=$? p
+    set +e   # (exit $rc) below must not end the trap under set -e
     for p in "${CHROME_PGIDS[@]:-}"; do
         [ -n "$p" ] && kill -9 -- "-$p" 2>/dev/null || true
     done
@@ -73,7 +74,8 @@ PY
 # --- a real `kiln local`: kilnd and one worker on loopback
 D=$T/c
 $KILN local --workers 1 --cores 2 --dir "$D" --http 127.0.0.1:0 --lease-ms 2000 >"$T/local.out" 2>&1 &
-CLUSTER_PIDS+=("$!")
+LOCAL_PID=$!
+CLUSTER_PIDS+=("$LOCAL_PID")
 wait_for "kiln local's dashboard line" 30 grep -q '^kiln local: dashboard http://127\.0\.0\.1:[0-9]*/ui/$' "$T/local.out"
 URL=$(cat "$D/kilnd.url")
 UI=$(sed -n 's/^kiln local: dashboard //p' "$T/local.out")
@@ -279,5 +281,18 @@ PY
     grep -q "has not written its report $T/drift.html (it was moved or deleted)" "$T/page.html" \
         || die "moved report's page: $(cat "$T/page.html")"
     log "drift report $jd opened through /ui/drift/$jd; screenshot $OUT/drift_report.png"
+fi
+# --- a clean stop: kiln local stops kilnd and the worker (and its sleeping
+# task); nothing in their output from the sanitizers (under make SAN=1)
+kill -TERM "$LOCAL_PID"
+end=$((SECONDS + 40))
+while kill -0 "$LOCAL_PID" 2>/dev/null; do
+    [ $SECONDS -lt $end ] || die "kiln local did not stop within 40 s of SIGTERM"
+    sleep 0.2
+done
+set +e; wait "$LOCAL_PID"; rc=$?; set -e
+[ $rc = 0 ] && grep -q '^kiln local: stopped$' "$T/local.out" || die "kiln local: exit $rc: $(tail -n 20 "$T/local.out")"
+if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$T/local.out"; then
+    die "sanitizer report from kilnd or the worker: $(grep -m1 -A 20 -E 'Sanitizer|runtime error:' "$T/local.out")"
 fi
 log "ok: the dashboard in Chromium"
