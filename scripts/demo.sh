@@ -151,6 +151,26 @@ for s in d["steps"]:
     print("   %-9s job %-4s %-10s %s" % (s["name"], s["job"], s["state"], s["reason"] or "ran"))'
 done
 
+step "8. drift: the model's training data (cwru-logreg@production) against another fault mix (outer race + ball only)"
+$KILN ingest cwru --rate 12000 --window-len 2048 -o "$OUT/cwru-or-ball.h5" \
+    "$DATA"/cwru/12k_Drive_End_OR0*.mat "$DATA"/cwru/12k_Drive_End_B0*.mat > /dev/null
+$KILN featurize examples/cwru_features.json --input "$OUT/cwru-or-ball.h5" \
+    --output "$OUT/cwru-or-ball-features.h5" > /dev/null
+$PY - "$OUT" <<'PYEOF'
+import json, os, sys
+out = os.path.abspath(sys.argv[1])
+json.dump({"type": "drift", "name": "cwru-drift", "project": "demo",
+           "reference": {"model": "cwru-logreg@production"},
+           "current": f"{out}/cwru-or-ball-features.h5", "by_asset": True,
+           "output": f"{out}/cwru-drift.json", "report": f"{out}/cwru-drift.html",
+           "on_drift": {"submit": {"type": "noop", "name": "cwru-retrain-placeholder"}}},
+          open(f"{out}/job-drift.json", "w"), indent=1)
+PYEOF
+DR=$($KILN submit "$OUT/job-drift.json" --dir "$CLUSTER" --wait --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+$KILN drift show "$DR" --dir "$CLUSTER" | head -n 20
+echo "-- verdict: $($KILN drift show "$DR" --dir "$CLUSTER" | head -n 1)"
+echo "-- report: $OUT/cwru-drift.html (JSON: $OUT/cwru-drift.json)"
+
 kill -INT $LOCAL_PID; wait $LOCAL_PID || true
 trap - EXIT
 tail -n 1 "$OUT/local.log"
