@@ -223,7 +223,13 @@ async function openReport(id, href) {
 
 /* ---- the refresh loop: each section on its own, so one failing call
  * (say, a token without the right role) leaves the others showing. */
+let refreshing = false;   /* a slow kilnd: the timer skips a turn rather than pile up calls */
 async function refresh() {
+  if (refreshing) return;
+  refreshing = true;
+  try { await refreshAll(); } finally { refreshing = false; }
+}
+async function refreshAll() {
   const problems = [];
   const step = async (path, render) => {
     try { await render(await api(path)); } catch (e) { problems.push(e.message); }
