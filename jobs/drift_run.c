@@ -241,9 +241,10 @@ static int plan_columns(const jb_drift_spec_t *t, const src_t *ref, const src_t 
         while (i < n && strcmp(cols[i].name, t->overrides[o].name))
             i++;
         if (i == n) {
+            kiln_err_at(err, KILN_ESPEC, "columns", "job: columns.%s: no such column in both "
+                        "datasets (e.g. '%s')", t->overrides[o].name, cols[0].name);
             kiln_free(cols);
-            return kiln_err_at(err, KILN_ESPEC, "columns", "job: columns.%s: no such column in "
-                               "both datasets (e.g. '%s')", t->overrides[o].name, cols[0].name);
+            return KILN_ESPEC;
         }
         kn_drift_method_t m = t->overrides[o].method;
         int class_only = m == KN_DRIFT_CHISQUARE || m == KN_DRIFT_CHI2_CONTINGENCY;
