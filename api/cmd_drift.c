@@ -171,21 +171,6 @@ static int print_list(json_t *o)
     return failed;
 }
 
-static int get_and_print(jcli_ctx_t *c, const char *path, int (*print)(json_t *))
-{
-    json_t *o;
-    char *raw = NULL;
-    if (jcli_resolve(c) || jcli_call_json(c, "GET", path, &o, &raw))
-        return 1;
-    int rc = 0;
-    if (c->json)
-        printf("%s\n", raw);
-    else
-        rc = print(o);
-    kiln_free(raw);
-    json_decref(o);
-    return rc;
-}
 
 static const char *check_model(const char *v)
 {
@@ -222,7 +207,7 @@ static int do_drift(int argc, char **argv)
         if (jcli_parse_id(id_s, &id) < 0)
             return ka_usage_error(c.cmd, c.usage, "JOB_ID must be a whole number above 0:", id_s);
         snprintf(path, sizeof path, "/v1/drift/%llu", id);
-        return get_and_print(&c, path, print_show);
+        return jcli_get_and_print(&c, path, print_show);
     }
     if (!strcmp(argv[1], "list")) {
         jcli_ctx_t c = {.cmd = "drift list", .usage = drift_usage};
@@ -238,7 +223,7 @@ static int do_drift(int argc, char **argv)
             snprintf(path, sizeof path, "/v1/drift?model=%s&limit=%s", model, limit);
         else
             snprintf(path, sizeof path, "/v1/drift?limit=%s", limit);
-        return get_and_print(&c, path, print_list);
+        return jcli_get_and_print(&c, path, print_list);
     }
     return ka_usage_error("drift", drift_usage, "unknown subcommand (show, list):", argv[1]);
 }

@@ -339,22 +339,6 @@ static int print_models(json_t *models)
     return print_table(&t, failed, "models");
 }
 
-/* GETs path and prints the raw answer (--json) or what print makes of it. */
-static int get_and_print(jcli_ctx_t *c, const char *path, int (*print)(json_t *))
-{
-    json_t *o;
-    char *raw = NULL;
-    if (jcli_resolve(c) || jcli_call_json(c, "GET", path, &o, &raw))
-        return 1;
-    int rc = 0;
-    if (c->json)
-        printf("%s\n", raw);
-    else
-        rc = print(o);
-    kiln_free(raw);
-    json_decref(o);
-    return rc;
-}
 
 static int print_models_answer(json_t *o)
 {
@@ -367,7 +351,7 @@ static int do_models(int argc, char **argv)
     int r = parse_cmd(&c, argc, argv, NULL, NULL, 0, NULL);
     if (r)
         return r < 0 ? 0 : r;
-    return get_and_print(&c, "/v1/models", print_models_answer);
+    return jcli_get_and_print(&c, "/v1/models", print_models_answer);
 }
 
 /* ---- kiln model show | promote | rollback ---- */
@@ -447,7 +431,7 @@ static int model_show(int argc, char **argv)
         return r < 0 ? 0 : r;
     if ((r = name_path(&c, path, sizeof path, "/v1/models", ref, "")))
         return r;
-    return get_and_print(&c, path, print_model);
+    return jcli_get_and_print(&c, path, print_model);
 }
 
 /* promote (back = 0) or rollback (back = 1) NAME's alias. */
@@ -783,7 +767,7 @@ static int do_runs(int argc, char **argv)
     snprintf(path, sizeof path, "/v1/runs%s%s%s%s%s", model || limit ? "?" : "",
              model ? "model=" : "", model ? esc : "", model && limit ? "&limit=" : limit ? "limit=" : "",
              limit ? limit : "");
-    return get_and_print(&c, path, print_runs);
+    return jcli_get_and_print(&c, path, print_runs);
 }
 
 int kiln_cmd_models(int argc, char **argv) { return jcli_with_curl(do_models, argc, argv); }

@@ -249,3 +249,19 @@ int jcli_with_curl(int (*fn)(int, char **), int argc, char **argv)
     curl_global_cleanup();
     return rc;
 }
+
+int jcli_get_and_print(jcli_ctx_t *c, const char *path, int (*print)(json_t *))
+{
+    json_t *o;
+    char *raw = NULL;
+    if (jcli_resolve(c) || jcli_call_json(c, "GET", path, &o, &raw))
+        return 1;
+    int rc = 0;
+    if (c->json)
+        printf("%s\n", raw);
+    else
+        rc = print(o);
+    kiln_free(raw);
+    json_decref(o);
+    return rc;
+}

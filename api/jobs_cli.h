@@ -64,6 +64,10 @@ int jcli_call(const jcli_ctx_t *c, const char *method, const char *path, const c
 int jcli_call_json(const jcli_ctx_t *c, const char *method, const char *path, json_t **out,
                    char **raw);
 
+/* GETs path and prints the raw answer (--json) or what print makes of it;
+ * 0, or 1 with the error printed. */
+int jcli_get_and_print(jcli_ctx_t *c, const char *path, int (*print)(json_t *));
+
 /* A job id argument: a whole number above 0; 0 or -1. */
 int jcli_parse_id(const char *s, unsigned long long *id);
 

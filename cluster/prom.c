@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/kiln_alloc.h"
+#include "core/kiln_sbuf.h"
 
 typedef struct {
     char    **values;        /* n_labels strings, owned */
@@ -348,37 +349,6 @@ double kp_value(const kp_family_t *f, const char *const *values)
 
 /* ---- rendering */
 
-typedef struct {
-    char  *p;
-    size_t len, cap;
-    int    oom;
-} buf_t;
-
-static void put(buf_t *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (b->len + n + 1 > cap)
-            cap *= 2;
-        char *p = kiln_realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void puts_(buf_t *b, const char *s)
-{
-    put(b, s, strlen(s));
-}
 
 /* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no
  * surrogates, nothing past U+10FFFF), 0 when it is not one. */
@@ -415,25 +385,25 @@ static size_t utf8_len(const unsigned char *s)
 
 /* The format's escapes: \\ and \n everywhere, \" in label values only;
  * bytes that are not UTF-8 become U+FFFD (a scrape with one is refused). */
-static void put_escaped(buf_t *b, const char *s, int quote)
+static void put_escaped(kiln_sbuf_t *b, const char *s, int quote)
 {
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
         size_t n = utf8_len(p);
         if (n == 0) {
-            puts_(b, "\xEF\xBF\xBD");
+            kiln_sbuf_puts(b, "\xEF\xBF\xBD");
             p++;
         } else if (*p == '\\') {
-            puts_(b, "\\\\");
+            kiln_sbuf_puts(b, "\\\\");
             p++;
         } else if (*p == '\n') {
-            puts_(b, "\\n");
+            kiln_sbuf_puts(b, "\\n");
             p++;
         } else if (quote && *p == '"') {
-            puts_(b, "\\\"");
+            kiln_sbuf_puts(b, "\\\"");
             p++;
         } else {
-            put(b, (const char *)p, n);
+            kiln_sbuf_put(b, (const char *)p, n);
             p += n;
         }
     }
@@ -441,7 +411,7 @@ static void put_escaped(buf_t *b, const char *s, int quote)
 
 /* Go's ParseFloat reads what this writes: the shortest of %.15g/%.17g that
  * reads back exactly, and +Inf, -Inf, NaN by name. */
-static void put_num(buf_t *b, double v)
+static void put_num(kiln_sbuf_t *b, double v)
 {
     char s[40];
     if (isnan(v))
@@ -453,62 +423,62 @@ static void put_num(buf_t *b, double v)
         if (strtod(s, NULL) != v)
             snprintf(s, sizeof s, "%.17g", v);
     }
-    puts_(b, s);
+    kiln_sbuf_puts(b, s);
 }
 
-static void put_u64(buf_t *b, uint64_t v)
+static void put_u64(kiln_sbuf_t *b, uint64_t v)
 {
     char s[24];
     snprintf(s, sizeof s, "%llu", (unsigned long long)v);
-    puts_(b, s);
+    kiln_sbuf_puts(b, s);
 }
 
 /* name{l1="v1",l2="v2"[,le="x"]} */
-static void put_series_name(buf_t *b, const kp_family_t *f, const kp_series_t *s,
+static void put_series_name(kiln_sbuf_t *b, const kp_family_t *f, const kp_series_t *s,
                             const char *suffix, const double *le, int le_inf)
 {
-    puts_(b, f->name);
-    puts_(b, suffix);
+    kiln_sbuf_puts(b, f->name);
+    kiln_sbuf_puts(b, suffix);
     if (f->n_labels == 0 && !le && !le_inf)
         return;
-    puts_(b, "{");
+    kiln_sbuf_puts(b, "{");
     for (size_t i = 0; i < f->n_labels; i++) {
         if (i)
-            puts_(b, ",");
-        puts_(b, f->labels[i]);
-        puts_(b, "=\"");
+            kiln_sbuf_puts(b, ",");
+        kiln_sbuf_puts(b, f->labels[i]);
+        kiln_sbuf_puts(b, "=\"");
         put_escaped(b, s->values[i], 1);
-        puts_(b, "\"");
+        kiln_sbuf_puts(b, "\"");
     }
     if (le || le_inf) {
-        puts_(b, f->n_labels ? ",le=\"" : "le=\"");
+        kiln_sbuf_puts(b, f->n_labels ? ",le=\"" : "le=\"");
         if (le)
             put_num(b, *le);
         else
-            puts_(b, "+Inf");
-        puts_(b, "\"");
+            kiln_sbuf_puts(b, "+Inf");
+        kiln_sbuf_puts(b, "\"");
     }
-    puts_(b, "}");
+    kiln_sbuf_puts(b, "}");
 }
 
-static void render_family(buf_t *b, const kp_family_t *f)
+static void render_family(kiln_sbuf_t *b, const kp_family_t *f)
 {
-    puts_(b, "# HELP ");
-    puts_(b, f->name);
-    puts_(b, " ");
+    kiln_sbuf_puts(b, "# HELP ");
+    kiln_sbuf_puts(b, f->name);
+    kiln_sbuf_puts(b, " ");
     put_escaped(b, f->help, 0);
-    puts_(b, "\n# TYPE ");
-    puts_(b, f->name);
-    puts_(b, " ");
-    puts_(b, kind_names[f->kind]);
-    puts_(b, "\n");
+    kiln_sbuf_puts(b, "\n# TYPE ");
+    kiln_sbuf_puts(b, f->name);
+    kiln_sbuf_puts(b, " ");
+    kiln_sbuf_puts(b, kind_names[f->kind]);
+    kiln_sbuf_puts(b, "\n");
     for (size_t i = 0; i < f->n_series; i++) {
         const kp_series_t *s = &f->series[i];
         if (f->kind != KP_HISTOGRAM) {
             put_series_name(b, f, s, "", NULL, 0);
-            puts_(b, " ");
+            kiln_sbuf_puts(b, " ");
             put_num(b, s->value);
-            puts_(b, "\n");
+            kiln_sbuf_puts(b, "\n");
             continue;
         }
         uint64_t cum = 0;
@@ -516,27 +486,27 @@ static void render_family(buf_t *b, const kp_family_t *f)
             cum += s->buckets[k];
             put_series_name(b, f, s, "_bucket", k < f->n_bounds ? &f->bounds[k] : NULL,
                             k == f->n_bounds);
-            puts_(b, " ");
+            kiln_sbuf_puts(b, " ");
             put_u64(b, cum);
-            puts_(b, "\n");
+            kiln_sbuf_puts(b, "\n");
         }
         put_series_name(b, f, s, "_sum", NULL, 0);
-        puts_(b, " ");
+        kiln_sbuf_puts(b, " ");
         put_num(b, s->sum);
-        puts_(b, "\n");
+        kiln_sbuf_puts(b, "\n");
         put_series_name(b, f, s, "_count", NULL, 0);
-        puts_(b, " ");
+        kiln_sbuf_puts(b, " ");
         put_u64(b, s->count);
-        puts_(b, "\n");
+        kiln_sbuf_puts(b, "\n");
     }
 }
 
 int kp_render(const kp_registry_t *r, char **text, size_t *len, kiln_err_t *err)
 {
-    buf_t b = {0};
+    kiln_sbuf_t b = {0};
     *text = NULL;
     *len = 0;
-    puts_(&b, "");   /* "" for an empty registry, not NULL */
+    kiln_sbuf_puts(&b, "");   /* "" for an empty registry, not NULL */
     for (size_t i = 0; r && i < r->n_fams; i++)
         render_family(&b, r->fams[i]);
     if (b.oom) {

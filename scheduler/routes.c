@@ -51,6 +51,22 @@ void kd_reply_kerr(struct kd *kd, ka_req_t *req, const kiln_err_t *err)
                 err->msg);
 }
 
+int kd_query_limit(struct kd *kd, ka_req_t *req, long long *limit)
+{
+    const char *v = ka_req_query(req, "limit");
+    *limit = 100;
+    if (!v)
+        return 0;
+    char *end;
+    errno = 0;
+    *limit = strtoll(v, &end, 10);
+    if (errno || *end || *limit < 1 || *limit > 100000) {
+        kd_reply_error(kd, req, 400, "limit", "limit: must be an integer in 1..100000");
+        return 1;
+    }
+    return 0;
+}
+
 /* "/v1/jobs/12/cancel" -> id 12, rest "/cancel".  0 if not a job path, -1
  * when the segment after /v1/jobs/ is not a positive integer ("abc", "-3"). */
 static int job_path(const char *path, int64_t *id, const char **rest)

@@ -31,6 +31,9 @@ void kd_reply_kerr(struct kd *kd, ka_req_t *req, const kiln_err_t *err);
 
 /* routes_models.c: /v1/models..., /v1/runs...; 1 when it answered req. */
 int kd_route_models(struct kd *kd, ka_req_t *req);
+/* ?limit= of a list route into *limit (100 when absent); 1 when it was bad
+ * and a 400 went out, else 0. */
+int kd_query_limit(struct kd *kd, ka_req_t *req, long long *limit);
 /* routes_drift.c: /v1/drift...; 1 when it answered req (kd_route_models asks). */
 int kd_route_drift(struct kd *kd, ka_req_t *req);
 

@@ -59,17 +59,9 @@ int kd_route_drift(struct kd *kd, ka_req_t *req)
     }
     if (!strcmp(p, "/v1/drift")) {
         const char *model = ka_req_query(req, "model");
-        const char *limit_s = ka_req_query(req, "limit");
-        long long limit = 100;
-        if (limit_s) {
-            char *end;
-            errno = 0;
-            limit = strtoll(limit_s, &end, 10);
-            if (errno || *end || limit < 1 || limit > 100000) {
-                kd_reply_error(kd, req, 400, "limit", "limit: must be an integer in 1..100000");
-                return 1;
-            }
-        }
+        long long limit;
+        if (kd_query_limit(kd, req, &limit))
+            return 1;
         json_t *list = json_array();
         if (st_drift_result_list(st, model && model[0] ? model : NULL, limit, list_item, list,
                                  &err) < 0) {

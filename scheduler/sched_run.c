@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/kiln_alloc.h"
+#include "core/kiln_sbuf.h"
 
 #define NS_PER_MS 1000000LL
 
@@ -93,39 +94,7 @@ void ks_task_release(ks_sched_t *s, ks_task_t *t)
  * scheduler's hottest path, and a jansson tree plus a dump cost more than
  * the rest of a dispatch together. */
 
-typedef struct {
-    char  *p;
-    size_t n, cap;
-    int    oom;
-} sb_t;
-
-static void sb_put(sb_t *b, const char *v, size_t len)
-{
-    if (b->oom)
-        return;
-    if (b->n + len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + len + 1)
-            cap *= 2;
-        char *p = kiln_realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, v, len);
-    b->n += len;
-    b->p[b->n] = '\0';
-}
-
-static void sb_str(sb_t *b, const char *v)
-{
-    sb_put(b, v, strlen(v));
-}
-
-static void sb_int(sb_t *b, int64_t v)
+static void sb_int(kiln_sbuf_t *b, int64_t v)
 {
     char tmp[24];
     int n = 0;
@@ -136,45 +105,45 @@ static void sb_int(sb_t *b, int64_t v)
     } while (u);
     if (v < 0)
         tmp[sizeof tmp - 1 - n++] = '-';
-    sb_put(b, tmp + sizeof tmp - n, (size_t)n);
+    kiln_sbuf_put(b, tmp + sizeof tmp - n, (size_t)n);
 }
 
 /* A JSON string's contents (no quotes). */
-static void sb_esc(sb_t *b, const char *v)
+static void sb_esc(kiln_sbuf_t *b, const char *v)
 {
     for (; *v; v++) {
         unsigned char c = (unsigned char)*v;
         if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
-            sb_put(b, e, 2);
+            kiln_sbuf_put(b, e, 2);
         } else if (c < 0x20) {
             char e[8];
             snprintf(e, sizeof e, "\\u%04x", c);
-            sb_put(b, e, 6);
+            kiln_sbuf_put(b, e, 6);
         } else {
-            sb_put(b, (const char *)&c, 1);
+            kiln_sbuf_put(b, (const char *)&c, 1);
         }
     }
 }
 
-static void send_text(ks_sched_t *s, const char *worker_id, kc_msg_type_t type, sb_t *b)
+static void send_text(ks_sched_t *s, const char *worker_id, kc_msg_type_t type, kiln_sbuf_t *b)
 {
     if (b->oom) {
         kiln_free(b->p);
         return;
     }
-    s->ops.send(s->ud, worker_id, type, b->p, b->n);
+    s->ops.send(s->ud, worker_id, type, b->p, b->len);
 }
 
 void ks_send_cancel_to(ks_sched_t *s, const char *worker_id, int64_t task_id,
                            const char *lease)
 {
-    sb_t b = {0};
-    sb_str(&b, "{\"task_id\":");
+    kiln_sbuf_t b = {0};
+    kiln_sbuf_puts(&b, "{\"task_id\":");
     sb_int(&b, task_id);
-    sb_str(&b, ",\"lease_id\":\"");
+    kiln_sbuf_puts(&b, ",\"lease_id\":\"");
     sb_esc(&b, lease);
-    sb_str(&b, "\"}");
+    kiln_sbuf_puts(&b, "\"}");
     send_text(s, worker_id, KC_MSG_CANCEL, &b);
 }
 
@@ -309,11 +278,11 @@ static int send_task(ks_sched_t *s, ks_task_t *t, ks_worker_t *w, int64_t now)
     }
     if (!j->spec_text) {
         char *txt = json_dumps(j->spec, JSON_COMPACT);
-        sb_t pre = {0};
+        kiln_sbuf_t pre = {0};
         sb_esc(&pre, s->dir);
-        sb_str(&pre, "/tasks/");
+        kiln_sbuf_puts(&pre, "/tasks/");
         sb_int(&pre, j->id);
-        sb_str(&pre, "/");
+        kiln_sbuf_puts(&pre, "/");
         j->spec_text = txt ? kiln_strdup(txt) : NULL;
         free(txt);
         j->out_prefix = pre.oom ? NULL : pre.p;
@@ -322,29 +291,29 @@ static int send_task(ks_sched_t *s, ks_task_t *t, ks_worker_t *w, int64_t now)
         if (!j->spec_text || !j->out_prefix)
             return -1;
     }
-    sb_t b = {0};
-    sb_str(&b, "{\"task_id\":");
+    kiln_sbuf_t b = {0};
+    kiln_sbuf_puts(&b, "{\"task_id\":");
     sb_int(&b, t->id);
-    sb_str(&b, ",\"job_id\":");
+    kiln_sbuf_puts(&b, ",\"job_id\":");
     sb_int(&b, j->id);
-    sb_str(&b, ",\"lease_id\":\"");
-    sb_str(&b, t->lease);
-    sb_str(&b, "\",\"index\":");
+    kiln_sbuf_puts(&b, ",\"lease_id\":\"");
+    kiln_sbuf_puts(&b, t->lease);
+    kiln_sbuf_puts(&b, "\",\"index\":");
     sb_int(&b, t->idx);
-    sb_str(&b, ",\"win0\":");
+    kiln_sbuf_puts(&b, ",\"win0\":");
     sb_int(&b, t->win0);
-    sb_str(&b, ",\"n_windows\":");
+    kiln_sbuf_puts(&b, ",\"n_windows\":");
     sb_int(&b, t->n_windows);
-    sb_str(&b, ",\"output\":\"");
-    sb_str(&b, j->out_prefix);
+    kiln_sbuf_puts(&b, ",\"output\":\"");
+    kiln_sbuf_puts(&b, j->out_prefix);
     sb_int(&b, t->idx);
-    sb_str(&b, ".out\"");
+    kiln_sbuf_puts(&b, ".out\"");
     if (t->attempts) {
-        sb_str(&b, ",\"attempt\":");
+        kiln_sbuf_puts(&b, ",\"attempt\":");
         sb_int(&b, t->attempts);
     }
     if (j->array_index >= 0) {
-        sb_str(&b, ",\"array_index\":");
+        kiln_sbuf_puts(&b, ",\"array_index\":");
         sb_int(&b, j->array_index);
     }
     if (ks_mpi_launched(j)) {
@@ -352,12 +321,12 @@ static int send_task(ks_sched_t *s, ks_task_t *t, ks_worker_t *w, int64_t now)
         if (!f)
             b.oom = 1;
         else
-            sb_str(&b, f);
+            kiln_sbuf_puts(&b, f);
         kiln_free(f);
     }
-    sb_str(&b, ",\"spec\":");
-    sb_str(&b, j->spec_text);
-    sb_str(&b, "}");
+    kiln_sbuf_puts(&b, ",\"spec\":");
+    kiln_sbuf_puts(&b, j->spec_text);
+    kiln_sbuf_puts(&b, "}");
     if (b.oom) {
         kiln_free(b.p);
         return -1;
