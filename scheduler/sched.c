@@ -352,14 +352,9 @@ int ks_sched_submit(ks_sched_t *s, const char *text, size_t len, const char *key
                             "retry later", s->n_active);
     }
     const jb_type_t *type = jb_type_find(c.type);
-    if (type && type->resolve) {
-        char root[1100];
-        snprintf(root, sizeof root, "%s/artifacts", s->dir);
-        jb_record_ctx_t ctx = {.st = s->st, .artifacts = root, .now_ns = ks_now_ns()};
-        if ((rc = type->resolve(spec, &ctx, err)) < 0) {
-            json_decref(spec);
-            return rc;
-        }
+    if ((rc = ks_spec_resolve(s, type, spec, err)) < 0) {
+        json_decref(spec);
+        return rc;
     }
     char *spec_text = json_dumps(spec, JSON_COMPACT);
     ks_job_t *j = spec_text ? ks_job_build(spec, &c, err) : NULL;
@@ -606,6 +601,16 @@ void ks_sched_finish_done(ks_sched_t *s, int64_t job_id, int rc, const kiln_err_
         return;
     }
     ks_job_succeed(s, j);
+}
+
+int ks_spec_resolve(ks_sched_t *s, const jb_type_t *type, json_t *spec, kiln_err_t *err)
+{
+    if (!type || !type->resolve)
+        return 0;
+    char root[1100];
+    snprintf(root, sizeof root, "%s/artifacts", s->dir);
+    jb_record_ctx_t ctx = {.st = s->st, .artifacts = root, .now_ns = ks_now_ns()};
+    return type->resolve(spec, &ctx, err);
 }
 
 /* The end of a job whose tasks (and finish) succeeded: the type records what

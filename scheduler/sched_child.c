@@ -114,12 +114,8 @@ int ks_record_submit_child(void *sched, const void *spec_, const char *name, int
     jb_common_t c;
     int rc = jb_common_parse(spec, &c, err);
     const jb_type_t *type = rc == 0 ? jb_type_find(c.type) : NULL;
-    if (rc == 0 && type && type->resolve) {
-        char root[1100];
-        snprintf(root, sizeof root, "%s/artifacts", s->dir);
-        jb_record_ctx_t ctx = {.st = s->st, .artifacts = root, .now_ns = ks_now_ns()};
-        rc = type->resolve(spec, &ctx, err);
-    }
+    if (rc == 0)
+        rc = ks_spec_resolve(s, type, spec, err);
     if (rc < 0) {
         json_decref(spec);
         return rc;

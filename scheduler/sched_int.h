@@ -127,6 +127,10 @@ struct ks_sched {
 };
 
 
+/* The type's resolve (a model reference to its file, ...) with this
+ * scheduler's store and artifacts; 0 for a type without one. */
+int ks_spec_resolve(ks_sched_t *s, const jb_type_t *type, json_t *spec, kiln_err_t *err);
+
 /* sched.c */
 void ks_job_log(ks_sched_t *s, int64_t job_id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

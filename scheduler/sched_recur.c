@@ -96,14 +96,9 @@ static ks_job_t *instance_new(ks_sched_t *s, ks_job_t *t, int64_t fire_ns, kiln_
         kiln_err_set(err, KILN_ENOMEM, "job %lld: out of memory", (long long)t->id);
         return NULL;
     }
-    if (t->type->resolve) {
-        char root[1100];
-        snprintf(root, sizeof root, "%s/artifacts", s->dir);
-        jb_record_ctx_t ctx = {.st = s->st, .artifacts = root, .now_ns = ks_now_ns()};
-        if (t->type->resolve(spec, &ctx, err) < 0) {
-            json_decref(spec);
-            return NULL;
-        }
+    if (ks_spec_resolve(s, t->type, spec, err) < 0) {
+        json_decref(spec);
+        return NULL;
     }
     jb_common_t c;
     if (jb_common_parse(spec, &c, err) < 0) {
