@@ -4,6 +4,7 @@
  * themselves are computed from a list of value segments in drift_stats.c. */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,6 +83,31 @@ static int check_finite(const float *x, size_t n, size_t first_row, kn_drift_sid
     return 0;
 }
 
+/* Moments about the first value fed (shifted sums keep their digits), for
+ * the sketch's reference std; the exact path takes the std from the values
+ * it holds, so they are summed only from the switch on.  Four running sums
+ * so that the adds pipeline. */
+static void add_moments(const kn_drift_col_t *c, kn_drift_side_state_t *s, const float *x,
+                        size_t n)
+{
+    const double sh = c->shift;
+    double s1[4] = {0}, s2[4] = {0};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int l = 0; l < 4; l++) {
+            double d = (double)x[i + l] - sh;
+            s1[l] += d;
+            s2[l] += d * d;
+        }
+    for (; i < n; i++) {
+        double d = (double)x[i] - sh;
+        s1[0] += d;
+        s2[0] += d * d;
+    }
+    s->sum += (s1[0] + s1[1]) + (s1[2] + s1[3]);
+    s->sumsq += (s2[0] + s2[1]) + (s2[2] + s2[3]);
+}
+
 static void sketch_add(kn_drift_col_t *c, kn_drift_side_t side, const float *x, size_t n)
 {
     uint32_t *counts = c->side[side].counts;
@@ -106,6 +132,8 @@ static int switch_to_sketch(kn_drift_col_t *c, kiln_err_t *err)
         return kiln_err_set(err, KILN_ENOMEM, "drift: no memory for the column sketch (%zu MiB)",
                             (size_t)2 << (KN_DRIFT_SKETCH_BITS - 18));
     }
+    for (int s = 0; s < 2; s++)  /* in feed order, before the sort */
+        add_moments(c, &c->side[s], c->side[s].vals, c->side[s].n);
     kn_drift_sort_floats(base->vals, base->n, tmp);
     kiln_free(tmp);
     c->offset_f = base->vals[base->n / 2];
@@ -150,25 +178,19 @@ int kn_drift_feed(kn_drift_col_t *c, kn_drift_side_t side, const float *x, size_
             s->cap = cap;
         }
     }
-    /* moments about the first value fed (shifted sums keep their digits) */
     if (!c->have_shift) {
         c->shift = x[0];
         c->have_shift = 1;
     }
-    double s1 = 0, s2 = 0, sh = c->shift;
     float mn = s->n ? s->min : x[0], mx = s->n ? s->max : x[0];
     for (size_t i = 0; i < n; i++) {
-        double d = (double)x[i] - sh;
-        s1 += d;
-        s2 += d * d;
         mn = x[i] < mn ? x[i] : mn;
         mx = x[i] > mx ? x[i] : mx;
     }
-    s->sum += s1;
-    s->sumsq += s2;
     s->min = mn;
     s->max = mx;
     if (c->sketched) {
+        add_moments(c, s, x, n);
         sketch_add(c, side, x, n);
         s->n += n;
         return 0;
@@ -215,26 +237,44 @@ int kn_drift_feed_class(kn_drift_col_t *c, kn_drift_side_t side, const int32_t *
 
 /* ---- threads over columns ------------------------------------------------ */
 
+/* Columns are handed out one at a time from a shared counter: their costs
+ * differ (a drifted column's KS p-value sums many more terms), so a fixed
+ * split (every other column) can leave one thread with all the slow ones.
+ * Each result depends only on its column, so the bits do not depend on
+ * which thread took it. */
+typedef struct {
+    atomic_size_t next;         /* the next column to take */
+    atomic_int failed;          /* set at the first error: no more columns are taken */
+} queue_t;
+
 typedef struct {
     kn_drift_col_t *const *cols;
-    size_t n_cols, n, first, stride;
+    size_t n_cols, n;
     kn_drift_side_t side;
     const float *const *x;
     kn_drift_result_t *out;     /* finish when not NULL */
+    queue_t *queue;
     int rc;
+    size_t failed_col;          /* the column of rc < 0 */
     kiln_err_t err;
 } job_t;
 
 static void *job_run(void *arg)
 {
     job_t *j = arg;
-    for (size_t c = j->first; c < j->n_cols && j->rc == 0; c += j->stride) {
+    while (!atomic_load(&j->queue->failed)) {
+        size_t c = atomic_fetch_add(&j->queue->next, 1);
+        if (c >= j->n_cols)
+            break;
         j->rc = j->out ? kn_drift_finish(j->cols[c], KN_DRIFT_AUTO, NAN, &j->out[c], &j->err)
                        : kn_drift_feed(j->cols[c], j->side, j->x[c], j->n, &j->err);
         if (j->rc < 0) {
             char where[32];
             snprintf(where, sizeof where, "column %zu", c);
             memcpy(j->err.where, where, sizeof where);
+            j->failed_col = c;
+            atomic_store(&j->queue->failed, 1);
+            break;
         }
     }
     return NULL;
@@ -249,31 +289,33 @@ static int run_jobs(job_t *proto, int n_threads, kiln_err_t *err)
         n_threads = MAX_THREADS;
     if ((size_t)n_threads > proto->n_cols)
         n_threads = proto->n_cols ? (int)proto->n_cols : 1;
+    queue_t queue;
+    atomic_init(&queue.next, 0);
+    atomic_init(&queue.failed, 0);
     job_t jobs[MAX_THREADS];
     pthread_t tid[MAX_THREADS];
     int started[MAX_THREADS] = {0};
     for (int t = 0; t < n_threads; t++) {
         jobs[t] = *proto;
-        jobs[t].first = (size_t)t;
-        jobs[t].stride = (size_t)n_threads;
+        jobs[t].queue = &queue;
         jobs[t].rc = 0;
         kiln_err_clear(&jobs[t].err);
     }
     for (int t = 1; t < n_threads; t++)
         started[t] = pthread_create(&tid[t], NULL, job_run, &jobs[t]) == 0;
-    for (int t = 1; t < n_threads; t++)
-        if (!started[t])
-            job_run(&jobs[t]);  /* no thread: this one does its share */
-    job_run(&jobs[0]);
+    job_run(&jobs[0]);          /* a thread that did not start leaves its share to the others */
     for (int t = 1; t < n_threads; t++)
         if (started[t])
             pthread_join(tid[t], NULL);
+    int worst = -1;             /* the failed column with the lowest index */
     for (int t = 0; t < n_threads; t++)
-        if (jobs[t].rc < 0) {
-            if (err)
-                *err = jobs[t].err;
-            return jobs[t].rc;
-        }
+        if (jobs[t].rc < 0 && (worst < 0 || jobs[t].failed_col < jobs[worst].failed_col))
+            worst = t;
+    if (worst >= 0) {
+        if (err)
+            *err = jobs[worst].err;
+        return jobs[worst].rc;
+    }
     return 0;
 }
 

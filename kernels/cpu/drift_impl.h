@@ -14,7 +14,7 @@ typedef struct {
     size_t cap;
     uint32_t *counts;           /* sketch: 2^KN_DRIFT_SKETCH_BITS bucket counts */
     uint64_t *class_counts;     /* class columns: n_labels counts */
-    double sum, sumsq;          /* of x - shift */
+    double sum, sumsq;          /* of x - shift, from the switch to the sketch on */
     float min, max;
 } kn_drift_side_state_t;
 
@@ -32,7 +32,19 @@ struct kn_drift_col {
 /* Order-preserving uint32 key of a float and its inverse. */
 uint32_t kn_drift_key(float d);
 float    kn_drift_unkey(uint32_t k);
-/* Ascending sort of x[n] (LSD radix on the keys); tmp holds n floats. */
+/* Ascending sort of x[n] (LSD radix on the keys); tmp holds n floats
+ * (drift_exact.c). */
 void     kn_drift_sort_floats(float *x, size_t n, float *tmp);
+
+/* Exact path (drift_exact.c): sorts both samples in place; when the
+ * reference has more than 20 distinct values fills every numeric statistic
+ * of *o (KS, W, std, PSI/JS, plot, class tests, n_unique) and returns 1;
+ * returns 0 (samples sorted, *o untouched) when the column needs the
+ * segment list; KILN_ENOMEM. */
+int      kn_drift_exact_stats(kn_drift_col_t *c, kn_drift_result_t *o, kiln_err_t *err);
+/* PSI and JS on shares br/nr, bc/nc, nb bins (the arrays are overwritten;
+ * drift_stats.c). */
+void     kn_drift_psi_js(double *br, double *bc, int nb, double nr, double nc,
+                         kn_drift_result_t *o);
 
 #endif

@@ -18,73 +18,14 @@ typedef struct {
     uint64_t r, c;
 } seg_t;
 
-/* ---- sorting ------------------------------------------------------------- */
-
-static int cmp_float(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
-/* LSD radix sort on the order-preserving keys, 11 + 11 + 10 bits; a pass
- * whose digit is the same for every value is skipped. */
-void kn_drift_sort_floats(float *x, size_t n, float *tmp)
-{
-    if (n < 512) {
-        qsort(x, n, sizeof *x, cmp_float);
-        return;
-    }
-    uint32_t *k = (uint32_t *)(void *)x, *t = (uint32_t *)(void *)tmp;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u = k[i];
-        k[i] = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-    }
-    static const int shift[3] = {0, 11, 22};
-    for (int p = 0; p < 3; p++) {
-        size_t hist[2048] = {0};
-        const uint32_t mask = p == 2 ? 1023u : 2047u;
-        for (size_t i = 0; i < n; i++)
-            hist[(k[i] >> shift[p]) & mask]++;
-        if (hist[(k[0] >> shift[p]) & mask] == n)
-            continue;
-        size_t sum = 0;
-        for (size_t b = 0; b <= mask; b++) {
-            size_t h = hist[b];
-            hist[b] = sum;
-            sum += h;
-        }
-        for (size_t i = 0; i < n; i++)
-            t[hist[(k[i] >> shift[p]) & mask]++] = k[i];
-        uint32_t *sw = k;
-        k = t;
-        t = sw;
-    }
-    if ((void *)k != (void *)x)
-        memcpy(x, k, n * sizeof *x);
-    k = (uint32_t *)(void *)x;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u = k[i];
-        k[i] = (u & 0x80000000u) ? (u & 0x7FFFFFFFu) : ~u;
-    }
-    /* -0.0 and +0.0 compare equal; keys put -0 first, which is a valid order */
-}
-
 /* ---- segments ------------------------------------------------------------ */
 
 static int segs_exact(kn_drift_col_t *c, seg_t **out, size_t *n_out, kiln_err_t *err)
 {
     kn_drift_side_state_t *r = &c->side[KN_DRIFT_REF], *q = &c->side[KN_DRIFT_CUR];
-    size_t big = r->n > q->n ? r->n : q->n;
-    float *tmp = kiln_malloc((big ? big : 1) * sizeof *tmp);
-    seg_t *s = kiln_malloc((r->n + q->n) * sizeof *s);
-    if (!tmp || !s) {
-        kiln_free(tmp);
-        kiln_free(s);
-        return kiln_err_set(err, KILN_ENOMEM, "drift: no memory to sort %zu values", r->n + q->n);
-    }
-    kn_drift_sort_floats(r->vals, r->n, tmp);
-    kn_drift_sort_floats(q->vals, q->n, tmp);
-    kiln_free(tmp);
+    seg_t *s = kiln_malloc((r->n + q->n) * sizeof *s);   /* r, q sorted by the caller */
+    if (!s)
+        return kiln_err_set(err, KILN_ENOMEM, "drift: no memory for %zu segments", r->n + q->n);
     size_t i = 0, j = 0, k = 0;
     while (i < r->n || j < q->n) {
         float v = i < r->n && (j >= q->n || r->vals[i] <= q->vals[j]) ? r->vals[i] : q->vals[j];
@@ -244,7 +185,7 @@ static double js_of(const double *p0, const double *q0, int n)
 }
 
 /* PSI and JS on shares br/nr, bc/nc (the arrays are overwritten). */
-static void psi_js(double *br, double *bc, int nb, double nr, double nc, kn_drift_result_t *o)
+void kn_drift_psi_js(double *br, double *bc, int nb, double nr, double nc, kn_drift_result_t *o)
 {
     for (int i = 0; i < nb; i++) {
         br[i] /= nr;
@@ -355,21 +296,10 @@ static double integral_abs_linear(double d0, double d1)
     return (a * a + b * b) / (2 * (a + b));
 }
 
-int kn_drift_finish(kn_drift_col_t *c, kn_drift_method_t method, double threshold,
-                    kn_drift_result_t *o, kiln_err_t *err)
+/* Every statistic from the segment list (class columns, the sketch, exact
+ * columns with <= 20 distinct reference values); o->n_unique = segments. */
+static int stats_from_segments(kn_drift_col_t *c, kn_drift_result_t *o, kiln_err_t *err)
 {
-    if (!c || !o)
-        return kiln_err_set(err, KILN_EINVAL, "drift: finish with a NULL column or result");
-    if ((unsigned)method > KN_DRIFT_ZTEST)
-        return kiln_err_set(err, KILN_EINVAL, "drift: unknown method %d", (int)method);
-    if (c->kind == KN_DRIFT_CLASS && (method == KN_DRIFT_KS || method == KN_DRIFT_WASSERSTEIN_NORM))
-        return kiln_err_at(err, KILN_EINVAL, "method",
-                           "drift: method %s needs a numeric column, not class labels",
-                           kn_drift_method_name(method));
-    const size_t n_ref = c->side[0].n, n_cur = c->side[1].n;
-    if (n_ref == 0 || n_cur == 0)
-        return kiln_err_at(err, KILN_EINVAL, n_ref ? "current" : "reference",
-                           "drift: the %s sample is empty", n_ref ? "current" : "reference");
     seg_t *s = NULL;
     size_t k = 0;
     int rc = c->kind == KN_DRIFT_CLASS ? segs_class(c, &s, &k, err)
@@ -377,15 +307,8 @@ int kn_drift_finish(kn_drift_col_t *c, kn_drift_method_t method, double threshol
                                        : segs_exact(c, &s, &k, err);
     if (rc < 0)
         return rc;
-    const double nan = NAN;
-    memset(o, 0, sizeof *o);
-    o->n_ref = n_ref;
-    o->n_cur = n_cur;
     o->n_unique = k;
-    o->sketched = c->sketched;
-    o->ks_stat = o->ks_p = o->wasserstein = o->wasserstein_norm = o->ref_std = nan;
-    o->psi = o->jensenshannon = o->chisquare_stat = o->chisquare_p = nan;
-    o->chi2_stat = o->chi2_p = o->z_p = nan;
+    const size_t n_ref = c->side[0].n, n_cur = c->side[1].n;
     const double nr = (double)n_ref, nc = (double)n_cur;
     size_t ref_unique = 0;
     for (size_t i = 0; i < k; i++)
@@ -450,7 +373,7 @@ int kn_drift_finish(kn_drift_col_t *c, kn_drift_method_t method, double threshol
             if ((size_t)nb > k + KN_DRIFT_HIST_BINS + 64)
                 nb = (int)(k + KN_DRIFT_HIST_BINS + 64);
             bin_segments(s, k, lo, hi, nb, br, bc);
-            psi_js(br, bc, nb, nr, nc, o);
+            kn_drift_psi_js(br, bc, nb, nr, nc, o);
         }
         double plo = lo == hi ? lo - 0.5 : lo, phi = lo == hi ? hi + 0.5 : hi;
         o->hist_lo = plo;
@@ -477,12 +400,46 @@ int kn_drift_finish(kn_drift_col_t *c, kn_drift_method_t method, double threshol
             br[i] = (double)s[i].r;
             bc[i] = (double)s[i].c;
         }
-        psi_js(br, bc, (int)k, nr, nc, o);
+        kn_drift_psi_js(br, bc, (int)k, nr, nc, o);
     }
     class_tests(s, k, nr, nc, o);
     kiln_free(br);
     kiln_free(s);
+    return 0;
+}
 
+int kn_drift_finish(kn_drift_col_t *c, kn_drift_method_t method, double threshold,
+                    kn_drift_result_t *out, kiln_err_t *err)
+{
+    if (!c || !out)
+        return kiln_err_set(err, KILN_EINVAL, "drift: finish with a NULL column or result");
+    if ((unsigned)method > KN_DRIFT_ZTEST)
+        return kiln_err_set(err, KILN_EINVAL, "drift: unknown method %d", (int)method);
+    if (c->kind == KN_DRIFT_CLASS && (method == KN_DRIFT_KS || method == KN_DRIFT_WASSERSTEIN_NORM))
+        return kiln_err_at(err, KILN_EINVAL, "method",
+                           "drift: method %s needs a numeric column, not class labels",
+                           kn_drift_method_name(method));
+    const size_t n_ref = c->side[0].n, n_cur = c->side[1].n;
+    if (n_ref == 0 || n_cur == 0)
+        return kiln_err_at(err, KILN_EINVAL, n_ref ? "current" : "reference",
+                           "drift: the %s sample is empty", n_ref ? "current" : "reference");
+    const double nan = NAN;
+    kn_drift_result_t res, *o = &res;  /* *out is written only on success */
+    memset(&res, 0, sizeof res);
+    res.n_ref = n_ref;
+    res.n_cur = n_cur;
+    res.sketched = c->sketched;
+    res.ks_stat = res.ks_p = res.wasserstein = res.wasserstein_norm = res.ref_std = nan;
+    res.psi = res.jensenshannon = res.chisquare_stat = res.chisquare_p = nan;
+    res.chi2_stat = res.chi2_p = res.z_p = nan;
+    int rc = 0;
+    if (c->kind == KN_DRIFT_NUMERIC && !c->sketched)
+        rc = kn_drift_exact_stats(c, &res, err);    /* 0: sorted, needs the segments */
+    if (rc == 0)
+        rc = stats_from_segments(c, &res, err);
+    if (rc < 0)
+        return rc;
+    const size_t k = res.n_unique;
     o->method = method == KN_DRIFT_AUTO ? auto_method(c->kind, n_ref, k) : method;
     o->threshold = isnan(threshold) ? kn_drift_default_threshold(o->method) : threshold;
     o->p_value = nan;
@@ -516,5 +473,6 @@ int kn_drift_finish(kn_drift_col_t *c, kn_drift_method_t method, double threshol
         o->drifted = o->score >= o->threshold;
         break;
     }
+    *out = res;
     return 0;
 }
