@@ -33,11 +33,11 @@ CUDA    ?= $(if $(NVCC),1,0)
 
 # Every module goes into libkiln.a, the daemons' and the CLI's too (so unit
 # tests reach them); only the three files holding main() stay out.
-MAIN_SRC := api/kiln.c scheduler/main.c worker/main.c
+MAIN_SRC := api/kiln.c scheduler/main.c worker/main.c edge/main.c
 LIB_SRC := $(filter-out $(MAIN_SRC),$(wildcard core/*.c kernels/cpu/*.c storage/*.c \
-             cluster/*.c jobs/*.c scheduler/*.c worker/*.c api/*.c))
+             cluster/*.c jobs/*.c scheduler/*.c worker/*.c api/*.c edge/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
-PROGS   := $(KILN) $(BIN)/kilnd $(BIN)/kiln-worker
+PROGS   := $(KILN) $(BIN)/kilnd $(BIN)/kiln-worker $(BIN)/kiln-edge
 TEST_SUPPORT := $(B)/tests/unit/oracle.o
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(B)/tests/%)
@@ -118,6 +118,10 @@ $(BIN)/kilnd: $(B)/scheduler/main.o $(B)/libkiln.a $(GPU_LIB)
 	$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $< $(B)/libkiln.a $(GPU_LIB) $(LDLIBS) $(GPU_LDLIBS)
 
 $(BIN)/kiln-worker: $(B)/worker/main.o $(B)/libkiln.a $(GPU_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $< $(B)/libkiln.a $(GPU_LIB) $(LDLIBS) $(GPU_LDLIBS)
+
+$(BIN)/kiln-edge: $(B)/edge/main.o $(B)/libkiln.a $(GPU_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $< $(B)/libkiln.a $(GPU_LIB) $(LDLIBS) $(GPU_LDLIBS)
 
