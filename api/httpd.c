@@ -454,14 +454,49 @@ static void on_async(uv_async_t *async)
         uv_async_send(async);   /* let other handles run between batches */
 }
 
+/* Adds "Name: value\n" lines to r; MHD_NO when one is malformed or no memory. */
+static int add_headers(struct MHD_Response *r, const char *headers)
+{
+    while (headers && *headers) {
+        const char *nl = strchr(headers, '\n');
+        size_t n = nl ? (size_t)(nl - headers) : strlen(headers);
+        char line[512];
+        if (n >= sizeof line)
+            return 0;
+        memcpy(line, headers, n);
+        line[n] = '\0';
+        char *colon = strchr(line, ':');
+        if (!colon)
+            return 0;
+        *colon = '\0';
+        const char *v = colon + 1;
+        while (*v == ' ')
+            v++;
+        if (MHD_add_response_header(r, line, v) == MHD_NO)
+            return 0;
+        headers += n + (nl ? 1 : 0);
+    }
+    return 1;
+}
+
 void ka_req_respond(ka_req_t *req, int status, const char *content_type, const char *body,
                     size_t len)
+{
+    ka_req_respond_hdrs(req, status, content_type, NULL, body, len);
+}
+
+void ka_req_respond_hdrs(ka_req_t *req, int status, const char *content_type,
+                         const char *headers, const char *body, size_t len)
 {
     if (!req)
         return;
     ka_conn_t *c = (ka_conn_t *)req;
     ka_httpd_t *h = c->httpd;
     struct MHD_Response *r = make_response(content_type, body, len, status);
+    if (r && headers && !add_headers(r, headers)) {
+        MHD_destroy_response(r);
+        r = NULL;
+    }
 
     pthread_mutex_lock(&h->lock);
     outstanding_remove_locked(h, c);
@@ -599,17 +634,30 @@ int ka_httpd_start(uv_loop_t *loop, const ka_httpd_opts_t *opts, ka_handler_fn h
     /* Connections beyond pending: room for the ones that get 429 quickly. */
     unsigned conn_limit = (unsigned)(h->max_pending + 256 < 60000 ? h->max_pending + 256 : 60000);
     errno = 0;
-    h->mhd = MHD_start_daemon(flags, (uint16_t)o.port, NULL, NULL, on_access, h,
-                              MHD_OPTION_SOCK_ADDR, sa,
-                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                              MHD_OPTION_CONNECTION_LIMIT, conn_limit,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-                              MHD_OPTION_END);
+    int tls = o.tls_cert_pem && o.tls_key_pem;
+    if (tls)
+        h->mhd = MHD_start_daemon(flags | MHD_USE_TLS, (uint16_t)o.port, NULL, NULL, on_access, h,
+                                  MHD_OPTION_SOCK_ADDR, sa,
+                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                                  MHD_OPTION_CONNECTION_LIMIT, conn_limit,
+                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                                  MHD_OPTION_HTTPS_MEM_KEY, o.tls_key_pem,
+                                  MHD_OPTION_HTTPS_MEM_CERT, o.tls_cert_pem,
+                                  MHD_OPTION_END);
+    else
+        h->mhd = MHD_start_daemon(flags, (uint16_t)o.port, NULL, NULL, on_access, h,
+                                  MHD_OPTION_SOCK_ADDR, sa,
+                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                                  MHD_OPTION_CONNECTION_LIMIT, conn_limit,
+                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                                  MHD_OPTION_END);
     if (!h->mhd) {
         int e = errno;
         /* The handle's memory is freed by its close callback, on a later loop turn. */
         uv_close((uv_handle_t *)&h->async, on_async_closed);
-        return kiln_err_at(err, KILN_EIO, "port", "cannot listen on %s:%d%s%s", host, o.port,
+        return kiln_err_at(err, KILN_EIO, "port", "cannot listen on %s:%d%s%s%s", host, o.port,
+                           tls ? " with TLS (is the certificate and key PEM a matching pair?)"
+                               : "",
                            e ? ": " : "", e ? strerror(e) : "");
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);

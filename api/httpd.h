@@ -34,6 +34,8 @@ typedef struct {
     size_t      max_body;   /* 0: 1 MiB; a bigger body gets 413 and never reaches the handler */
     size_t      max_pending;/* 0: 1024; requests admitted and not yet answered, beyond which
                              * new ones get 429 with Retry-After: 1 from the HTTP thread */
+    const char *tls_cert_pem;   /* both set: HTTPS (GnuTLS) with this PEM certificate chain */
+    const char *tls_key_pem;    /* and this PEM private key (the texts, not paths) */
 } ka_httpd_opts_t;
 
 /* Starts serving on opts->host:opts->port (opts may be NULL: all defaults);
@@ -71,6 +73,10 @@ const char *ka_req_header(const ka_req_t *req, const char *name);
  * closed instead. */
 void ka_req_respond(ka_req_t *req, int status, const char *content_type, const char *body,
                     size_t len);
+/* The same with extra response headers: headers is "Name: value" lines,
+ * each ended by '\n' (NULL: none). */
+void ka_req_respond_hdrs(ka_req_t *req, int status, const char *content_type,
+                         const char *headers, const char *body, size_t len);
 /* Answers with the compact JSON text of body; steals the reference to body
  * (NULL answers 500). */
 void ka_req_respond_json(ka_req_t *req, int status, json_t *body);

@@ -14,11 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sodium.h>
 #include <uv.h>
 #include <zmq.h>
 
 #include "api/httpd.h"
 #include "core/kiln_alloc.h"
+#include "fleet.h"
 #include "routes.h"
 
 #define KD_DRAIN_BUDGET 8192    /* messages per turn before HTTP and timers get theirs */
@@ -57,6 +59,9 @@ struct kd {
     st_state_t  *st;
     ks_sched_t  *sched;
     ka_httpd_t  *httpd;
+    ka_httpd_t  *fleet_httpd;   /* the edge agents' HTTPS listener, or NULL */
+    const char  *dir;
+    unsigned     ticks;
     int          in_txn;
     kd_out_t    *out;
     size_t       n_out, cap_out;
@@ -83,6 +88,11 @@ ks_sched_t *kd_sched(struct kd *kd)
     return kd->sched;
 }
 
+const char *kd_dir(struct kd *kd)
+{
+    return kd->dir;
+}
+
 static void queue_reply(struct kd *kd, const kd_reply_t *r)
 {
     if (kd->n_replies == kd->cap_replies) {
@@ -91,6 +101,7 @@ static void queue_reply(struct kd *kd, const kd_reply_t *r)
         if (!v) {
             json_decref(r->body);
             kiln_free((void *)r->text);
+            kiln_free(r->headers);
             ka_req_respond_error(r->req, 503, NULL, "kilnd: out of memory");
             return;
         }
@@ -103,13 +114,19 @@ static void queue_reply(struct kd *kd, const kd_reply_t *r)
 void kd_reply(struct kd *kd, ka_req_t *req, int status, json_t *body, const char *text,
               size_t len)
 {
-    queue_reply(kd, &(kd_reply_t){req, status, body, text, len, NULL});
+    queue_reply(kd, &(kd_reply_t){req, status, body, text, len, NULL, NULL});
 }
 
 void kd_reply_text(struct kd *kd, ka_req_t *req, int status, const char *content_type,
                    const char *text, size_t len)
 {
-    queue_reply(kd, &(kd_reply_t){req, status, NULL, text, len, content_type});
+    queue_reply(kd, &(kd_reply_t){req, status, NULL, text, len, content_type, NULL});
+}
+
+void kd_reply_text_hdrs(struct kd *kd, ka_req_t *req, int status, const char *content_type,
+                        char *headers, const char *text, size_t len)
+{
+    queue_reply(kd, &(kd_reply_t){req, status, NULL, text, len, content_type, headers});
 }
 
 /* ---- sending (after the commit) */
@@ -156,10 +173,11 @@ static void flush(struct kd *kd)
     for (size_t i = 0; i < kd->n_replies; i++) {
         kd_reply_t *r = &kd->replies[i];
         if (r->text) {
-            ka_req_respond(r->req, r->status,
-                           r->content_type ? r->content_type : "text/plain; charset=utf-8",
-                           r->text, r->len);
+            ka_req_respond_hdrs(r->req, r->status,
+                                r->content_type ? r->content_type : "text/plain; charset=utf-8",
+                                r->headers, r->text, r->len);
             kiln_free((void *)r->text);
+            kiln_free(r->headers);
         } else {
             ka_req_respond_json(r->req, r->status, r->body);
         }
@@ -260,6 +278,9 @@ static void on_tick(uv_timer_t *h)
     struct kd *kd = h->data;
     kd_txn(kd);
     ks_sched_tick(kd->sched);
+    /* Rollouts move on reports that arrive over seconds: once a second. */
+    if (++kd->ticks % 10 == 0)
+        ks_fleet_tick(ks_sched_state(kd->sched), ks_now_ns());
 }
 
 static void finish_work(uv_work_t *w)
@@ -324,6 +345,7 @@ static void on_signal(uv_signal_t *h, int signum)
     commit(kd);
     flush(kd);
     ka_httpd_stop(&kd->httpd);
+    ka_httpd_stop(&kd->fleet_httpd);
     uv_walk(&kd->loop, close_walk, NULL);
 }
 
@@ -336,6 +358,67 @@ static void on_http(void *ud, ka_req_t *req)
     }
     kd_txn(kd);
     kd_route(kd, req);
+}
+
+static void on_fleet_http(void *ud, ka_req_t *req)
+{
+    struct kd *kd = ud;
+    if (kd->stopping) {
+        ka_req_respond_error(req, 503, NULL, "kilnd is stopping");
+        return;
+    }
+    kd_txn(kd);
+    kd_route_edge(kd, req);
+}
+
+static int write_file(const char *dir, const char *name, const char *text, kiln_err_t *err);
+
+/* A whole PEM file, NUL-terminated (kiln_free), or NULL with err set. */
+static char *read_pem(const char *path, const char *what, kiln_err_t *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        kiln_err_at(err, KILN_EIO, what, "%s %s: %s", what, path, strerror(errno));
+        return NULL;
+    }
+    char *buf = kiln_malloc(1 << 20);
+    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+    fclose(f);
+    if (!buf || n == 0) {
+        kiln_free(buf);
+        kiln_err_at(err, buf ? KILN_EFORMAT : KILN_ENOMEM, what, "%s %s: empty or unreadable",
+                    what, path);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static int fleet_start(struct kd *kd, const kd_opts_t *o, kiln_err_t *err)
+{
+    if (!o->fleet_cert || !o->fleet_key)
+        return kiln_err_at(err, KILN_EINVAL, "fleet-cert",
+                           "the fleet endpoint speaks HTTPS only: --fleet-cert and --fleet-key "
+                           "are required with --fleet-listen");
+    char *cert = read_pem(o->fleet_cert, "--fleet-cert", err);
+    char *key = cert ? read_pem(o->fleet_key, "--fleet-key", err) : NULL;
+    int rc = KILN_EIO;
+    if (cert && key) {
+        ka_httpd_opts_t ho = {.host = o->fleet_host, .port = o->fleet_port,
+                              .max_pending = o->max_pending_http, .tls_cert_pem = cert,
+                              .tls_key_pem = key};
+        rc = ka_httpd_start(&kd->loop, &ho, on_fleet_http, kd, &kd->fleet_httpd, err);
+    }
+    if (key)
+        sodium_memzero(key, strlen(key));
+    kiln_free(cert);
+    kiln_free(key);
+    if (rc < 0)
+        return rc;
+    char text[300];
+    snprintf(text, sizeof text, "https://%s:%d", o->fleet_host, ka_httpd_port(kd->fleet_httpd));
+    fprintf(stderr, "kilnd: fleet endpoint %s\n", text);
+    return write_file(o->dir, "kilnd.fleet-url", text, err);
 }
 
 /* ---- start and stop */
@@ -399,6 +482,7 @@ int kd_run(const kd_opts_t *o, kiln_err_t *err)
     uv_signal_init(&kd->loop, &kd->sigterm);
     kd->zidle.data = kd->check.data = kd->tick.data = kd;
     kd->sigint.data = kd->sigterm.data = kd;
+    kd->dir = o->dir;
 
     st_state_opts_t so = {o->full_sync, 0};
     snprintf(path, sizeof path, "%s/state.db", o->dir);
@@ -414,7 +498,8 @@ int kd_run(const kd_opts_t *o, kiln_err_t *err)
     commit(kd);
     if ((rc = zmq_start(kd, o->listen, err)) < 0)
         goto out;
-    ka_httpd_opts_t ho = {o->http_host, o->http_port, 0, o->max_pending_http};
+    ka_httpd_opts_t ho = {.host = o->http_host, .port = o->http_port,
+                          .max_pending = o->max_pending_http};
     if ((rc = ka_httpd_start(&kd->loop, &ho, on_http, kd, &kd->httpd, err)) < 0)
         goto out;
     char text[1200];
@@ -424,6 +509,8 @@ int kd_run(const kd_opts_t *o, kiln_err_t *err)
         goto out;
     snprintf(text, sizeof text, "http://%s:%d", o->http_host ? o->http_host : "127.0.0.1",
              ka_httpd_port(kd->httpd));
+    if (o->fleet_host && (rc = fleet_start(kd, o, err)) < 0)
+        goto out;
     if ((rc = write_file(o->dir, "kilnd.url", text, err)) < 0)
         goto out;
     fprintf(stderr, "kilnd: API %s, workers ", text);
@@ -441,6 +528,7 @@ out:
     if (!kd->stopping) {
         kd->stopping = 1;
         ka_httpd_stop(&kd->httpd);
+        ka_httpd_stop(&kd->fleet_httpd);
         uv_walk(&kd->loop, close_walk, NULL);
     }
     uv_run(&kd->loop, UV_RUN_DEFAULT);   /* close callbacks, pending merges */

@@ -16,6 +16,12 @@ typedef struct {
     int         http_port;    /* 0: a free port */
     int         full_sync;    /* SQLite synchronous=FULL (survives power loss) */
     size_t      max_pending_http;
+    /* The fleet endpoint for edge agents (docs/edge.md): a second listener,
+     * HTTPS only, apart from the admin API.  fleet_host NULL: none. */
+    const char *fleet_host;
+    int         fleet_port;   /* 0: a free port (written to DIR/kilnd.fleet-url) */
+    const char *fleet_cert;   /* PEM certificate (chain) file */
+    const char *fleet_key;    /* PEM private key file */
     ks_opts_t   sched;        /* dir is filled in from `dir` */
 } kd_opts_t;
 

@@ -26,6 +26,10 @@ static void usage(FILE *f)
             "  --lease-ms N            a worker silent this long is lost (5000)\n"
             "  --retry-backoff-ms N    first retry delay, doubled per attempt (1000)\n"
             "  --max-active-jobs N     admission limit: queued + running jobs (10000)\n"
+"  --fleet-listen HOST:PORT  the edge agents' fleet endpoint, HTTPS, apart from the API\n"
+            "                          (port 0 picks one, written to DIR/kilnd.fleet-url)\n"
+            "  --fleet-cert FILE       its PEM certificate (chain)\n"
+            "  --fleet-key FILE        its PEM private key\n"
             "  --max-pending-http N    requests waiting for the loop before 429 (1024)\n"
             "  --target-tasks N        shards per splittable job (2 x the workers' cores)\n"
             "  --quota PROJECT=CORES   cap a project's running cores (repeatable)\n"
@@ -51,7 +55,7 @@ int main(int argc, char **argv)
     kd_opts_t o = {0};
     ks_quota_t quotas[MAX_QUOTAS];
     size_t n_quotas = 0;
-    char host[256] = "127.0.0.1";
+    char host[256] = "127.0.0.1", fleet_host[256] = "";
     o.listen = "tcp://127.0.0.1:7879";
     o.http_port = 7878;
     for (int i = 1; i < argc; i++) {
@@ -84,6 +88,20 @@ int main(int argc, char **argv)
             memcpy(host, v, (size_t)(colon - v));
             host[colon - v] = '\0';
             o.http_port = (int)x;
+        } else if (!strcmp(a, "--fleet-listen")) {
+            const char *colon = strrchr(v, ':');
+            if (!colon || colon == v || (size_t)(colon - v) >= sizeof fleet_host ||
+                parse_int("--fleet-listen", colon + 1, 0, 65535, &x) < 0) {
+                fprintf(stderr, "kilnd: --fleet-listen: expected HOST:PORT, got \"%s\"\n", v);
+                return 2;
+            }
+            memcpy(fleet_host, v, (size_t)(colon - v));
+            fleet_host[colon - v] = '\0';
+            o.fleet_port = (int)x;
+        } else if (!strcmp(a, "--fleet-cert")) {
+            o.fleet_cert = v;
+        } else if (!strcmp(a, "--fleet-key")) {
+            o.fleet_key = v;
         } else if (!strcmp(a, "--lease-ms")) {
             if (parse_int(a, v, 100, 3600000, &x) < 0)
                 return 2;
@@ -131,6 +149,11 @@ int main(int argc, char **argv)
         return 1;
     }
     o.http_host = host;
+    o.fleet_host = fleet_host[0] ? fleet_host : NULL;
+    if (!o.fleet_host && (o.fleet_cert || o.fleet_key)) {
+        fprintf(stderr, "kilnd: --fleet-cert and --fleet-key need --fleet-listen\n");
+        return 2;
+    }
     o.sched.quotas = quotas;
     o.sched.n_quotas = n_quotas;
     kiln_err_t err = {0};

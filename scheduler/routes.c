@@ -206,6 +206,8 @@ void kd_route(struct kd *kd, ka_req_t *req)
     }
     if (kd_route_models(kd, req))
         return;
+    if (kd_route_fleet(kd, req))   /* fleets, devices, rollouts (docs/api.md, "Fleets") */
+        return;
     if (kd_route_ui(kd, req))   /* the dashboard, /ui/ (docs/dashboard.md) */
         return;
     if (!strcmp(p, "/v1/workers")) {

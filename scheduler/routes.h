@@ -19,6 +19,7 @@ typedef struct {
     const char *text;     /* kiln_malloc'd text/plain answer, or NULL */
     size_t      len;
     const char *content_type;   /* text's (static string); NULL: text/plain; charset=utf-8 */
+    char       *headers;  /* kiln_malloc'd "Name: value\n" lines for a text answer, or NULL */
 } kd_reply_t;
 
 /* routes.c */
@@ -45,5 +46,18 @@ void kd_reply(struct kd *kd, ka_req_t *req, int status, json_t *body, const char
 /* Queues text (kiln_malloc'd, stolen) with its Content-Type (a static string). */
 void kd_reply_text(struct kd *kd, ka_req_t *req, int status, const char *content_type,
                    const char *text, size_t len);
+/* The same with extra headers ("Name: value\n" lines, kiln_malloc'd, stolen;
+ * may be NULL). */
+void kd_reply_text_hdrs(struct kd *kd, ka_req_t *req, int status, const char *content_type,
+                        char *headers, const char *text, size_t len);
+
+/* routes_fleet.c: the admin API's fleet routes (/v1/fleets..., /v1/devices...,
+ * /v1/publish, /v1/rollback, /v1/rollouts...); 1 when it answered req. */
+int kd_route_fleet(struct kd *kd, ka_req_t *req);
+/* routes_edge.c: the fleet endpoint's routes for agents (/edge/v1/...), on
+ * the separate HTTPS listener; answers every request. */
+void kd_route_edge(struct kd *kd, ka_req_t *req);
+/* The state directory kilnd runs in (artifacts, fleet keys). */
+const char *kd_dir(struct kd *kd);
 
 #endif

@@ -10,8 +10,9 @@
 #include <string.h>
 
 #include "core/kiln_alloc.h"
+#include "storage/fleets.h"
 
-#define ST_SCHEMA_VERSION 6
+#define ST_SCHEMA_VERSION 7
 
 static const char *const status_names[ST_STATE_N_STATUS] = {
     "queued", "running", "succeeded", "failed", "cancelled", "timeout", "node_fail",
@@ -316,6 +317,12 @@ static const char migrate_5_6_sql[] =
     "CREATE INDEX drift_results_model ON drift_results(model_name, created_ns);"
     "PRAGMA user_version = 6;";
 
+/* Version 6 -> 7 (also run after a fresh schema_sql): edge fleets, their
+ * devices, enrollment tokens and rollouts (storage/fleets.h).  IF NOT
+ * EXISTS: a store some test downgraded by its version number alone keeps
+ * these tables. */
+static const char migrate_6_7_sql[] = ST_FLEETS_SQL "PRAGMA user_version = 7;";
+
 static int code_of(int rc)
 {
     switch (rc & 0xff) {
@@ -425,6 +432,8 @@ static int schema_ensure(st_state_t *st, kiln_err_t *err)
         goto fail;
     if (version <= 5 && (ret = exec_sql(st, migrate_5_6_sql, err, "upgrading schema")) < 0)
         goto fail;
+    if (version <= 6 && (ret = exec_sql(st, migrate_6_7_sql, err, "upgrading schema")) < 0)
+        goto fail;
     if ((ret = exec_sql(st, "COMMIT", err, "creating schema")) < 0)
         goto fail;
     return 0;
@@ -502,6 +511,8 @@ void st_state_close(st_state_t **pst)
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
     for (int i = 0; i < Q_N; i++)
         sqlite3_finalize(st->q[i]);
+    for (int i = 0; i < ST_FQ_MAX; i++)
+        sqlite3_finalize(st->fq[i]);
     sqlite3_close_v2(st->db);
     kiln_free(st->path);
     kiln_free(st);

@@ -23,10 +23,14 @@ enum {
     Q_N
 };
 
+/* Statements of state_fleets.c, prepared on first use (st_fleet_stmt). */
+#define ST_FQ_MAX 48
+
 struct st_state {
     sqlite3      *db;
     char         *path;
     sqlite3_stmt *q[Q_N];
+    sqlite3_stmt *fq[ST_FQ_MAX];
 };
 
 /* SQLite rc and message -> kiln error naming path and op. */

@@ -127,7 +127,8 @@ int kw_metrics_start(uv_loop_t *loop, const kw_opts_t *o, kw_metrics_t **out, ki
     if (rc == 0) {
         unsigned char idle[KW_GPUS_MAX] = {0};
         kw_metrics_busy(m, 0, 0, idle);
-        ka_httpd_opts_t ho = {o->metrics_host, o->metrics_port, 4096, 64};
+        ka_httpd_opts_t ho = {.host = o->metrics_host, .port = o->metrics_port, .max_body = 4096,
+                              .max_pending = 64};
         rc = ka_httpd_start(loop, &ho, on_http, m, &m->httpd, err);
     }
     if (rc == 0)
