@@ -9,6 +9,7 @@
 
 #include "edge/agent.h"
 #include "edge/frame.h"
+#include "edge/send.h"
 
 static void usage(FILE *f)
 {
@@ -29,7 +30,10 @@ static void usage(FILE *f)
           "               says which on stderr)\n"
           "  --features   results carry the feature row too\n"
           "  --max-assets rolling-feature state kept for N assets (default 256)\n"
-          "SIGHUP reloads the model directory. At exit the counters go to stderr as JSON.\n",
+          "SIGHUP reloads the model directory. At exit the counters go to stderr as JSON.\n"
+          "       kiln-edge send --mqtt HOST:PORT [--device ID] < FRAMES\n"
+          "  publishes each binary frame of stdin to kiln/edge/ID/windows, waits for its\n"
+          "  result (one in flight), prints the results and, on stderr, the round trips\n",
           f);
 }
 
@@ -146,8 +150,101 @@ static int serve(int argc, char **argv)
     return 0;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int send_cmd(int argc, char **argv)
+{
+    char host[256];
+    int port = 0, have = 0;
+    const char *device = "edge";
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--mqtt")) {
+            if (parse_host_port("--mqtt", argv[i + 1], host, sizeof host, &port) < 0)
+                return 2;
+            have = 1;
+        } else if (!strcmp(argv[i], "--device")) {
+            device = argv[i + 1];
+        } else {
+            fprintf(stderr, "kiln-edge send: %s: unknown option\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!have || argc % 2) {
+        usage(stderr);
+        return 2;
+    }
+    kiln_err_t err;
+    ke_sender_t *s = NULL;
+    if (ke_sender_open(host, port, device, 5000, &s, &err) < 0) {
+        fprintf(stderr, "kiln-edge: %s\n", err.msg);
+        return 1;
+    }
+    unsigned char hdr[KE_FRAME_HEADER_BYTES];
+    unsigned char *frame = NULL;
+    double *rtt = NULL;
+    size_t n = 0, cap_rtt = 0, cap_frame = 0;
+    char result[1 << 16];
+    int rc = 0;
+    while (fread(hdr, 1, sizeof hdr, stdin) == sizeof hdr) {
+        ke_frame_hdr_t h;
+        if (ke_frame_parse_header(hdr, sizeof hdr, &h, &err) < 0) {
+            fprintf(stderr, "kiln-edge send: window %zu: %s\n", n, err.msg);
+            rc = 1;
+            break;
+        }
+        if (h.frame_bytes > cap_frame) {
+            unsigned char *f = realloc(frame, h.frame_bytes);
+            if (!f) {
+                rc = 1;
+                break;
+            }
+            frame = f;
+            cap_frame = h.frame_bytes;
+        }
+        memcpy(frame, hdr, sizeof hdr);
+        if (fread(frame + sizeof hdr, 1, h.frame_bytes - sizeof hdr, stdin) !=
+            h.frame_bytes - sizeof hdr) {
+            fprintf(stderr, "kiln-edge send: window %zu: short frame\n", n);
+            rc = 1;
+            break;
+        }
+        if (n == cap_rtt) {
+            double *r = realloc(rtt, (cap_rtt = cap_rtt ? 2 * cap_rtt : 1024) * sizeof *r);
+            if (!r) {
+                rc = 1;
+                break;
+            }
+            rtt = r;
+        }
+        if (ke_sender_send(s, frame, h.frame_bytes, 5000, result, sizeof result, &rtt[n],
+                           &err) < 0) {
+            fprintf(stderr, "kiln-edge send: window %zu: %s\n", n, err.msg);
+            rc = 1;
+            break;
+        }
+        printf("%s\n", result);
+        n++;
+    }
+    fflush(stdout);
+    if (n) {
+        qsort(rtt, n, sizeof *rtt, cmp_double);
+        fprintf(stderr, "{\"windows\":%zu,\"rtt_p50_us\":%.1f,\"rtt_p99_us\":%.1f}\n", n,
+                rtt[n / 2], rtt[(size_t)((double)(n - 1) * 0.99)]);
+    }
+    free(frame);
+    free(rtt);
+    ke_sender_close(&s);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "send"))
+        return send_cmd(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "serve"))
         return serve(argc, argv);
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
