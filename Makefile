@@ -84,7 +84,7 @@ endif
 
 .PHONY: all deps test demo bench fuzz clean cuda
 .SECONDARY:
-all: $(PROGS) $(TEST_BIN) $(BENCH_BIN) $(if $(filter 1,$(CUDA)),cuda)
+all: $(PROGS) $(TEST_BIN) $(BENCH_BIN) $(B)/tests/edge-sign $(if $(filter 1,$(CUDA)),cuda)
 
 deps:
 	@scripts/deps.sh
@@ -128,6 +128,11 @@ $(BIN)/kiln-edge: $(B)/edge/main.o $(B)/libkiln.a $(GPU_LIB)
 $(B)/tests/%: tests/unit/%.c $(TEST_SUPPORT) $(B)/libkiln.a $(GPU_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT) $(B)/libkiln.a $(GPU_LIB) $(LDLIBS) $(GPU_LDLIBS) -lcmocka
+
+# The device side of the fleet signature for tests/system/fleet_api.sh.
+$(B)/tests/edge-sign: tests/system/edge_sign.c $(B)/libkiln.a $(GPU_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libkiln.a $(GPU_LIB) $(LDLIBS) $(GPU_LDLIBS)
 
 $(B)/bench/%: bench/%.c $(B)/libkiln.a $(GPU_LIB)
 	@mkdir -p $(dir $@)

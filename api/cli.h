@@ -25,6 +25,12 @@ int kiln_cmd_model(int argc, char **argv);
 int kiln_cmd_runs(int argc, char **argv);
 /* cmd_drift.c: drift results (kilnd's /v1/drift) */
 int kiln_cmd_drift(int argc, char **argv);
+/* cmd_fleet.c: edge fleets, devices, publish and rollouts (kilnd's /v1/fleets...) */
+int kiln_cmd_fleet(int argc, char **argv);
+int kiln_cmd_device(int argc, char **argv);
+int kiln_cmd_publish(int argc, char **argv);
+int kiln_cmd_rollback(int argc, char **argv);
+int kiln_cmd_rollout(int argc, char **argv);
 /* cmd_train.c: a train job on this machine, without a cluster */
 int kiln_cmd_train(int argc, char **argv);
 /* cmd_score.c: a score job on this machine, with a model file */

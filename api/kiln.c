@@ -26,6 +26,11 @@ static const struct {
     {"model",     kiln_cmd_model,     "show a model version, promote it to an alias, roll back"},
     {"runs",      kiln_cmd_runs,      "train runs and their metrics; compare two runs"},
     {"drift",     kiln_cmd_drift,     "drift jobs' results: show one (verdict, columns, report), list"},
+    {"fleet",     kiln_cmd_fleet,     "edge fleets: create, list, show"},
+    {"device",    kiln_cmd_device,    "edge devices: enroll (a one-time token), list, revoke"},
+    {"publish",   kiln_cmd_publish,   "publish a validated model version to a fleet (staged rollout)"},
+    {"rollback",  kiln_cmd_rollback,  "send a fleet back to its previous version (signed)"},
+    {"rollout",   kiln_cmd_rollout,   "a fleet's rollout: stage, canaries and their health"},
     {"local",     kiln_cmd_local,     "run kilnd and N workers on this machine until Ctrl-C"},
 };
 
