@@ -17,8 +17,8 @@ mkdir -p "$OUT"
 # ABI depends on it.  MPI's flags: cluster/ holds the collectives.
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 CFLAGS="-std=c11 -g -O1 -march=native -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -I.
-        $(pkg-config --cflags hdf5 jansson libzmq) $(pkg-config --cflags ompi-c 2>/dev/null)"
-LIBS="$(pkg-config --libs hdf5 jansson matio sqlite3 libzmq) $(pkg-config --libs ompi-c 2>/dev/null)
+        $(pkg-config --cflags hdf5 jansson libzmq libarchive libsodium) $(pkg-config --cflags ompi-c 2>/dev/null)"
+LIBS="$(pkg-config --libs hdf5 jansson matio sqlite3 libzmq libarchive libsodium) $(pkg-config --libs ompi-c 2>/dev/null)
       -lm -lpthread"
 SRC="core/*.c kernels/cpu/*.c kernels/cuda_stub/*.c storage/*.c cluster/*.c jobs/*.c scheduler/sched*.c scheduler/idmap.c scheduler/cron.c"
 # The library sources are compiled once (in parallel) and shared by every
@@ -30,14 +30,22 @@ export CFLAGS SAN OBJ
 # shellcheck disable=SC2086
 printf '%s\n' $SRC | xargs -P "$(nproc)" -I{} sh -c \
     'clang $CFLAGS $SAN -fsanitize=fuzzer-no-link -c "$1" -o "$OBJ/$(echo "$1" | tr / _).o"' _ {}
-for t in fuzz_jobspec fuzz_sensor_file fuzz_frames fuzz_submit; do
+for t in fuzz_jobspec fuzz_sensor_file fuzz_frames fuzz_submit fuzz_bundle; do
     # shellcheck disable=SC2086
     clang $CFLAGS $SAN -fsanitize=fuzzer -o "$OUT/$t" tests/fuzz/$t.c "$OBJ"/*.o $LIBS
 done
 
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
-mkdir -p "$corpus/jobspec" "$corpus/sensor" "$corpus/frames" "$corpus/submit"
+mkdir -p "$corpus/jobspec" "$corpus/sensor" "$corpus/frames" "$corpus/submit" "$corpus/bundle"
+# bundles (fuzz_bundle.c): byte 0 odd + a tar, even + an envelope
+bt=$(mktemp -d)
+printf '{}' >"$bt/manifest.json"; printf 'KMDL' >"$bt/model.kmodel"; printf '{}' >"$bt/featspec.json"
+ln -s /etc/passwd "$bt/link"; ln "$bt/model.kmodel" "$bt/hard"
+{ printf '\001'; tar -C "$bt" --format=pax -cf - manifest.json model.kmodel featspec.json; } >"$corpus/bundle/tar"
+{ printf '\001'; tar -C "$bt" --format=ustar -cf - manifest.json link model.kmodel hard; } >"$corpus/bundle/links"
+rm -rf "$bt"
+printf '\000{"format":"kiln-envelope/1","manifest":{"schema":"kiln-bundle/1"},"seq":1,"expires":9,"rollback":false,"bundle_sha256":"00","bundle_size":100,"sig":"AAAA"}' >"$corpus/bundle/envelope"
 cp examples/cwru_features.json "$corpus/submit/"
 printf '{"type":"noop","tasks":3,"priority":5,"project":"p","resources":{"cores":2,"ranks":2}}' >"$corpus/submit/noop"
 printf '{"type":"noop","array":"0-9%%2","max_retries":1,"timeout_s":2.5,"depends_on":[1]}' >"$corpus/submit/array"
@@ -65,6 +73,8 @@ if [ "${FUZZ_MODE:-full}" = smoke ] && [ "$SECS" -gt 10 ]; then frame_secs=10; f
     -artifact_prefix="$OUT/" "$corpus/frames"
 "$OUT/fuzz_submit" -max_total_time="$frame_secs" -max_len=4096 -print_final_stats=1 \
     -artifact_prefix="$OUT/" "$corpus/submit"
+"$OUT/fuzz_bundle" -max_total_time="$frame_secs" -max_len=16384 -print_final_stats=1 \
+    -artifact_prefix="$OUT/" "$corpus/bundle"
 if [ "${FUZZ_MODE:-full}" = smoke ]; then
     "$OUT/fuzz_sensor_file" -runs=0 -artifact_prefix="$OUT/" "$corpus/sensor"
 else
