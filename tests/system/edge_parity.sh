@@ -182,4 +182,6 @@ if "$EDGE" serve --model-dir "$T/broken" --stdin </dev/null 2>"$T/broken.log"; t
 fi
 grep -q 'broken/model.kmodel' "$T/broken.log" || die "the failure does not name the model file"
 echo "broken model alone: refused ($(tail -n 1 "$T/broken.log"))"
+# under make SAN=1: no sanitizer report from any agent (the killed ones too)
+if grep -l 'Sanitizer' "$T"/*.log 2>/dev/null; then die "a sanitizer report (above)"; fi
 echo "edge parity: ok"
