@@ -146,12 +146,15 @@ static int read_manifest(ke_engine_t *e, const char *dir, kiln_err_t *err)
     snprintf(e->info.version, sizeof e->info.version, "0");
     if (!m)
         return 0;
-    const json_t *v;
-    if ((v = json_object_get(m, "name")) && json_is_string(v) &&
+    /* The bundle's manifest nests them under "model" (docs/edge.md,
+     * Bundles and keys); a hand-made one may put them at the top. */
+    const json_t *v, *mm = json_object_get(m, "model");
+    const json_t *src = json_is_object(mm) ? mm : m;
+    if ((v = json_object_get(src, "name")) && json_is_string(v) &&
         copy_name(e->info.name, sizeof e->info.name, json_string_value(v)) < 0)
         rc = kiln_err_at(err, KILN_ESPEC, "name", "%s/manifest.json: name: 1..%d printable bytes",
                          dir, KE_NAME_MAX - 1);
-    v = json_object_get(m, "version");
+    v = json_object_get(src, "version");
     if (rc == 0 && json_is_integer(v))
         snprintf(e->info.version, sizeof e->info.version, "%lld",
                  (long long)json_integer_value(v));
@@ -159,8 +162,10 @@ static int read_manifest(ke_engine_t *e, const char *dir, kiln_err_t *err)
              copy_name(e->info.version, sizeof e->info.version, json_string_value(v)) < 0)
         rc = kiln_err_at(err, KILN_ESPEC, "version", "%s/manifest.json: version: 1..63 bytes",
                          dir);
+    /* input_schema as an object declares the window; the bundle's list of
+     * feature names declares none (the model's header is checked anyway). */
     const json_t *in = json_object_get(m, "input_schema");
-    if (rc == 0 && in) {
+    if (rc == 0 && json_is_object(in)) {
         const json_t *wl = json_object_get(in, "window_len");
         const json_t *sr = json_object_get(in, "sample_rate_hz");
         if (wl && (!json_is_integer(wl) || json_integer_value(wl) < 1 ||

@@ -9,8 +9,9 @@
  *   featspec.json   optional: the feature spec (the `features` object, or a
  *                   featurize job spec holding one); must hash as the
  *                   model's header says when the header names a spec hash
- *   manifest.json   optional: {"name", "version", "input_schema":
- *                   {"sample_rate_hz", "window_len", "channels": [...]}}
+ *   manifest.json   optional: the bundle's ({"model": {"name", "version"}})
+ *                   or {"name", "version"}; an "input_schema" object
+ *                   {"sample_rate_hz", "window_len"} fixes the window shape
  *
  * One thread: an engine is not shared; the agent's loop thread owns it.
  * Scoring allocates nothing once a window shape has been seen (the load's
