@@ -54,6 +54,17 @@
     " device_id TEXT NOT NULL REFERENCES devices(id),"                                 \
     " PRIMARY KEY (rollout_id, device_id));"
 
+/* Schema 7 -> 8 (state.c): the per-fleet publication counter, `seq` in
+ * every signed envelope (storage/bundle.h).  Its own table, not a column,
+ * so the row outlives st_fleet_delete: a fleet made again under the same
+ * name never reuses a seq its old devices saw.  A v7 store starts each
+ * fleet at the number of rollouts it has (v7 kilnd signed none). */
+#define ST_FLEET_SEQ_SQL                                                               \
+    "CREATE TABLE IF NOT EXISTS fleet_seq ("                                           \
+    " fleet TEXT PRIMARY KEY, seq INTEGER NOT NULL DEFAULT 0);"                        \
+    "INSERT OR IGNORE INTO fleet_seq (fleet, seq)"                                     \
+    " SELECT fleet, count(*) FROM rollouts GROUP BY fleet;"
+
 /* ---- fleets */
 
 typedef struct {
@@ -67,8 +78,9 @@ typedef struct {
 
 typedef int (*st_fleet_cb)(const st_fleet_t *fleet, void *ud);
 
-/* A new fleet.  encrypted: 32 random bytes are written to the key file
- * (st_fleet_key_path), mode 0600, before the row is kept.  KILN_EEXIST
+/* A new fleet.  encrypted: a new key file (st_fleet_key_path) in
+ * storage/bundle.h's format ("KILN-FLEET-KEY1 base64", mode 0600,
+ * st_bundle_keygen_fleet) is written before the row is kept.  KILN_EEXIST
  * when the name is taken; KILN_EINVAL for a bad name, share outside (0, 1]
  * or a window below 0. */
 int st_fleet_create(st_state_t *st, const char *name, int encrypted, double canary_share,
@@ -84,9 +96,15 @@ int st_fleet_delete(st_state_t *st, const char *name, kiln_err_t *err);
 int st_fleet_list(st_state_t *st, st_fleet_cb cb, void *ud, kiln_err_t *err);
 /* The key file of a fleet: DIR/fleet-keys/NAME.key next to the database. */
 int st_fleet_key_path(st_state_t *st, const char *name, char *buf, size_t cap);
-/* Reads the fleet's key; KILN_ENOTFOUND for a fleet without one. */
+/* Reads the fleet's key (st_bundle_load_fleetkey: refuses loose modes and
+ * symlinks); KILN_ENOTFOUND for a fleet without one. */
 int st_fleet_key(st_state_t *st, const char *name, unsigned char key[ST_FLEET_KEY_BYTES],
                  kiln_err_t *err);
+/* The fleet's next publication number (1, 2, ...; strictly increasing,
+ * never reused, kept across st_fleet_delete): the `seq` of the next signed
+ * envelope.  Consumed even when the caller's publish fails later (gaps are
+ * harmless; a repeat is not). */
+int st_fleet_next_seq(st_state_t *st, const char *fleet, uint64_t *seq, kiln_err_t *err);
 
 /* ---- enrollment tokens */
 

@@ -15,6 +15,7 @@
 #include <sodium.h>
 
 #include "core/kiln_alloc.h"
+#include "storage/bundle.h"
 #include "storage/sha256.h"
 #include "storage/state_int.h"
 
@@ -26,7 +27,7 @@ enum {
     FQ_DEV_INSERT, FQ_DEV_GET, FQ_DEV_LIST, FQ_DEV_REVOKE, FQ_DEV_SEEN, FQ_DEV_REPORT,
     FQ_RO_INSERT, FQ_RO_CANARY_ADD, FQ_RO_GET, FQ_RO_CURRENT, FQ_RO_LAST_GOOD, FQ_RO_LIST,
     FQ_RO_ACTIVE, FQ_RO_SET_STAGE, FQ_RO_SET_HEALTHY, FQ_RO_IS_CANARY, FQ_RO_CANARIES,
-    FQ_RO_HAS_BLOB,
+    FQ_RO_HAS_BLOB, FQ_SEQ_BUMP, FQ_SEQ_GET,
     FQ_N
 };
 
@@ -96,6 +97,9 @@ static const char *const fq_sql[FQ_N] = {
                        "ON c.device_id = d.id WHERE c.rollout_id = ?1 ORDER BY d.id",
     [FQ_RO_HAS_BLOB] = "SELECT 1 FROM rollouts WHERE fleet = ?1 AND "
                        "(bundle_sha256 = ?2 OR envelope_sha256 = ?2) LIMIT 1",
+    [FQ_SEQ_BUMP] = "INSERT INTO fleet_seq (fleet, seq) VALUES (?1, 1) "
+                    "ON CONFLICT(fleet) DO UPDATE SET seq = seq + 1",
+    [FQ_SEQ_GET] = "SELECT seq FROM fleet_seq WHERE fleet = ?1",
 };
 
 _Static_assert(FQ_N <= ST_FQ_MAX, "raise ST_FQ_MAX in state_int.h");
@@ -217,6 +221,9 @@ int st_fleet_key_path(st_state_t *st, const char *name, char *buf, size_t cap)
     return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
+/* The fleet's key file in storage/bundle.h's format (st_bundle_keygen_fleet:
+ * 0600, never overwritten).  A file left by a crash between a key and its
+ * row (the fleet row is new: this runs inside its insert) is replaced. */
 static int write_key(st_state_t *st, const char *name, kiln_err_t *err)
 {
     char path[1200];
@@ -227,21 +234,10 @@ static int write_key(st_state_t *st, const char *name, kiln_err_t *err)
     if (mkdir(path, 0700) < 0 && errno != EEXIST)
         return kiln_err_at(err, KILN_EIO, path, "%s: %s", path, strerror(errno));
     *slash = '/';
-    unsigned char key[ST_FLEET_KEY_BYTES];
-    randombytes_buf(key, sizeof key);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    int ok = fd >= 0 && fchmod(fd, 0600) == 0 && write(fd, key, sizeof key) == (ssize_t)sizeof key
-             && fsync(fd) == 0;
-    int e = errno;
-    if (fd >= 0)
-        close(fd);
-    sodium_memzero(key, sizeof key);
-    if (!ok) {
-        unlink(path);
-        return kiln_err_at(err, KILN_EIO, path, "fleet %s: cannot write its key %s: %s", name,
-                           path, strerror(e));
-    }
-    return 0;
+    int rc = st_bundle_keygen_fleet(path, NULL, err);
+    if (rc == KILN_EEXIST && unlink(path) == 0)
+        rc = st_bundle_keygen_fleet(path, NULL, err);
+    return rc;
 }
 
 int st_fleet_create(st_state_t *st, const char *name, int encrypted, double canary_share,
@@ -387,15 +383,49 @@ int st_fleet_key(st_state_t *st, const char *name, unsigned char key[ST_FLEET_KE
     char path[1200];
     if (st_fleet_key_path(st, name, path, sizeof path) < 0)
         return kiln_err_set(err, KILN_EINVAL, "fleet %s: key path too long", name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd >= 0 ? read(fd, key, ST_FLEET_KEY_BYTES) : -1;
-    int e = errno;
-    if (fd >= 0)
-        close(fd);
-    if (n != ST_FLEET_KEY_BYTES)
-        return kiln_err_at(err, KILN_EIO, path, "fleet %s: cannot read its key %s: %s", name,
-                           path, n < 0 ? strerror(e) : "short file");
+    st_bundle_fleetkey_t k;
+    if ((rc = st_bundle_load_fleetkey(path, &k, err)) < 0)
+        return rc;
+    memcpy(key, k.key, ST_FLEET_KEY_BYTES);
+    sodium_memzero(&k, sizeof k);
     return 0;
+}
+
+int st_fleet_next_seq(st_state_t *st, const char *fleet, uint64_t *seq, kiln_err_t *err)
+{
+    if (!st || !fleet || !seq)
+        return kiln_err_set(err, KILN_EINVAL, "fleet seq: NULL argument");
+    st_fleet_t f;
+    int rc = st_fleet_get(st, fleet, &f, err);
+    if (rc < 0 || (rc = st_sq_sp_begin(st, err)) < 0)
+        return rc;
+    sqlite3_stmt *s = fq(st, FQ_SEQ_BUMP, err);
+    if (!s)
+        rc = err ? err->code : KILN_EINTERNAL;
+    else if ((rc = bindv(s, "t", fleet)) != SQLITE_OK) {
+        rc = st_sq_err(st, rc, err, "counting publications");
+        st_sq_end_stmt(s);
+    } else {
+        rc = st_sq_run_done(st, s, err, "counting publications");
+    }
+    if (rc == 0) {
+        s = fq(st, FQ_SEQ_GET, err);
+        if (!s)
+            rc = err ? err->code : KILN_EINTERNAL;
+        else if ((rc = bindv(s, "t", fleet)) != SQLITE_OK) {
+            rc = st_sq_err(st, rc, err, "counting publications");
+            st_sq_end_stmt(s);
+        } else {
+            int step = sqlite3_step(s);
+            if (step == SQLITE_ROW)
+                *seq = (uint64_t)sqlite3_column_int64(s, 0);
+            else
+                rc = st_sq_err(st, step == SQLITE_DONE ? SQLITE_INTERNAL : step, err,
+                               "counting publications");
+            st_sq_end_stmt(s);
+        }
+    }
+    return st_sq_sp_end(st, rc, err);
 }
 
 /* ---- tokens */

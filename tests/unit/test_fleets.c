@@ -17,6 +17,7 @@
 
 #include "cluster/edge_sig.h"
 #include "scheduler/fleet.h"
+#include "storage/bundle.h"
 #include "storage/fleets.h"
 
 #define SEC 1000000000LL
@@ -66,7 +67,7 @@ static void test_fleets_and_tokens(void **state)
     assert_int_equal(st_fleet_create(st, "x", 0, 1.5, 60, NOW, &err), KILN_EINVAL);
     assert_int_equal(st_fleet_create(st, "plain", 0, 1, 0, NOW, &err), 0);
 
-    /* the key file: 32 bytes, 0600, only for the encrypted fleet */
+    /* the key file: storage/bundle.h's format, 0600, only for the encrypted fleet */
     unsigned char key[ST_FLEET_KEY_BYTES];
     char kp[1200];
     struct stat sb;
@@ -74,7 +75,9 @@ static void test_fleets_and_tokens(void **state)
     assert_int_equal(st_fleet_key_path(st, "plant-7", kp, sizeof kp), 0);
     assert_int_equal(stat(kp, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
-    assert_int_equal(sb.st_size, ST_FLEET_KEY_BYTES);
+    st_bundle_fleetkey_t fk;
+    assert_int_equal(st_bundle_load_fleetkey(kp, &fk, &err), 0);
+    assert_memory_equal(fk.key, key, ST_FLEET_KEY_BYTES);
     assert_int_equal(st_fleet_key(st, "plain", key, &err), KILN_ENOTFOUND);
 
     /* a token: one use, hashed at rest, expires */
@@ -321,14 +324,17 @@ static void test_rollout_machine(void **state)
     cleanup();
 }
 
-/* Stores of schema versions 1 to 6 open as version 7 with the fleet tables. */
+/* Stores of schema versions 1 to 7 open as version 8 with the fleet tables
+ * and the publication counter. */
 static void test_upgrade(void **state)
 {
     (void)state;
+    static const char *const seq_drop = "DROP TABLE fleet_seq;";
     static const char *const fleet_drop =
         "DROP TABLE rollout_canaries; DROP TABLE rollouts; DROP TABLE enroll_tokens;"
         "DROP TABLE devices; DROP TABLE fleets;";
     static const char *const downgrade[] = {
+        "PRAGMA user_version = 7;",
         "PRAGMA user_version = 6;",
         "DROP TABLE drift_results; ALTER TABLE runs DROP COLUMN input_path;"
         "PRAGMA user_version = 5;",
@@ -357,7 +363,8 @@ static void test_upgrade(void **state)
         sqlite3 *raw;
         assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
         char *msg = NULL;
-        if (sqlite3_exec(raw, fleet_drop, NULL, NULL, &msg) != SQLITE_OK ||
+        if (sqlite3_exec(raw, seq_drop, NULL, NULL, &msg) != SQLITE_OK ||
+            (k > 0 && sqlite3_exec(raw, fleet_drop, NULL, NULL, &msg) != SQLITE_OK) ||
             sqlite3_exec(raw, downgrade[k], NULL, NULL, &msg) != SQLITE_OK)
             fail_msg("downgrade %zu: %s", k, msg);
         sqlite3_close(raw);
@@ -368,12 +375,15 @@ static void test_upgrade(void **state)
         st_device_t d;
         enroll(st, "f", pk, sk, &d);
         st_device_free(&d);
+        uint64_t seq = 0;
+        assert_int_equal(st_fleet_next_seq(st, "f", &seq, &err), 0);
+        assert_int_equal(seq, 1);
         st_state_close(&st);
         assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
         sqlite3_stmt *s;
         assert_int_equal(sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
         assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-        assert_int_equal(sqlite3_column_int(s, 0), 7);
+        assert_int_equal(sqlite3_column_int(s, 0), 8);
         sqlite3_finalize(s);
         sqlite3_close(raw);
         cleanup();
