@@ -376,6 +376,8 @@ static json_t *column_json(const jb_drift_report_t *r, size_t i, size_t rank_pos
     put(s, "wasserstein_norm", jnum(c->wasserstein_norm), bad);
     put(s, "ref_std", jnum(c->ref_std), bad);
     put(s, "psi", jnum(c->psi), bad);
+    put(s, "psi_quantile", jnum(c->psi_quantile), bad);
+    put(s, "n_quantile_bins", json_integer(c->n_quantile_bins), bad);
     put(s, "jensenshannon", jnum(c->jensenshannon), bad);
     put(s, "n_bins", json_integer(c->n_bins), bad);
     put(s, "chisquare_stat", jnum(c->chisquare_stat), bad);
@@ -621,6 +623,9 @@ static void html_stats(FILE *f, const kn_drift_result_t *c)
     stat_row(f, "reference std", c->ref_std);
     if (!isnan(c->psi))
         fprintf(f, "<dt>PSI (%d bins)</dt><dd>%.4g</dd>", c->n_bins, c->psi);
+    if (!isnan(c->psi_quantile))
+        fprintf(f, "<dt>PSI on reference quantiles (%d bins)</dt><dd>%.4g</dd>",
+                c->n_quantile_bins, c->psi_quantile);
     stat_row(f, "Jensen-Shannon", c->jensenshannon);
     stat_row(f, "chi-square stat", c->chisquare_stat);
     stat_row(f, "chi-square p", c->chisquare_p);
@@ -750,9 +755,10 @@ static void html_page(FILE *f, const jb_drift_report_t *r, const size_t *order,
             drifted ? "Dataset drift detected" : "No dataset drift", n_drifted, r->n_columns, pc,
             ds, effective_share(r));
     fputs("Per feature: p-value methods drift at p &le; threshold (ks) or p &lt; threshold "
-          "(chisquare, chi2_contingency, z); distances (wasserstein, psi, jensenshannon) at score "
+          "(chisquare, chi2_contingency, z); distances (wasserstein, psi, psi_quantile, "
+          "jensenshannon) at score "
           "&ge; threshold. Methods used:", f);
-    for (int m = KN_DRIFT_KS; m <= KN_DRIFT_ZTEST; m++) {
+    for (int m = KN_DRIFT_KS; m <= KN_DRIFT_PSI_QUANTILE; m++) {
         size_t n = 0;
         for (size_t i = 0; i < r->n_columns; i++)
             n += (int)r->results[i].method == m;

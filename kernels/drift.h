@@ -70,6 +70,7 @@
 #define KN_DRIFT_SKETCH_BITS 20
 #define KN_DRIFT_HIST_BINS   40
 #define KN_DRIFT_MAX_CLASSES 65536               /* class labels 0..65535 */
+#define KN_DRIFT_QUANTILE_BINS 10
 
 typedef enum { KN_DRIFT_NUMERIC = 0, KN_DRIFT_CLASS = 1 } kn_drift_kind_t;
 typedef enum { KN_DRIFT_REF = 0, KN_DRIFT_CUR = 1 } kn_drift_side_t;
@@ -82,11 +83,12 @@ typedef enum {
     KN_DRIFT_JENSENSHANNON,
     KN_DRIFT_CHISQUARE,         /* Evidently's chisquare, score = p-value */
     KN_DRIFT_CHI2_CONTINGENCY,  /* scipy chi2_contingency 2 x K, score = p-value */
-    KN_DRIFT_ZTEST              /* score = p-value */
+    KN_DRIFT_ZTEST,             /* score = p-value */
+    KN_DRIFT_PSI_QUANTILE       /* PSI on KN_DRIFT_QUANTILE_BINS quantile bins of the reference */
 } kn_drift_method_t;
 
 /* "ks", "wasserstein", "psi", "jensenshannon", "chisquare",
- * "chi2_contingency", "z" (Evidently's names where it has one); "auto". */
+ * "chi2_contingency", "z", "psi_quantile" (Evidently's names where it has one); "auto". */
 const char *kn_drift_method_name(kn_drift_method_t m);
 /* KILN_EINVAL for an unknown name. */
 int kn_drift_method_parse(const char *name, kn_drift_method_t *out, kiln_err_t *err);
@@ -107,6 +109,14 @@ typedef struct {
     double wasserstein, wasserstein_norm, ref_std;
     double psi, jensenshannon;
     int    n_bins;              /* bins PSI and JS used */
+    /* PSI on the reference's deciles (the classic credit-risk PSI): edges
+     * at np.quantile(ref, [0.1 .. 0.9]) (numpy's default 'linear'), equal
+     * edges merged, bin = the number of edges <= x (np.searchsorted
+     * side='right'), empty shares filled as Evidently does.  On the sketch
+     * the edges are the buckets holding those quantiles (whole buckets go
+     * to one bin).  NaN for class columns. */
+    double psi_quantile;
+    int    n_quantile_bins;
     double chisquare_stat, chisquare_p;
     double chi2_stat, chi2_p;   /* chi2_contingency */
     int    chi2_dof;

@@ -47,4 +47,12 @@ int      kn_drift_exact_stats(kn_drift_col_t *c, kn_drift_result_t *o, kiln_err_
 void     kn_drift_psi_js(double *br, double *bc, int nb, double nr, double nc,
                          kn_drift_result_t *o);
 
+/* Evidently's zero fill of shares p[n], and PSI of two filled share rows
+ * (drift_stats.c). */
+void     kn_drift_fill_zeroes(double *p, int n);
+double   kn_drift_psi_of(const double *r, const double *c, int n);
+/* o->psi_quantile and o->n_quantile_bins of a numeric column whose exact
+ * samples are sorted, or from its sketch (drift_quantile.c). */
+void     kn_drift_psi_quantile(const kn_drift_col_t *c, kn_drift_result_t *o);
+
 #endif

@@ -144,7 +144,7 @@ static void bin_segments(const seg_t *s, size_t n_seg, double first, double last
 }
 
 /* Evidently's zero fill (get_binned_data, feel_zeroes=True). */
-static void fill_zeroes(double *p, int n)
+void kn_drift_fill_zeroes(double *p, int n)
 {
     double mn = INFINITY;
     for (int i = 0; i < n; i++)
@@ -158,7 +158,7 @@ static void fill_zeroes(double *p, int n)
             p[i] = fill;
 }
 
-static double psi_of(const double *r, const double *c, int n)
+double kn_drift_psi_of(const double *r, const double *c, int n)
 {
     double s = 0;
     for (int i = 0; i < n; i++)
@@ -192,9 +192,9 @@ void kn_drift_psi_js(double *br, double *bc, int nb, double nr, double nc, kn_dr
         bc[i] /= nc;
     }
     o->jensenshannon = js_of(br, bc, nb);
-    fill_zeroes(br, nb);
-    fill_zeroes(bc, nb);
-    o->psi = psi_of(br, bc, nb);
+    kn_drift_fill_zeroes(br, nb);
+    kn_drift_fill_zeroes(bc, nb);
+    o->psi = kn_drift_psi_of(br, bc, nb);
     o->n_bins = nb;
 }
 
@@ -268,7 +268,7 @@ double kn_drift_default_threshold(kn_drift_method_t m)
 }
 
 static const char *const method_names[] = {"auto", "ks", "wasserstein", "psi", "jensenshannon",
-                                           "chisquare", "chi2_contingency", "z"};
+                                           "chisquare", "chi2_contingency", "z", "psi_quantile"};
 
 const char *kn_drift_method_name(kn_drift_method_t m)
 {
@@ -284,7 +284,7 @@ int kn_drift_method_parse(const char *name, kn_drift_method_t *out, kiln_err_t *
         }
     return kiln_err_at(err, KILN_EINVAL, "method",
                        "drift: unknown method '%s' (auto, ks, wasserstein, psi, jensenshannon, "
-                       "chisquare, chi2_contingency, z)", name ? name : "(null)");
+                       "chisquare, chi2_contingency, z, psi_quantile)", name ? name : "(null)");
 }
 
 static double integral_abs_linear(double d0, double d1)
@@ -413,9 +413,10 @@ int kn_drift_finish(kn_drift_col_t *c, kn_drift_method_t method, double threshol
 {
     if (!c || !out)
         return kiln_err_set(err, KILN_EINVAL, "drift: finish with a NULL column or result");
-    if ((unsigned)method > KN_DRIFT_ZTEST)
+    if ((unsigned)method > KN_DRIFT_PSI_QUANTILE)
         return kiln_err_set(err, KILN_EINVAL, "drift: unknown method %d", (int)method);
-    if (c->kind == KN_DRIFT_CLASS && (method == KN_DRIFT_KS || method == KN_DRIFT_WASSERSTEIN_NORM))
+    if (c->kind == KN_DRIFT_CLASS && (method == KN_DRIFT_KS || method == KN_DRIFT_WASSERSTEIN_NORM ||
+                                      method == KN_DRIFT_PSI_QUANTILE))
         return kiln_err_at(err, KILN_EINVAL, "method",
                            "drift: method %s needs a numeric column, not class labels",
                            kn_drift_method_name(method));
@@ -431,7 +432,7 @@ int kn_drift_finish(kn_drift_col_t *c, kn_drift_method_t method, double threshol
     res.sketched = c->sketched;
     res.ks_stat = res.ks_p = res.wasserstein = res.wasserstein_norm = res.ref_std = nan;
     res.psi = res.jensenshannon = res.chisquare_stat = res.chisquare_p = nan;
-    res.chi2_stat = res.chi2_p = res.z_p = nan;
+    res.chi2_stat = res.chi2_p = res.z_p = res.psi_quantile = nan;
     int rc = 0;
     if (c->kind == KN_DRIFT_NUMERIC && !c->sketched)
         rc = kn_drift_exact_stats(c, &res, err);    /* 0: sorted, needs the segments */
@@ -439,6 +440,8 @@ int kn_drift_finish(kn_drift_col_t *c, kn_drift_method_t method, double threshol
         rc = stats_from_segments(c, &res, err);
     if (rc < 0)
         return rc;
+    if (c->kind == KN_DRIFT_NUMERIC)
+        kn_drift_psi_quantile(c, &res);   /* the exact samples are sorted by now */
     const size_t k = res.n_unique;
     o->method = method == KN_DRIFT_AUTO ? auto_method(c->kind, n_ref, k) : method;
     o->threshold = isnan(threshold) ? kn_drift_default_threshold(o->method) : threshold;
@@ -462,6 +465,10 @@ int kn_drift_finish(kn_drift_col_t *c, kn_drift_method_t method, double threshol
         break;
     case KN_DRIFT_WASSERSTEIN_NORM:
         o->score = o->wasserstein_norm;
+        o->drifted = o->score >= o->threshold;
+        break;
+    case KN_DRIFT_PSI_QUANTILE:
+        o->score = o->psi_quantile;
         o->drifted = o->score >= o->threshold;
         break;
     case KN_DRIFT_PSI:

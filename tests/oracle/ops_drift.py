@@ -122,6 +122,27 @@ def drift_preset(x, p):
     return out
 
 
+def drift_psi_quantile(x, p):
+    """PSI on the reference's deciles (kernels/drift.h psi_quantile): edges
+    np.quantile(ref, linspace(0, 1, 11))[1:-1] made unique, bin = number of
+    edges <= x, empty shares filled as Evidently's get_binned_data does."""
+    ref, cur = _split(x, p)
+    edges = np.unique(np.quantile(ref, np.linspace(0, 1, 11))[1:-1])
+    nb = len(edges) + 1
+    r = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=nb) / len(ref)
+    c = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=nb) / len(cur)
+
+    def fill(s):
+        nz = s[s != 0]
+        if len(nz) == 0:
+            return s
+        m = nz.min()
+        return np.where(s == 0, m / 1e6 if m <= 0.0001 else 0.0001, s)
+    r, c = fill(r), fill(c)
+    return [float(np.sum((r - c) * np.log(r / c))), nb]
+
+
 OPS = {"drift_numeric": drift_numeric, "drift_class": drift_class,
        "drift_jensenshannon": drift_jensenshannon, "drift_ks_pvalue": drift_ks_pvalue,
-       "drift_chi2_sf": drift_chi2_sf, "drift_preset": drift_preset}
+       "drift_chi2_sf": drift_chi2_sf, "drift_preset": drift_preset,
+       "drift_psi_quantile": drift_psi_quantile}

@@ -529,11 +529,90 @@ static void test_alloc_failures(void **state)
     assert_true(ok);
 }
 
+static double *oracle_psi_quantile(const float *ref, size_t n_ref, const float *cur, size_t n_cur)
+{
+    double *in = malloc((n_ref + n_cur) * sizeof *in), *want;
+    size_t n_want;
+    for (size_t i = 0; i < n_ref; i++)
+        in[i] = ref[i];
+    for (size_t i = 0; i < n_cur; i++)
+        in[n_ref + i] = cur[i];
+    char params[64];
+    snprintf(params, sizeof params, "{\"n_ref\": %zu}", n_ref);
+    assert_int_equal(oracle_run("drift_psi_quantile", params, in, 1, n_ref + n_cur, &want, &n_want),
+                     0);
+    assert_int_equal(n_want, 2);
+    free(in);
+    return want;
+}
+
+/* PSI on the reference's deciles against numpy's np.quantile bins: the
+ * exact path forms the same edges with numpy's arithmetic and the same
+ * shares (1e-12 relative, bins equal); the sketch rounds each edge to its
+ * bucket (within 0.01 absolute of numpy, as PSI and JS on the sketch). */
+static void check_psi_quantile(const char *label, size_t n_ref, size_t n_cur, dist_t dr, double lr,
+                               double sr, dist_t dc, double lc, double sc, int levels,
+                               size_t exact_max)
+{
+    float *ref = malloc(n_ref * sizeof *ref), *cur = malloc(n_cur * sizeof *cur);
+    fill(ref, n_ref, dr, lr, sr, levels);
+    fill(cur, n_cur, dc, lc, sc, levels);
+    double *want = oracle_psi_quantile(ref, n_ref, cur, n_cur);
+    kn_drift_col_t *c = numeric_col(ref, n_ref, cur, n_cur, exact_max);
+    kn_drift_result_t r;
+    kiln_err_t err;
+    assert_int_equal(kn_drift_finish(c, KN_DRIFT_PSI_QUANTILE, NAN, &r, &err), 0);
+    assert_int_equal(r.method, KN_DRIFT_PSI_QUANTILE);
+    assert_true(r.score == r.psi_quantile);
+    assert_int_equal(r.drifted, r.psi_quantile >= 0.1);
+    if (!r.sketched) {
+        CHECK("psi_quantile", r.psi_quantile, want[0], 1e-12, 1e-15);
+        assert_int_equal(r.n_quantile_bins, (int)want[1]);
+    } else {
+        CHECK("psi_quantile (sketch)", r.psi_quantile, want[0], 0, 0.01);
+    }
+    kn_drift_col_destroy(&c);
+    free(want);
+    free(ref);
+    free(cur);
+}
+
+static void test_psi_quantile(void **state)
+{
+    (void)state;
+    check_psi_quantile("normal shift 3000/2000", 3000, 2000, D_NORMAL, 0, 1, D_NORMAL, 0.5, 1, 0, 0);
+    check_psi_quantile("same 5000/4000", 5000, 4000, D_NORMAL, 3, 2, D_NORMAL, 3, 2, 0, 0);
+    check_psi_quantile("scale 1000/1000", 1000, 1000, D_NORMAL, 0, 1, D_NORMAL, 0, 3, 0, 0);
+    check_psi_quantile("11 levels, ties merge edges", 2000, 1500, D_INTEGERS, 0, 1, D_INTEGERS, 2, 1,
+                       11, 0);
+    check_psi_quantile("3 levels", 800, 900, D_INTEGERS, 0, 1, D_INTEGERS, 0, 1, 3, 0);
+    check_psi_quantile("constant reference", 500, 400, D_CONSTANT, 1, 0, D_NORMAL, 1, 1, 0, 0);
+    check_psi_quantile("tiny 7/5", 7, 5, D_NORMAL, 0, 1, D_NORMAL, 1, 1, 0, 0);
+    check_psi_quantile("sketch shift 60000/50000", 60000, 50000, D_NORMAL, 10, 1, D_NORMAL, 10.3, 1,
+                       0, 20000);
+    check_psi_quantile("sketch same 60000/50000", 60000, 50000, D_NORMAL, 10, 1, D_NORMAL, 10, 1, 0,
+                       20000);
+    /* a class column has no quantiles */
+    kn_drift_col_t *c = NULL;
+    kiln_err_t err;
+    int32_t lab[4] = {0, 1, 0, 1};
+    kn_drift_result_t r;
+    assert_int_equal(kn_drift_col_new(KN_DRIFT_CLASS, 0, &c, &err), 0);
+    assert_int_equal(kn_drift_feed_class(c, KN_DRIFT_REF, lab, 4, &err), 0);
+    assert_int_equal(kn_drift_feed_class(c, KN_DRIFT_CUR, lab, 4, &err), 0);
+    assert_int_equal(kn_drift_finish(c, KN_DRIFT_PSI_QUANTILE, NAN, &r, &err), KILN_EINVAL);
+    kn_drift_method_t m;
+    assert_int_equal(kn_drift_method_parse("psi_quantile", &m, &err), 0);
+    assert_int_equal(m, KN_DRIFT_PSI_QUANTILE);
+    kn_drift_col_destroy(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_numeric_exact),
         cmocka_unit_test(test_numeric_sketch),
+        cmocka_unit_test(test_psi_quantile),
         cmocka_unit_test(test_ks_pvalue_paths),
         cmocka_unit_test(test_chi2_sf),
         cmocka_unit_test(test_class_columns),
