@@ -56,6 +56,7 @@ struct ke_engine {
     uint64_t        tick;
 
     float          *row, *z, *scores;    /* n_features, n_features, n_outputs */
+    void           *predict_ws;          /* the kind's workspace (kind->ws_new), or NULL */
     int32_t         pred;
 
     size_t          n_rings, k, max_assets, n_assets_used;
@@ -300,6 +301,8 @@ static int alloc_state(ke_engine_t *e, const ke_engine_opts_t *opts, kiln_err_t 
     e->scores = kiln_calloc(e->info.n_outputs, sizeof *e->scores);
     if (!e->row || !e->z || !e->scores)
         return kiln_err_set(err, KILN_ENOMEM, "edge: out of memory for a feature row");
+    if (e->model.kind->ws_new && !(e->predict_ws = e->model.kind->ws_new(e->model.model)))
+        return kiln_err_set(err, KILN_ENOMEM, "edge: out of memory for the model's workspace");
     e->n_rings = e->info.n_channels * e->spec.n_roll;
     e->k = e->spec.rolling_k;
     if (!e->n_rings)
@@ -478,6 +481,8 @@ void ke_engine_free(ke_engine_t **ep)
     kiln_free(e->row);
     kiln_free(e->z);
     kiln_free(e->scores);
+    if (e->predict_ws)
+        e->model.kind->ws_free(e->predict_ws);
     kiln_free(e->assets);
     kiln_free(e->ring_arena);
     kiln_free(e->value_arena);
@@ -621,10 +626,14 @@ int ke_engine_score(ke_engine_t *e, const ke_window_t *w, ke_result_t *r, kiln_e
                 roll[2 * q + 1] = (float)std;
             }
     }
-    /* jb_modelfile_predict's two steps, into buffers made at load. */
+    /* jb_modelfile_predict's two steps, into buffers made at load (the
+     * kind's workspace too: the same results, no allocation). */
     e->pred = -1;
+    const jb_model_kind_t *kind = e->model.kind;
     if ((rc = km_scaler_transform(e->model.scaler, e->row, 1, in->n_features, e->z, err)) < 0 ||
-        (rc = e->model.kind->predict(e->model.model, e->z, 1, e->scores, &e->pred, err)) < 0)
+        (rc = e->predict_ws ? kind->predict_ws(e->model.model, e->predict_ws, e->z, 1, e->scores,
+                                               &e->pred, err)
+                            : kind->predict(e->model.model, e->z, 1, e->scores, &e->pred, err)) < 0)
         return rc;
     r->asset = w->asset;
     r->timestamp_ns = w->timestamp_ns;

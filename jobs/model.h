@@ -36,6 +36,14 @@ typedef struct jb_model_kind {
                     int device, uint64_t seed, void **model, kiln_err_t *err);
     int  (*predict)(const void *model, const float *x, size_t n, float *scores, int32_t *pred,
                     kiln_err_t *err);
+    /* NULL where predict allocates nothing per call.  Else ws_new makes a
+     * workspace for model (new, freed with ws_free; NULL without memory) and
+     * predict_ws gives predict's very results into it, allocating nothing:
+     * for callers that score a row at a time (the edge agent). */
+    void *(*ws_new)(const void *model);
+    void  (*ws_free)(void *ws);
+    int   (*predict_ws)(const void *model, void *ws, const float *x, size_t n, float *scores,
+                        int32_t *pred, kiln_err_t *err);
     size_t (*n_outputs)(const void *model);
     int  (*save)(const void *model, km_buf_t *b, kiln_err_t *err);
     int  (*load)(const void *bytes, size_t len, void **model, kiln_err_t *err);

@@ -107,6 +107,23 @@ static int mlp_predict(const void *model, const float *x, size_t n, float *score
     return km_mlp_predict(model, x, n, scores, pred, err);
 }
 
+static void *mlp_workspace_new(const void *model)
+{
+    return km_mlp_ws_new(model);
+}
+
+static void mlp_workspace_free(void *ws)
+{
+    km_mlp_ws_t *w = ws;
+    km_mlp_ws_free(&w);
+}
+
+static int mlp_predict_ws(const void *model, void *ws, const float *x, size_t n, float *scores,
+                          int32_t *pred, kiln_err_t *err)
+{
+    return km_mlp_predict_ws(model, ws, x, n, scores, pred, err);
+}
+
 static size_t mlp_n_outputs(const void *model)
 {
     return km_mlp_n_outputs(model);
@@ -143,6 +160,9 @@ const jb_model_kind_t jb_model_mlp = {
     .fit = mlp_fit,
     .fit_gpu = mlp_fit_gpu,
     .predict = mlp_predict,
+    .ws_new = mlp_workspace_new,
+    .ws_free = mlp_workspace_free,
+    .predict_ws = mlp_predict_ws,
     .n_outputs = mlp_n_outputs,
     .save = mlp_save,
     .load = mlp_load,

@@ -63,6 +63,21 @@ int km_mlp_fit(const km_data_t *data, const km_mlp_params_t *p,
 int km_mlp_predict(const km_mlp_t *m, const float *x, size_t n, float *scores,
                    int32_t *pred, kiln_err_t *err);
 
+/* A caller-owned workspace (one chunk of activations) for
+ * km_mlp_predict_ws, so that a caller scoring a row at a time (the edge
+ * agent) allocates nothing per call.  km_mlp_ws_new: new, sized for m's
+ * layers, freed with km_mlp_ws_free (NULL-safe, sets *ws to NULL); NULL
+ * without memory.  One thread uses a workspace at a time. */
+typedef struct km_mlp_ws km_mlp_ws_t;
+km_mlp_ws_t *km_mlp_ws_new(const km_mlp_t *m);
+void km_mlp_ws_free(km_mlp_ws_t **ws);
+
+/* km_mlp_predict into ws, allocating nothing: the same scores and pred bit
+ * for bit (km_mlp_predict is this over a workspace of its own).  A ws made
+ * for a model of other layer widths is KILN_EINVAL. */
+int km_mlp_predict_ws(const km_mlp_t *m, km_mlp_ws_t *ws, const float *x, size_t n,
+                      float *scores, int32_t *pred, kiln_err_t *err);
+
 size_t km_mlp_n_outputs(const km_mlp_t *m);    /* n_classes, or 1 */
 
 /* Appends the model to b (version 1, little-endian).  KILN_ENOMEM if b

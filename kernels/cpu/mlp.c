@@ -128,30 +128,64 @@ int mlp_check_data(const km_data_t *data, double *counts, kiln_err_t *err)
 
 /* ---- predict, introspection, loss ------------------------------------------ */
 
-int km_mlp_predict(const km_mlp_t *m, const float *x, size_t n, float *scores, int32_t *pred,
-                   kiln_err_t *err)
+/* Predict needs only the activations: no deltas (mlp_ws_free frees NULLs). */
+struct km_mlp_ws {
+    int      n_layers;
+    int      size[MLP_MAX_LAYERS + 1];
+    mlp_ws_t ws;
+};
+
+km_mlp_ws_t *km_mlp_ws_new(const km_mlp_t *m)
 {
-    if (!m || (n && (!x || !scores)))
-        return kiln_err_set(err, KILN_EINVAL, "mlp predict: model, x or scores is NULL");
+    if (!m)
+        return NULL;
+    km_mlp_ws_t *w = kiln_calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->n_layers = m->n_layers;
+    for (int l = 0; l <= m->n_layers; l++) {
+        w->size[l] = m->size[l];
+        w->ws.act[l] = kiln_malloc_aligned((size_t)MLP_CHUNK_ROWS * (size_t)m->size[l] * sizeof(float));
+        if (!w->ws.act[l]) {
+            km_mlp_ws_free(&w);
+            return NULL;
+        }
+    }
+    return w;
+}
+
+void km_mlp_ws_free(km_mlp_ws_t **pw)
+{
+    if (!pw || !*pw)
+        return;
+    mlp_ws_free(&(*pw)->ws);
+    kiln_free(*pw);
+    *pw = NULL;
+}
+
+int km_mlp_predict_ws(const km_mlp_t *m, km_mlp_ws_t *w, const float *x, size_t n, float *scores,
+                      int32_t *pred, kiln_err_t *err)
+{
+    if (!m || !w || (n && (!x || !scores)))
+        return kiln_err_set(err, KILN_EINVAL, "mlp predict: model, workspace, x or scores is NULL");
+    if (w->n_layers != m->n_layers || memcmp(w->size, m->size, (size_t)(m->n_layers + 1) * sizeof(int)))
+        return kiln_err_set(err, KILN_EINVAL, "mlp predict: the workspace was made for a model of "
+                            "other layer widths");
     const size_t d = (size_t)m->size[0], L = (size_t)m->n_layers, n_out = (size_t)m->size[L];
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < d; j++)
             if (!isfinite(x[i * d + j]))
                 return kiln_err_at(err, KILN_ENONFINITE, "x", "mlp predict: x row %zu column %zu is %g",
                                    i, j, x[i * d + j]);
-    mlp_ws_t ws;
-    if (mlp_ws_init(&ws, m) < 0) {
-        mlp_ws_free(&ws);
-        return kiln_err_set(err, KILN_ENOMEM, "mlp predict: no memory for activations");
-    }
+    mlp_ws_t *ws = &w->ws;
     for (size_t i0 = 0; i0 < n; i0 += MLP_CHUNK_ROWS) {
         const size_t M = n - i0 < MLP_CHUNK_ROWS ? n - i0 : MLP_CHUNK_ROWS;
-        memcpy(ws.act[0], x + i0 * d, M * d * sizeof(float));
-        mlp_forward(m, m->params, &ws, M);
-        memcpy(scores + i0 * n_out, ws.act[L], M * n_out * sizeof(float));
+        memcpy(ws->act[0], x + i0 * d, M * d * sizeof(float));
+        mlp_forward(m, m->params, ws, M);
+        memcpy(scores + i0 * n_out, ws->act[L], M * n_out * sizeof(float));
         if (pred && m->n_classes)
             for (size_t i = 0; i < M; i++) {
-                const float *row = ws.act[L] + i * n_out;
+                const float *row = ws->act[L] + i * n_out;
                 size_t best = 0;
                 for (size_t c = 1; c < n_out; c++)
                     if (row[c] > row[best])
@@ -159,8 +193,20 @@ int km_mlp_predict(const km_mlp_t *m, const float *x, size_t n, float *scores, i
                 pred[i0 + i] = (int32_t)best;
             }
     }
-    mlp_ws_free(&ws);
     return 0;
+}
+
+int km_mlp_predict(const km_mlp_t *m, const float *x, size_t n, float *scores, int32_t *pred,
+                   kiln_err_t *err)
+{
+    if (!m || (n && (!x || !scores)))
+        return kiln_err_set(err, KILN_EINVAL, "mlp predict: model, x or scores is NULL");
+    km_mlp_ws_t *w = km_mlp_ws_new(m);
+    if (!w)
+        return kiln_err_set(err, KILN_ENOMEM, "mlp predict: no memory for activations");
+    int rc = km_mlp_predict_ws(m, w, x, n, scores, pred, err);
+    km_mlp_ws_free(&w);
+    return rc;
 }
 
 size_t km_mlp_n_outputs(const km_mlp_t *m) { return m ? (size_t)m->size[m->n_layers] : 0; }

@@ -1,7 +1,8 @@
 /* test_mlp.c - km_mlp_* (kernels/mlp.h) against scikit-learn's MLPClassifier
  * and MLPRegressor (tests/oracle/ops_mlp.py), a central-difference gradient
  * in double, determinism over seeds and thread counts, save/load, a fake
- * two-rank reduce, allocation failures and every bad input. */
+ * two-rank reduce, allocation failures, predict into a caller's workspace
+ * and every bad input. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -682,6 +683,62 @@ static void test_alloc_failures(void **state)
     free(ds);
 }
 
+/* km_mlp_predict_ws: the very bits of km_mlp_predict for row counts around
+ * the chunk size, no allocation once the workspace is made (every
+ * allocation fails during the calls), a workspace of another model's widths
+ * refused, and ws_new's own allocation failures return NULL, leak-free. */
+static void test_predict_workspace(void **state)
+{
+    (void)state;
+    dataset_t *ds = make_data(23);
+    km_data_t data = {.x = ds->x, .n = 400, .d = D_FEAT, .y = ds->y, .n_classes = 3};
+    km_mlp_params_t p = test_params();
+    p.epochs = 2;
+    km_mlp_t *m = fit_ok(&data, &p, NULL);
+    p.hidden[1] = 8;
+    km_mlp_t *other = fit_ok(&data, &p, NULL);
+    km_mlp_ws_t *ws = km_mlp_ws_new(m);
+    assert_non_null(ws);
+    static const size_t counts[] = {1, 2, 63, 64, 65, 200};
+    float *s1 = malloc(200 * 3 * sizeof *s1), *s2 = malloc(200 * 3 * sizeof *s2);
+    int32_t p1[200], p2[200];
+    for (size_t k = 0; k < sizeof counts / sizeof *counts; k++) {
+        const size_t n = counts[k];
+        assert_int_equal(km_mlp_predict(m, ds->x + 7 * D_FEAT, n, s1, p1, NULL), 0);
+        memset(s2, 0xff, n * 3 * sizeof *s2);
+        kiln_alloc_fail_after(1);
+        int rc = km_mlp_predict_ws(m, ws, ds->x + 7 * D_FEAT, n, s2, p2, NULL);
+        kiln_alloc_fail_after(0);
+        assert_int_equal(rc, 0);
+        assert_memory_equal(s1, s2, n * 3 * sizeof *s1);
+        assert_memory_equal(p1, p2, n * sizeof *p1);
+    }
+    kiln_err_t err;
+    assert_int_equal(km_mlp_predict_ws(other, ws, ds->x, 1, s2, p2, &err), KILN_EINVAL);
+    assert_non_null(strstr(err.msg, "workspace"));
+    assert_int_equal(km_mlp_predict_ws(m, NULL, ds->x, 1, s2, p2, &err), KILN_EINVAL);
+    float bad[D_FEAT] = {0};
+    bad[3] = NAN;
+    assert_int_equal(km_mlp_predict_ws(m, ws, bad, 1, s2, p2, &err), KILN_ENONFINITE);
+    km_mlp_ws_free(&ws);
+    assert_null(ws);
+    km_mlp_ws_free(&ws);                 /* harmless twice */
+    int made = 0;
+    for (long f = 1; f < 20 && !made; f++) {
+        kiln_alloc_fail_after(f);
+        ws = km_mlp_ws_new(m);
+        kiln_alloc_fail_after(0);
+        made = ws != NULL;
+        km_mlp_ws_free(&ws);
+    }
+    assert_true(made);
+    free(s1);
+    free(s2);
+    km_mlp_free(&other);
+    km_mlp_free(&m);
+    free(ds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -694,6 +751,7 @@ int main(void)
         cmocka_unit_test(test_reduce_one_rank),
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_predict_workspace),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
