@@ -19,6 +19,7 @@
 #include "cluster/prom.h"
 #include "core/kiln_alloc.h"
 #include "edge/frame.h"
+#include "edge/update.h"
 
 #define KE_READ_CHUNK  ((size_t)256 << 10)
 #define KE_MAX_CONNS   64
@@ -72,6 +73,12 @@ struct ke_agent {
     kp_registry_t    *reg;
     ka_httpd_t       *httpd;
     kp_family_t      *m_latency, *m_scored, *m_errors, *m_info, *m_version, *m_windows;
+
+    /* the update path (edge/update.h) and what its reports carry */
+    ke_update_t      *upd;
+    ke_stats_t        stats;
+    const char       *which;
+    char              why[800];
 };
 
 static double now_us(void)
@@ -208,6 +215,11 @@ static size_t score_window(ke_agent_t *a, const char *source, const ke_window_t 
 {
     kiln_err_t err;
     ke_result_t r;
+    if (!a->engine) {
+        count_error(a, "no-model");
+        fprintf(stderr, "kiln-edge: %s: no model yet (waiting for the first update)\n", source);
+        return 0;
+    }
     if (ke_engine_score(a->engine, w, &r, &err) < 0) {
         count_error(a, err.code == KILN_ESHAPE ? "shape" : "score");
         fprintf(stderr, "kiln-edge: %s: %s\n", source, err.msg);
@@ -217,6 +229,7 @@ static size_t score_window(ke_agent_t *a, const char *source, const ke_window_t 
     size_t n = ke_result_json(&r, ke_engine_info(a->engine), a->device, lat, a->o.with_features,
                               a->out, a->out_cap);
     a->c.scored++;
+    ke_stats_observe(&a->stats, lat, r.features, r.n_features);
     a->c.latency_sum_us += lat;
     if (lat > a->c.latency_max_us)
         a->c.latency_max_us = lat;
@@ -273,8 +286,12 @@ static void stream_drain(ke_stream_t *s)
                 break;
             }
             count_in(a, s->source);
-            if (ke_frame_parse_json((const char *)p, (size_t)(nl - p), ke_engine_info(a->engine),
-                                    &w, &a->samples, &a->samples_cap, &err) < 0) {
+            if (!a->engine) {
+                count_error(a, "no-model");
+                fprintf(stderr, "kiln-edge: %s: no model yet\n", s->source);
+            } else if (ke_frame_parse_json((const char *)p, (size_t)(nl - p),
+                                           ke_engine_info(a->engine), &w, &a->samples,
+                                           &a->samples_cap, &err) < 0) {
                 count_error(a, "frame");
                 fprintf(stderr, "kiln-edge: %s: %s\n", s->source, err.msg);
             } else {
@@ -719,6 +736,7 @@ static void close_walk(uv_handle_t *h, void *ud)
 
 static void agent_stop(ke_agent_t *a)
 {
+    ke_update_stop(a->upd);
     ka_httpd_stop(&a->httpd);
     if (a->mq_poll_up) {
         uv_poll_stop(&a->mq_poll);
@@ -778,14 +796,32 @@ int ke_agent_reload(ke_agent_t *a, kiln_err_t *err)
         a->out = o;
         a->out_cap = cap;
     }
+    if (ke_stats_reset(&a->stats, ke_engine_info(e)->n_features, 0) < 0) {
+        ke_engine_free(&e);
+        a->c.reload_failures++;
+        return kiln_err_set(err, KILN_ENOMEM, "reload: out of memory");
+    }
     ke_engine_free(&a->engine);
     a->engine = e;
+    a->which = which;
+    snprintf(a->why, sizeof a->why, "%s", why);
     set_running(a, which);
     metrics_model(a);
     if (why[0])
         fprintf(stderr, "kiln-edge: current model failed (%s); serving previous\n", why);
     fprintf(stderr, "kiln-edge: serving %s\n", a->c.running);
     return 0;
+}
+
+uv_loop_t *ke_agent_loop(ke_agent_t *a) { return &a->loop; }
+const ke_engine_t *ke_agent_engine(ke_agent_t *a) { return a->engine; }
+ke_stats_t *ke_agent_stats(ke_agent_t *a) { return &a->stats; }
+
+const ke_model_info_t *ke_agent_model(ke_agent_t *a, const char **which, const char **why)
+{
+    *which = a->engine ? a->which : "";
+    *why = a->engine ? a->why : "";
+    return a->engine ? ke_engine_info(a->engine) : NULL;
 }
 
 int ke_agent_run(const ke_agent_opts_t *opts, ke_counters_t *counters, kiln_err_t *err)
@@ -801,8 +837,19 @@ int ke_agent_run(const ke_agent_opts_t *opts, ke_counters_t *counters, kiln_err_
         kiln_free(a);
         return kiln_err_set(err, KILN_EIO, "kiln-edge: uv_loop_init: %s", uv_strerror(rc));
     }
-    if ((rc = ke_agent_reload(a, err)) < 0)
-        goto out;
+    if (opts->device_dir)
+        a->o.model_dir = opts->device_dir;
+    if ((rc = ke_agent_reload(a, err)) < 0) {
+        /* An enrolled device may start before its first model arrives. */
+        char cur[4200];
+        struct stat st;
+        snprintf(cur, sizeof cur, "%s/current", opts->device_dir ? opts->device_dir : "");
+        if (!opts->device_dir || lstat(cur, &st) == 0)
+            goto out;
+        fprintf(stderr, "kiln-edge: no model yet; waiting for the first update\n");
+        a->c.reload_failures = 0;
+        rc = 0;
+    }
     a->c.reloads = 0;
     if (opts->metrics_host && (rc = metrics_start(a, err)) < 0)
         goto out;
@@ -818,8 +865,15 @@ int ke_agent_run(const ke_agent_opts_t *opts, ke_counters_t *counters, kiln_err_
         (opts->mqtt_host && (rc = mqtt_start(a, err)) < 0) ||
         (opts->use_stdin && (rc = stdin_start(a, err)) < 0))
         goto out;
+    if (opts->device_dir) {
+        ke_update_opts_t uo = {opts->device_dir, opts->poll_s, opts->report_s,
+                               opts->force_unhealthy};
+        if ((rc = ke_update_start(a, &uo, &a->upd, err)) < 0)
+            goto out;
+    }
     uv_run(&a->loop, UV_RUN_DEFAULT);
 out:
+    ke_update_stop(a->upd);
     ka_httpd_stop(&a->httpd);
     if (a->mosq && a->mq_connected) {
         mosquitto_disconnect(a->mosq);
@@ -838,6 +892,8 @@ out:
         stream_free(a->in);
     if (counters)
         *counters = a->c;
+    ke_update_free(&a->upd);
+    ke_stats_free(&a->stats);
     ke_engine_free(&a->engine);
     kp_registry_destroy(&a->reg);
     kiln_free(a->out);

@@ -19,6 +19,7 @@
 
 #include "core/kiln_err.h"
 #include "edge/infer.h"
+#include "edge/stats.h"
 
 #define KE_DEVICE_MAX 64
 
@@ -33,6 +34,11 @@ typedef struct {
     int         metrics_port;     /* 0: a free port, printed on stderr */
     int         with_features;    /* results carry the feature row */
     size_t      max_assets;       /* rolling state, see ke_engine_opts_t */
+    /* the update path (edge/update.h): a device directory from enroll;
+     * model_dir is then that directory, and the agent may start with no
+     * model yet (windows are refused until the first update) */
+    const char *device_dir;
+    int         poll_s, report_s, force_unhealthy;
 } ke_agent_opts_t;
 
 /* What the agent's report carries (and kiln-edge prints at exit). */
@@ -63,5 +69,13 @@ int ke_modeldir_load(const char *dir, const ke_engine_opts_t *opts, ke_engine_t 
 /* On the loop thread: loads the directory again and swaps engines when it
  * loads; on failure the running model stays and the reason is returned. */
 int ke_agent_reload(ke_agent_t *a, kiln_err_t *err);
+
+/* For the update path, on the loop thread. */
+struct uv_loop_s *ke_agent_loop(ke_agent_t *a);
+/* The running engine's model (NULL when none); *which "current",
+ * "previous" or "dir", *why why current did not load ("" when it did). */
+const ke_model_info_t *ke_agent_model(ke_agent_t *a, const char **which, const char **why);
+const ke_engine_t *ke_agent_engine(ke_agent_t *a);
+ke_stats_t *ke_agent_stats(ke_agent_t *a);
 
 #endif

@@ -646,3 +646,8 @@ int ke_engine_score(ke_engine_t *e, const ke_window_t *w, ke_result_t *r, kiln_e
     r->features = e->row;
     return 0;
 }
+
+const char *ke_engine_feature_name(const ke_engine_t *e, size_t i)
+{
+    return json_string_value(json_array_get(json_object_get(e->model.header, "feature_names"), i));
+}

@@ -91,6 +91,9 @@ const ke_model_info_t *ke_engine_info(const ke_engine_t *e);
  * count, or a declared window_len or sample rate, differs. */
 int ke_engine_score(ke_engine_t *e, const ke_window_t *w, ke_result_t *r, kiln_err_t *err);
 
+/* The model's i-th feature name (the engine's string), NULL past the end. */
+const char *ke_engine_feature_name(const ke_engine_t *e, size_t i);
+
 /* Forgets every asset's rolling state (as a new featurize run starts). */
 void ke_engine_reset_assets(ke_engine_t *e);
 

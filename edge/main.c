@@ -8,12 +8,22 @@
 #include <string.h>
 
 #include "edge/agent.h"
+#include "edge/enroll.h"
 #include "edge/frame.h"
 #include "edge/send.h"
 
 static void usage(FILE *f)
 {
-    fputs("usage: kiln-edge serve --model-dir DIR [--mqtt HOST:PORT] [--device ID]\n"
+    fputs("usage: kiln-edge enroll --server https://HOST:PORT --ca CA.pem --token T --dir DIR\n"
+          "                        [--name NAME] [--pubkey PK] [--fleet-key KEY]\n"
+          "  makes the device key pair in DIR, enrolls, keeps the device id, server, CA,\n"
+          "  publisher key and fleet key there (--pubkey/--fleet-key: when the enroll\n"
+          "  answer does not carry them)\n"
+          "       kiln-edge serve --dir DIR [--poll-seconds N] [--report-seconds N]\n"
+          "                       [--force-unhealthy] [inputs as below]\n"
+          "  an enrolled device: polls its fleet's manifest, downloads, verifies, swaps,\n"
+          "  rolls back by itself, reports (docs/edge.md, \"Agent\")\n"
+          "       kiln-edge serve --model-dir DIR [--mqtt HOST:PORT] [--device ID]\n"
           "                       [--socket PATH] [--stdin] [--metrics ADDR:PORT]\n"
           "                       [--features] [--max-assets N]\n"
           "  --model-dir  DIR/current (and DIR/previous, run when current fails to load\n"
@@ -75,6 +85,10 @@ static int serve(int argc, char **argv)
             o.with_features = 1;
             continue;
         }
+        if (!strcmp(a, "--force-unhealthy")) {
+            o.force_unhealthy = 1;
+            continue;
+        }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
@@ -87,6 +101,17 @@ static int serve(int argc, char **argv)
         i++;
         if (!strcmp(a, "--model-dir"))
             o.model_dir = v;
+        else if (!strcmp(a, "--dir"))
+            o.device_dir = v;
+        else if (!strcmp(a, "--poll-seconds") || !strcmp(a, "--report-seconds")) {
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*end || n < 1 || n > 86400) {
+                fprintf(stderr, "kiln-edge: %s: 1..86400, got \"%s\"\n", a, v);
+                return 2;
+            }
+            *(a[2] == 'p' ? &o.poll_s : &o.report_s) = (int)n;
+        }
         else if (!strcmp(a, "--device")) {
             size_t n = strlen(v);
             int ok = n > 0 && n < KE_DEVICE_MAX;
@@ -123,11 +148,11 @@ static int serve(int argc, char **argv)
             return 2;
         }
     }
-    if (!o.model_dir) {
-        fprintf(stderr, "kiln-edge: serve: --model-dir is required\n");
+    if (!o.model_dir == !o.device_dir) {
+        fprintf(stderr, "kiln-edge: serve: one of --model-dir or --dir is required\n");
         return 2;
     }
-    if (!o.mqtt_host && !o.socket_path && !o.use_stdin) {
+    if (!o.device_dir && !o.mqtt_host && !o.socket_path && !o.use_stdin) {
         fprintf(stderr, "kiln-edge: serve: no input (--mqtt, --socket or --stdin)\n");
         return 2;
     }
@@ -241,8 +266,44 @@ static int send_cmd(int argc, char **argv)
     return rc;
 }
 
+static int enroll_cmd(int argc, char **argv)
+{
+    ke_enroll_opts_t o = {0};
+    for (int i = 2; i < argc; i += 2) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char **slot = !strcmp(a, "--server")      ? &o.server
+                            : !strcmp(a, "--ca")        ? &o.ca_path
+                            : !strcmp(a, "--token")     ? &o.token
+                            : !strcmp(a, "--dir")       ? &o.dir
+                            : !strcmp(a, "--name")      ? &o.name
+                            : !strcmp(a, "--pubkey")    ? &o.pubkey_path
+                            : !strcmp(a, "--fleet-key") ? &o.fleet_key_path
+                                                        : NULL;
+        if (!slot || !v) {
+            fprintf(stderr, "kiln-edge enroll: %s: unknown option or missing value\n", a);
+            usage(stderr);
+            return 2;
+        }
+        *slot = v;
+    }
+    if (!o.server || !o.ca_path || !o.token || !o.dir) {
+        fprintf(stderr, "kiln-edge enroll: --server, --ca, --token and --dir are required\n");
+        return 2;
+    }
+    char id[64];
+    kiln_err_t err;
+    if (ke_enroll(&o, id, &err) < 0) {
+        fprintf(stderr, "kiln-edge enroll: %s\n", err.msg);
+        return 1;
+    }
+    printf("%s\n", id);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "enroll"))
+        return enroll_cmd(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "send"))
         return send_cmd(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "serve"))
