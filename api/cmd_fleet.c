@@ -1,10 +1,11 @@
 /* cmd_fleet.c - edge fleets over kilnd's admin API (docs/api.md, "Fleets"):
  *   kiln fleet create NAME [--canary SHARE] [--health-seconds N] [--no-encrypt]
- *   kiln fleet list | kiln fleet show NAME
+ *   kiln fleet list | kiln fleet show NAME | kiln fleet pubkey NAME
  *   kiln device enroll --fleet F [--ttl-seconds N]   prints a one-time token
  *   kiln device list [--fleet F] | kiln device revoke ID
  *   kiln publish NAME@VERSION --fleet F [--canary SHARE] [--health-seconds N]
- *   kiln rollback --fleet F | kiln rollout status --fleet F */
+ *                [--expires-days D]
+ *   kiln rollback --fleet F [--expires-days D] | kiln rollout status --fleet F */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,11 +22,12 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: kiln fleet create NAME [--canary SHARE] [--health-seconds N] [--no-encrypt]\n"
-            "       kiln fleet list | kiln fleet show NAME\n"
+            "       kiln fleet list | kiln fleet show NAME | kiln fleet pubkey NAME\n"
             "       kiln device enroll --fleet F [--ttl-seconds N]   (prints a one-time token)\n"
             "       kiln device list [--fleet F] | kiln device revoke ID\n"
             "       kiln publish NAME@VERSION --fleet F [--canary SHARE] [--health-seconds N]\n"
-            "       kiln rollback --fleet F | kiln rollout status --fleet F\n"
+            "                    [--expires-days D]   (envelope expiry; default 30 days)\n"
+            "       kiln rollback --fleet F [--expires-days D] | kiln rollout status --fleet F\n"
             "options for all:\n" JCLI_COMMON_HELP
             "  --json        print the server's JSON\n");
 }
@@ -75,6 +77,14 @@ static const char *check_count(const char *v)
     return *end || x < 0 ? "expected a whole number >= 0" : NULL;
 }
 
+static const char *check_days(const char *v)
+{
+    char *end;
+    double x = strtod(v, &end);
+    return *end || !(x > 0 && x <= 3650) ? "--expires-days: expected a number of days in (0, 3650]"
+                                         : NULL;
+}
+
 static void print_device(json_t *d)
 {
     json_t *r = json_object_get(d, "report");
@@ -99,6 +109,9 @@ static void print_rollout(json_t *r)
            jcli_jstr(r, "reason", "")[0] ? ": " : "", jcli_jstr(r, "reason", ""));
     printf("  canaries %lld (share %.2f), health window %lld s\n", jcli_jint(r, "canaries"),
            json_number_value(json_object_get(r, "canary_share")), jcli_jint(r, "health_window_s"));
+    if (json_object_get(r, "seq"))
+        printf("  seq %lld, envelope %s, bundle %s\n", jcli_jint(r, "seq"),
+               jcli_jstr(r, "envelope_sha256", "?"), jcli_jstr(r, "bundle_sha256", "?"));
 }
 
 static int fleet_main(int argc, char **argv)
@@ -161,7 +174,22 @@ static int fleet_main(int argc, char **argv)
             size_t i;
             json_t *d;
             json_array_foreach(json_object_get(o, "device_list"), i, d) print_device(d);
+            json_decref(o);
+            o = NULL;
+            c.json = 0;     /* the key is printed as a line, not as a second JSON text */
+            snprintf(path, sizeof path, "/v1/fleets/%s/pubkey", name);
+            if (call(&c, "GET", path, NULL, &o))
+                return 1;
+            printf("publisher key (enroll agents with it): %s", jcli_jstr(o, "publisher_key", "?\n"));
         }
+    } else if (!strcmp(sub, "pubkey")) {
+        if (!name)
+            return ka_usage_error("fleet", usage, "missing NAME", NULL);
+        snprintf(path, sizeof path, "/v1/fleets/%s/pubkey", name);
+        if (call(&c, "GET", path, NULL, &o))
+            return 1;
+        if (!c.json)
+            fputs(jcli_jstr(o, "publisher_key", ""), stdout);
     } else {
         return ka_usage_error("fleet", usage, "unknown subcommand", sub);
     }
@@ -226,10 +254,11 @@ static int device_main(int argc, char **argv)
 static int publish_main(int argc, char **argv)
 {
     jcli_ctx_t c = {.cmd = "publish", .usage = usage};
-    const char *ref = NULL, *fleet = NULL, *canary = NULL, *health = NULL;
+    const char *ref = NULL, *fleet = NULL, *canary = NULL, *health = NULL, *days = NULL;
     jcli_opt_t opts[] = {{"--fleet", NULL, &fleet, 1, NULL},
                          {"--canary", NULL, &canary, 1, check_share},
                          {"--health-seconds", NULL, &health, 1, check_count},
+                         {"--expires-days", NULL, &days, 1, check_days},
                          {NULL, NULL, NULL, 0, NULL}};
     int r = jcli_parse_args(&c, argc, argv, opts, &ref);
     if (r)
@@ -243,6 +272,8 @@ static int publish_main(int argc, char **argv)
         json_object_set_new(b, "canary_share", json_real(atof(canary)));
     if (health)
         json_object_set_new(b, "health_window_s", json_integer(atoll(health)));
+    if (days)
+        json_object_set_new(b, "expires_s", json_integer((json_int_t)(atof(days) * 86400)));
     if (call(&c, "POST", "/v1/publish", b, &o))
         return 1;
     if (!c.json)
@@ -254,8 +285,10 @@ static int publish_main(int argc, char **argv)
 static int rollback_main(int argc, char **argv)
 {
     jcli_ctx_t c = {.cmd = "rollback", .usage = usage};
-    const char *fleet = NULL;
-    jcli_opt_t opts[] = {{"--fleet", NULL, &fleet, 1, NULL}, {NULL, NULL, NULL, 0, NULL}};
+    const char *fleet = NULL, *days = NULL;
+    jcli_opt_t opts[] = {{"--fleet", NULL, &fleet, 1, NULL},
+                         {"--expires-days", NULL, &days, 1, check_days},
+                         {NULL, NULL, NULL, 0, NULL}};
     int r = jcli_parse_args(&c, argc, argv, opts, NULL);
     if (r)
         return r < 0 ? 0 : r;
@@ -263,8 +296,10 @@ static int rollback_main(int argc, char **argv)
         return ka_usage_error("rollback", usage, "needs --fleet", NULL);
     if (jcli_resolve(&c))
         return 1;
-    json_t *o = NULL;
-    if (call(&c, "POST", "/v1/rollback", json_pack("{s:s}", "fleet", fleet), &o))
+    json_t *o = NULL, *b = json_pack("{s:s}", "fleet", fleet);
+    if (days)
+        json_object_set_new(b, "expires_s", json_integer((json_int_t)(atof(days) * 86400)));
+    if (call(&c, "POST", "/v1/rollback", b, &o))
         return 1;
     if (!c.json)
         print_rollout(o);

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -485,19 +486,11 @@ void ka_req_respond(ka_req_t *req, int status, const char *content_type, const c
     ka_req_respond_hdrs(req, status, content_type, NULL, body, len);
 }
 
-void ka_req_respond_hdrs(ka_req_t *req, int status, const char *content_type,
-                         const char *headers, const char *body, size_t len)
+/* Hands r (NULL: close the connection) to the MHD thread as req's answer. */
+static void respond_with(ka_req_t *req, int status, struct MHD_Response *r)
 {
-    if (!req)
-        return;
     ka_conn_t *c = (ka_conn_t *)req;
     ka_httpd_t *h = c->httpd;
-    struct MHD_Response *r = make_response(content_type, body, len, status);
-    if (r && headers && !add_headers(r, headers)) {
-        MHD_destroy_response(r);
-        r = NULL;
-    }
-
     pthread_mutex_lock(&h->lock);
     outstanding_remove_locked(h, c);
     release_slot_locked(h, c);
@@ -517,6 +510,44 @@ void ka_req_respond_hdrs(ka_req_t *req, int status, const char *content_type,
             MHD_destroy_response(r);
         conn_free(c);
     }
+}
+
+void ka_req_respond_hdrs(ka_req_t *req, int status, const char *content_type,
+                         const char *headers, const char *body, size_t len)
+{
+    if (!req)
+        return;
+    struct MHD_Response *r = make_response(content_type, body, len, status);
+    if (r && headers && !add_headers(r, headers)) {
+        MHD_destroy_response(r);
+        r = NULL;
+    }
+    respond_with(req, status, r);
+}
+
+void ka_req_respond_fd(ka_req_t *req, int status, const char *content_type, const char *headers,
+                       int fd, uint64_t offset, uint64_t len)
+{
+    if (!req) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    /* MHD owns fd from here (closed with the response); it reads with
+     * pread as the client takes the bytes, so a bundle pulled by many
+     * agents is never held in memory. */
+    struct MHD_Response *r = fd >= 0 ? MHD_create_response_from_fd_at_offset64(len, fd, offset)
+                                     : NULL;
+    if (!r && fd >= 0)
+        close(fd);
+    if (r && (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                      content_type ? content_type
+                                                   : "application/octet-stream") == MHD_NO ||
+              (headers && !add_headers(r, headers)))) {
+        MHD_destroy_response(r);
+        r = NULL;
+    }
+    respond_with(req, status, r);
 }
 
 void ka_req_respond_json(ka_req_t *req, int status, json_t *body)

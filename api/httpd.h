@@ -7,6 +7,7 @@
 #define KA_HTTPD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 #include <uv.h>
@@ -77,6 +78,13 @@ void ka_req_respond(ka_req_t *req, int status, const char *content_type, const c
  * each ended by '\n' (NULL: none). */
 void ka_req_respond_hdrs(ka_req_t *req, int status, const char *content_type,
                          const char *headers, const char *body, size_t len);
+/* Answers with len bytes of the open file fd from offset, read by
+ * libmicrohttpd as the client takes them (nothing copied into memory).
+ * fd is owned from the call on: closed when the response is done, or at
+ * once when it cannot be made (the connection is then closed).  Content-Type
+ * NULL: application/octet-stream; headers as for ka_req_respond_hdrs. */
+void ka_req_respond_fd(ka_req_t *req, int status, const char *content_type, const char *headers,
+                       int fd, uint64_t offset, uint64_t len);
 /* Answers with the compact JSON text of body; steals the reference to body
  * (NULL answers 500). */
 void ka_req_respond_json(ka_req_t *req, int status, json_t *body);

@@ -246,8 +246,15 @@ void ks_fleet_tick(st_state_t *st, int64_t now_ns)
         /* A newer rollout of the same fleet supersedes this one. */
         st_rollout_t cur;
         if (st_rollout_current(st, v.list[i].fleet, &cur, &err) == 0 && cur.id != v.list[i].id) {
-            if (st_rollout_set_stage(st, v.list[i].id, ST_ROLLOUT_DONE, "superseded", now_ns,
-                                     &err) < 0)
+            /* One still in canary never reached the fleet: halted, so it
+             * is never taken for the last good version (a rollback's
+             * target, what non-canaries run). */
+            int canary = v.list[i].stage == ST_ROLLOUT_CANARY;
+            char why[64];
+            snprintf(why, sizeof why, "superseded by rollout %lld%s", (long long)cur.id,
+                     canary ? " during its canary stage" : "");
+            if (st_rollout_set_stage(st, v.list[i].id, canary ? ST_ROLLOUT_HALTED : ST_ROLLOUT_DONE,
+                                     why, now_ns, &err) < 0)
                 fprintf(stderr, "kilnd: rollout %lld: %s\n", (long long)v.list[i].id, err.msg);
             continue;
         }

@@ -102,6 +102,8 @@ static void queue_reply(struct kd *kd, const kd_reply_t *r)
             json_decref(r->body);
             kiln_free((void *)r->text);
             kiln_free(r->headers);
+            if (r->from_fd)
+                close(r->fd);
             ka_req_respond_error(r->req, 503, NULL, "kilnd: out of memory");
             return;
         }
@@ -114,19 +116,30 @@ static void queue_reply(struct kd *kd, const kd_reply_t *r)
 void kd_reply(struct kd *kd, ka_req_t *req, int status, json_t *body, const char *text,
               size_t len)
 {
-    queue_reply(kd, &(kd_reply_t){req, status, body, text, len, NULL, NULL});
+    queue_reply(kd, &(kd_reply_t){.req = req, .status = status, .body = body, .text = text,
+                                  .len = len});
 }
 
 void kd_reply_text(struct kd *kd, ka_req_t *req, int status, const char *content_type,
                    const char *text, size_t len)
 {
-    queue_reply(kd, &(kd_reply_t){req, status, NULL, text, len, content_type, NULL});
+    queue_reply(kd, &(kd_reply_t){.req = req, .status = status, .text = text, .len = len,
+                                  .content_type = content_type});
 }
 
 void kd_reply_text_hdrs(struct kd *kd, ka_req_t *req, int status, const char *content_type,
                         char *headers, const char *text, size_t len)
 {
-    queue_reply(kd, &(kd_reply_t){req, status, NULL, text, len, content_type, headers});
+    queue_reply(kd, &(kd_reply_t){.req = req, .status = status, .text = text, .len = len,
+                                  .content_type = content_type, .headers = headers});
+}
+
+void kd_reply_fd(struct kd *kd, ka_req_t *req, int status, const char *content_type,
+                 char *headers, int fd, uint64_t fd_off, uint64_t fd_len)
+{
+    queue_reply(kd, &(kd_reply_t){.req = req, .status = status, .content_type = content_type,
+                                  .headers = headers, .from_fd = 1, .fd = fd, .fd_off = fd_off,
+                                  .fd_len = fd_len});
 }
 
 /* ---- sending (after the commit) */
@@ -172,7 +185,11 @@ static void flush(struct kd *kd)
     kd->n_out = 0;
     for (size_t i = 0; i < kd->n_replies; i++) {
         kd_reply_t *r = &kd->replies[i];
-        if (r->text) {
+        if (r->from_fd) {
+            ka_req_respond_fd(r->req, r->status, r->content_type, r->headers, r->fd, r->fd_off,
+                              r->fd_len);
+            kiln_free(r->headers);
+        } else if (r->text) {
             ka_req_respond_hdrs(r->req, r->status,
                                 r->content_type ? r->content_type : "text/plain; charset=utf-8",
                                 r->headers, r->text, r->len);

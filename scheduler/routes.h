@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "api/httpd.h"
 #include "sched.h"
@@ -20,6 +21,9 @@ typedef struct {
     size_t      len;
     const char *content_type;   /* text's (static string); NULL: text/plain; charset=utf-8 */
     char       *headers;  /* kiln_malloc'd "Name: value\n" lines for a text answer, or NULL */
+    int         from_fd;  /* 1: the body is fd_len bytes of fd from fd_off (fd owned) */
+    int         fd;
+    uint64_t    fd_off, fd_len;
 } kd_reply_t;
 
 /* routes.c */
@@ -50,6 +54,12 @@ void kd_reply_text(struct kd *kd, ka_req_t *req, int status, const char *content
  * may be NULL). */
 void kd_reply_text_hdrs(struct kd *kd, ka_req_t *req, int status, const char *content_type,
                         char *headers, const char *text, size_t len);
+
+/* Queues fd_len bytes of the open file fd (stolen: closed when sent or on
+ * failure) from fd_off, with headers as above: served from the file by
+ * libmicrohttpd, not copied into memory. */
+void kd_reply_fd(struct kd *kd, ka_req_t *req, int status, const char *content_type,
+                 char *headers, int fd, uint64_t fd_off, uint64_t fd_len);
 
 /* routes_fleet.c: the admin API's fleet routes (/v1/fleets..., /v1/devices...,
  * /v1/publish, /v1/rollback, /v1/rollouts...); 1 when it answered req. */

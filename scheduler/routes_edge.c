@@ -7,11 +7,15 @@
  *   POST /edge/v1/report           running model, health, latency, feature statistics
  * Every call but enroll is signed by the device (fleet.h, ks_edge_auth). */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
 
 #include "cluster/edge_sig.h"
 #include "core/kiln_alloc.h"
@@ -20,7 +24,6 @@
 #include "storage/artifacts.h"
 
 #define EDGE_ENVELOPE_MAX ((size_t)1 << 20)  /* storage/bundle.h's ST_BUNDLE_ENVELOPE_MAX */
-#define EDGE_BUNDLE_CHUNK_MAX ((size_t)64 << 20)  /* bytes per answer; agents ask for the rest */
 
 static json_t *body_json(struct kd *kd, ka_req_t *req)
 {
@@ -89,10 +92,32 @@ static void enroll(struct kd *kd, ka_req_t *req, st_state_t *st)
     /* The signed time is this device's first: a replay of the enroll call
      * cannot be reused as a later call. */
     st_device_seen(st, d.id, t, now, &err);
-    kd_reply(kd, req, 201,
-             json_pack("{s:s, s:s, s:s, s:I}", "device_id", d.id, "fleet", d.fleet, "name",
-                       d.name, "enrolled_ns", (json_int_t)d.enrolled_ns),
-             NULL, 0);
+    /* The trust anchor (publisher public key) and, for an encrypted fleet,
+     * the fleet key: only here, over TLS, to the device that just proved
+     * its key and spent a one-time token. */
+    char pub[256], fkey[256];
+    int have_fkey = 0;
+    kiln_err_t kerr = {0};
+    int krc = ks_publisher_pubkey_text(kd_dir(kd), pub, sizeof pub, &kerr);
+    if (krc == 0) {
+        krc = ks_fleet_key_text(st, d.fleet, fkey, sizeof fkey, &kerr);
+        have_fkey = krc == 0;
+        if (krc == KILN_ENOTFOUND)
+            krc = 0;        /* a fleet without encryption */
+    }
+    if (krc < 0) {
+        kd_reply_error(kd, req, 500, NULL, "enroll: the keys for the device cannot be read: %s",
+                       kerr.msg);
+        st_device_free(&d);
+        goto out;
+    }
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s}", "device_id", d.id, "fleet", d.fleet,
+                          "name", d.name, "enrolled_ns", (json_int_t)d.enrolled_ns,
+                          "publisher_key", pub);
+    if (o && have_fkey)
+        json_object_set_new(o, "fleet_key", json_string(fkey));
+    sodium_memzero(fkey, sizeof fkey);
+    kd_reply(kd, req, 201, o, NULL, 0);
     st_device_free(&d);
 out:
     json_decref(b);
@@ -187,9 +212,12 @@ static void bundle(struct kd *kd, ka_req_t *req, st_state_t *st, const st_device
     char root[1100], path[1300];
     snprintf(root, sizeof root, "%s/artifacts", kd_dir(kd));
     struct stat sb;
-    FILE *f = NULL;
-    if (st_artifact_path(root, sha, path, sizeof path) < 0 || stat(path, &sb) < 0 ||
-        !S_ISREG(sb.st_mode) || !(f = fopen(path, "rb"))) {
+    int fd = -1;
+    if (st_artifact_path(root, sha, path, sizeof path) < 0 ||
+        (fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0 || fstat(fd, &sb) < 0 ||
+        !S_ISREG(sb.st_mode)) {
+        if (fd >= 0)
+            close(fd);
         kd_reply_error(kd, req, 500, NULL, "bundle %s is published but missing from the store",
                        sha);
         return;
@@ -199,7 +227,7 @@ static void bundle(struct kd *kd, ka_req_t *req, st_state_t *st, const st_device
     int partial = 0;
     if (range) {
         if (parse_range(range, size, &from, &to) < 0) {
-            fclose(f);
+            close(fd);
             char *h = kiln_malloc(64);
             if (h)
                 snprintf(h, 64, "Content-Range: bytes */%" PRIu64 "\n", size);
@@ -209,27 +237,21 @@ static void bundle(struct kd *kd, ka_req_t *req, st_state_t *st, const st_device
         }
         partial = 1;
     }
-    if (size && to - from + 1 > EDGE_BUNDLE_CHUNK_MAX) {
-        to = from + EDGE_BUNDLE_CHUNK_MAX - 1;
-        partial = 1;
-    }
-    size_t n = size ? (size_t)(to - from + 1) : 0;
-    char *buf = kiln_malloc(n ? n : 1);
     char *h = kiln_malloc(160);
-    if (!buf || !h || fseeko(f, (off_t)from, SEEK_SET) != 0 || fread(buf, 1, n, f) != n) {
-        fclose(f);
-        kiln_free(buf);
-        kiln_free(h);
-        kd_reply_error(kd, req, 500, NULL, "bundle %s: cannot read it", sha);
+    if (!h) {
+        close(fd);
+        kd_reply_error(kd, req, 503, NULL, "out of memory");
         return;
     }
-    fclose(f);
     if (partial)
         snprintf(h, 160, "Accept-Ranges: bytes\nContent-Range: bytes %" PRIu64 "-%" PRIu64
                  "/%" PRIu64 "\n", from, to, size);
     else
         snprintf(h, 160, "Accept-Ranges: bytes\n");
-    kd_reply_text_hdrs(kd, req, partial ? 206 : 200, "application/octet-stream", h, buf, n);
+    /* Served from the file (libmicrohttpd reads it as the agent takes it):
+     * a thousand agents pulling one bundle cost no memory per download. */
+    kd_reply_fd(kd, req, partial ? 206 : 200, "application/octet-stream", h, fd, from,
+                size ? to - from + 1 : 0);
 }
 
 static int num(const json_t *o, const char *key, double *out)

@@ -7,13 +7,14 @@
  *   DELETE /v1/fleets/NAME                a fleet without enrolled devices
  *   POST   /v1/fleets/NAME/tokens         {"ttl_s"}: a one-time enrollment token
  *   GET    /v1/fleets/NAME/rollout        the current rollout and its canaries
+ *   GET    /v1/fleets/NAME/pubkey         the publisher public key agents are enrolled with
  *   GET    /v1/devices?fleet=F            devices with their last report
  *   GET    /v1/devices/ID                 one device
  *   POST   /v1/devices/ID/revoke          revoke its enrollment
  *   GET    /v1/rollouts?fleet=F&limit=N   rollouts, newest first
  *   POST   /v1/publish                    {"model": "NAME@VERSION", "fleet", "canary_share",
- *                                          "health_window_s"}
- *   POST   /v1/rollback                   {"fleet"}
+ *                                          "health_window_s", "expires_s"}
+ *   POST   /v1/rollback                   {"fleet", "expires_s"}
  * The /edge/v1 routes are not here: they live on the fleet endpoint. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,9 +240,31 @@ static void rollout_status(struct kd *kd, ka_req_t *req, st_state_t *st, const c
     kd_reply(kd, req, 200, o, NULL, 0);
 }
 
-/* Publish: the model must have passed the training gate; the bundle and
- * its signed envelope come from storage/bundle.h (fleet_publish.c, when it
- * lands).  Until then the checks run and the answer says what is missing. */
+/* b[key], when present, a number >= 0 into *out; 1 with a 400 sent. */
+static int opt_count(struct kd *kd, ka_req_t *req, json_t *b, const char *key, int64_t *out)
+{
+    double v = -1;
+    if (opt_number(kd, req, b, key, &v))
+        return 1;
+    if (json_object_get(b, key)) {
+        if (v < 0) {
+            kd_reply_error(kd, req, 400, key, "%s: must be a number >= 0", key);
+            return 1;
+        }
+        *out = (int64_t)v;
+    }
+    return 0;
+}
+
+static json_t *release_json(const st_rollout_t *r, uint64_t seq)
+{
+    json_t *o = rollout_json(r);
+    json_object_set_new(o, "seq", json_integer((json_int_t)seq));
+    return o;
+}
+
+/* Publish (scheduler/fleet_publish.c): only a model whose run passed its
+ * validation gate; the answer is the new rollout and its seq. */
 static void publish(struct kd *kd, ka_req_t *req, st_state_t *st)
 {
     static const char *const allowed[] = {"model", "fleet", "canary_share", "health_window_s",
@@ -249,58 +272,66 @@ static void publish(struct kd *kd, ka_req_t *req, st_state_t *st)
     json_t *b = body_fields(kd, req, allowed);
     if (!b)
         return;
-    const char *ref = json_string_value(json_object_get(b, "model"));
-    const char *fleet = json_string_value(json_object_get(b, "fleet"));
+    ks_publish_t p = {json_string_value(json_object_get(b, "model")),
+                      json_string_value(json_object_get(b, "fleet")), -1, -1, 0};
     kiln_err_t err = {0};
-    st_fleet_t f;
-    st_model_t m;
-    st_run_t run;
-    if (!ref || !fleet) {
-        kd_reply_error(kd, req, 400, ref ? "fleet" : "model",
+    st_rollout_t r;
+    uint64_t seq = 0;
+    if (!p.model_ref || !p.fleet) {
+        kd_reply_error(kd, req, 400, p.model_ref ? "fleet" : "model",
                        "publish needs \"model\" (NAME@VERSION) and \"fleet\"");
-        goto out;
+    } else if (!opt_number(kd, req, b, "canary_share", &p.canary_share) &&
+               !opt_count(kd, req, b, "health_window_s", &p.health_window_s) &&
+               !opt_count(kd, req, b, "expires_s", &p.expires_s)) {
+        if (json_object_get(b, "canary_share") && !(p.canary_share > 0 && p.canary_share <= 1))
+            kd_reply_error(kd, req, 400, "canary_share", "canary_share: must be in (0, 1]");
+        else if (json_object_get(b, "expires_s") && p.expires_s < 1)
+            kd_reply_error(kd, req, 400, "expires_s", "expires_s: must be >= 1");
+        else if (ks_fleet_publish(st, kd_dir(kd), &p, ks_now_ns(), &r, &seq, &err) < 0)
+            kd_reply_kerr(kd, req, &err);
+        else
+            kd_reply(kd, req, 201, release_json(&r, seq), NULL, 0);
     }
-    if (st_fleet_get(st, fleet, &f, &err) < 0 || st_registry_model_resolve(st, ref, &m, &err) < 0 ||
-        st_registry_run_get(st, m.run_id, &run, &err) < 0) {
-        kd_reply_kerr(kd, req, &err);
-        goto out;
-    }
-    int accepted = run.accepted;
-    st_registry_run_free(&run);
-    if (!accepted) {
-        kd_reply_error(kd, req, 409, "model",
-                       "%s@%lld did not pass its validation gate (run %lld was not accepted): "
-                       "only validated models may be published",
-                       m.name, (long long)m.version, (long long)m.run_id);
-        goto out;
-    }
-    kd_reply_error(kd, req, 501, NULL,
-                   "publish: %s@%lld passed its gate, but bundles are not built by this kilnd "
-                   "yet (storage/bundle.c)", m.name, (long long)m.version);
-out:
     json_decref(b);
 }
 
 static void rollback(struct kd *kd, ka_req_t *req, st_state_t *st)
 {
-    static const char *const allowed[] = {"fleet", NULL};
+    static const char *const allowed[] = {"fleet", "expires_s", NULL};
     json_t *b = body_fields(kd, req, allowed);
     if (!b)
         return;
     const char *fleet = json_string_value(json_object_get(b, "fleet"));
     kiln_err_t err = {0};
-    st_rollout_t cur, prev;
+    st_rollout_t r;
+    int64_t expires_s = 0;
+    uint64_t seq = 0;
     if (!fleet)
         kd_reply_error(kd, req, 400, "fleet", "rollback needs \"fleet\"");
-    else if (st_rollout_current(st, fleet, &cur, &err) < 0 ||
-             st_rollout_last_good(st, fleet, cur.id, &prev, &err) < 0)
-        kd_reply_kerr(kd, req, &err);
-    else
-        kd_reply_error(kd, req, 501, NULL,
-                       "rollback of fleet %s to %s@%lld: signed rollback envelopes are not built "
-                       "by this kilnd yet (storage/bundle.c)",
-                       fleet, prev.model, (long long)prev.version);
+    else if (!opt_count(kd, req, b, "expires_s", &expires_s)) {
+        if (ks_fleet_rollback(st, kd_dir(kd), fleet, expires_s, ks_now_ns(), &r, &seq, &err) < 0)
+            kd_reply_kerr(kd, req, &err);
+        else
+            kd_reply(kd, req, 201, release_json(&r, seq), NULL, 0);
+    }
     json_decref(b);
+}
+
+/* The public key every agent of any fleet must be enrolled with. */
+static void pubkey(struct kd *kd, ka_req_t *req, st_state_t *st, const char *name)
+{
+    kiln_err_t err = {0};
+    st_fleet_t f;
+    char text[256];
+    if (st_fleet_get(st, name, &f, &err) < 0 ||
+        ks_publisher_pubkey_text(kd_dir(kd), text, sizeof text, &err) < 0) {
+        kd_reply_kerr(kd, req, &err);
+        return;
+    }
+    kd_reply(kd, req, 200,
+             json_pack("{s:s, s:s, s:s}", "fleet", name, "publisher_key", text, "algorithm",
+                       "ed25519"),
+             NULL, 0);
 }
 
 /* "/v1/fleets/NAME[/rest]" -> name, rest; 0 when not one, -1 after a 400. */
@@ -373,6 +404,10 @@ int kd_route_fleet(struct kd *kd, ka_req_t *req)
             if (!get)
                 goto bad_method;
             rollout_status(kd, req, st, name);
+        } else if (!strcmp(rest, "/pubkey")) {
+            if (!get)
+                goto bad_method;
+            pubkey(kd, req, st, name);
         } else {
             goto not_found;
         }

@@ -6,29 +6,87 @@
  *       public key as base64 (the enroll call's "public_key")
  *   edge-sign headers SK_FILE METHOD PATH BODY_FILE|- [DEVICE_ID [TIME_MS]]
  *       prints X-Kiln-Time, X-Kiln-Sig (and X-Kiln-Device) header lines for
- *       curl -H @FILE; TIME_MS defaults to now */
+ *       curl -H @FILE; TIME_MS defaults to now
+ *   edge-sign verify ENVELOPE PUBKEY_FILE FLEET [MODEL@VERSION|- [LAST_SEQ [BUNDLE
+ *                    FLEETKEY_FILE|- STAGING_DIR]]]
+ *       what an agent checks (storage/bundle.h): the envelope against the
+ *       publisher key, for a device of FLEET running MODEL@VERSION that
+ *       accepted LAST_SEQ before; with BUNDLE, the bundle is checked and
+ *       extracted into STAGING_DIR.  Prints "ok MODEL VERSION seq=N
+ *       rollback=0|1", or the refusal's reason and exits 1. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
 
 #include "cluster/edge_sig.h"
+#include "storage/bundle.h"
 
 static int usage(void)
 {
     fprintf(stderr, "usage: edge-sign keygen DIR | edge-sign headers SK METHOD PATH BODY|- "
-                    "[DEVICE_ID [TIME_MS]]\n");
+                    "[DEVICE_ID [TIME_MS]] | edge-sign verify ENVELOPE PUBKEY FLEET "
+                    "[MODEL@VERSION|- [LAST_SEQ [BUNDLE FLEETKEY|- STAGING]]]\n");
     return 2;
+}
+
+static int verify(int argc, char **argv)
+{
+    if (argc < 5)
+        return usage();
+    kiln_err_t err;
+    st_bundle_pubkey_t pk;
+    if (st_bundle_load_pubkey(argv[3], &pk, &err) < 0) {
+        fprintf(stderr, "edge-sign: %s\n", err.msg);
+        return 1;
+    }
+    char model[ST_BUNDLE_NAME_MAX] = "";
+    unsigned long long version = 0;
+    if (argc > 5 && strcmp(argv[5], "-")) {
+        const char *at = strrchr(argv[5], '@');
+        if (!at || (size_t)(at - argv[5]) >= sizeof model)
+            return usage();
+        snprintf(model, sizeof model, "%.*s", (int)(at - argv[5]), argv[5]);
+        version = strtoull(at + 1, NULL, 10);
+    }
+    st_bundle_device_t dev = {argv[4], model, version,
+                              argc > 6 ? strtoull(argv[6], NULL, 10) : 0, (int64_t)time(NULL)};
+    st_bundle_envelope_t env;
+    st_bundle_reason_t why = ST_BUNDLE_R_OK;
+    if (st_bundle_verify_envelope_file(argv[2], &pk, &dev, &env, &why, &err) < 0) {
+        printf("refused %s: %s\n", st_bundle_reason_name(why), err.msg);
+        return 1;
+    }
+    int rc = 0;
+    if (argc > 9) {
+        st_bundle_fleetkey_t fk;
+        int have = strcmp(argv[8], "-") != 0;
+        if (have && st_bundle_load_fleetkey(argv[8], &fk, &err) < 0) {
+            fprintf(stderr, "edge-sign: %s\n", err.msg);
+            rc = 1;
+        } else if (st_bundle_extract(&env, argv[7], have ? &fk : NULL, argv[9], &why, &err) < 0) {
+            printf("refused %s: %s\n", st_bundle_reason_name(why), err.msg);
+            rc = 1;
+        }
+    }
+    if (rc == 0)
+        printf("ok %s %llu seq=%llu rollback=%d\n", env.model_name,
+               (unsigned long long)env.version, (unsigned long long)env.seq, env.rollback);
+    st_bundle_envelope_free(&env);
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
     if (sodium_init() < 0 || argc < 3)
         return usage();
+    if (!strcmp(argv[1], "verify"))
+        return verify(argc, argv);
     if (!strcmp(argv[1], "keygen")) {
         unsigned char pk[32], sk[64];
         crypto_sign_keypair(pk, sk);
