@@ -4,9 +4,14 @@
  * and windows/s on one core; and whether a warm window allocates (every
  * allocation made to fail for one window before timing).  With --mqtt HOST:PORT --device ID
  * the same frames go through a running `kiln-edge serve` and a broker
- * instead (edge/send.h: round trips, one window in flight).
+ * instead (edge/send.h: round trips, one window in flight).  With --rows
+ * the model alone: raw feature rows (n x d float32) scored one row per call
+ * as the engine scores them (the scaler, then the kind's predict into its
+ * workspace), for the onnxruntime peer (bench/peer_onnxruntime.py), which
+ * gets the scores to check against (--scores-out, n x n_outputs float32).
  *
  *   edge_bench MODEL_DIR FRAMES.bin [--repeat N] [--mqtt HOST:PORT --device ID]
+ *   edge_bench MODEL_DIR --rows ROWS.f32 [--scores-out SCORES.f32] [--repeat N]
  *
  * Prints one JSON object. */
 #include <stdio.h>
@@ -18,6 +23,7 @@
 #include "edge/frame.h"
 #include "edge/infer.h"
 #include "edge/send.h"
+#include "jobs/modelfile.h"
 
 static double now_us(void)
 {
@@ -32,11 +38,112 @@ static int cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static int read_all(const char *path, unsigned char **bytes, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        perror(path);
+        return -1;
+    }
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    rewind(f);
+    *bytes = malloc(size > 0 ? (size_t)size : 1);
+    *len = size > 0 ? (size_t)size : 0;
+    int ok = *bytes && fread(*bytes, 1, *len, f) == *len;
+    fclose(f);
+    if (!ok)
+        fprintf(stderr, "%s: read failed\n", path);
+    return ok ? 0 : -1;
+}
+
+/* --rows: per-row score latency of MODEL_DIR/model.kmodel, the engine's
+ * two steps (km_scaler_transform, then predict_ws or predict), one row per
+ * call; no featurization. */
+static int score_rows(const char *dir, const char *rows_path, const char *scores_path, int repeat)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.kmodel", dir);
+    jb_modelfile_t mf;
+    kiln_err_t err;
+    if (jb_modelfile_read(path, &mf, &err) < 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    unsigned char *bytes;
+    size_t len;
+    if (read_all(rows_path, &bytes, &len) < 0)
+        return 1;
+    const size_t d = mf.n_features, n_out = mf.kind->n_outputs(mf.model);
+    const size_t n = len / (d * sizeof(float));
+    if (n == 0 || len % (d * sizeof(float))) {
+        fprintf(stderr, "%s: %zu bytes is not rows of %zu float32 features\n", rows_path, len, d);
+        return 1;
+    }
+    const float *x = (const float *)bytes;
+    float *z = malloc(d * sizeof *z), *scores = malloc(n * n_out * sizeof *scores);
+    double *lat = malloc((size_t)repeat * n * sizeof *lat);
+    void *ws = mf.kind->ws_new ? mf.kind->ws_new(mf.model) : NULL;
+    size_t m = 0;
+    for (int r = 0; r <= repeat; r++)          /* r == 0: warm-up, not timed */
+        for (size_t i = 0; i < n; i++) {
+            int32_t pred;
+            double t0 = now_us();
+            int rc = km_scaler_transform(mf.scaler, x + i * d, 1, d, z, &err);
+            if (rc == 0)
+                rc = ws ? mf.kind->predict_ws(mf.model, ws, z, 1, scores + i * n_out, &pred, &err)
+                        : mf.kind->predict(mf.model, z, 1, scores + i * n_out, &pred, &err);
+            double t = now_us() - t0;
+            if (rc < 0) {
+                fprintf(stderr, "row %zu: %s\n", i, err.msg);
+                return 1;
+            }
+            if (r > 0)
+                lat[m++] = t;
+        }
+    if (scores_path) {
+        FILE *f = fopen(scores_path, "wb");
+        if (!f || fwrite(scores, sizeof *scores, n * n_out, f) != n * n_out || fclose(f)) {
+            perror(scores_path);
+            return 1;
+        }
+    }
+    double total = 0;
+    for (size_t i = 0; i < m; i++)
+        total += lat[i];
+    qsort(lat, m, sizeof *lat, cmp);
+    printf("{\"path\":\"score-only\",\"kind\":\"%s\",\"rows\":%zu,\"calls\":%zu,\"features\":%zu,"
+           "\"outputs\":%zu,\"p50_us\":%.3f,\"p99_us\":%.3f,\"mean_us\":%.3f}\n",
+           mf.kind->name, n, m, d, n_out, lat[m / 2], lat[(size_t)((double)(m - 1) * 0.99)],
+           total / (double)m);
+    if (ws)
+        mf.kind->ws_free(ws);
+    free(lat);
+    free(scores);
+    free(z);
+    free(bytes);
+    jb_modelfile_free(&mf);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 4 && !strcmp(argv[2], "--rows")) {
+        int repeat = 5;
+        const char *scores_path = NULL;
+        for (int i = 4; i + 1 < argc; i += 2) {
+            if (!strcmp(argv[i], "--repeat"))
+                repeat = atoi(argv[i + 1]);
+            else if (!strcmp(argv[i], "--scores-out"))
+                scores_path = argv[i + 1];
+        }
+        return score_rows(argv[1], argv[3], scores_path, repeat > 0 ? repeat : 1);
+    }
     if (argc < 3) {
         fprintf(stderr, "usage: edge_bench MODEL_DIR FRAMES.bin [--repeat N] "
-                        "[--mqtt HOST:PORT --device ID]\n");
+                        "[--mqtt HOST:PORT --device ID]\n"
+                        "       edge_bench MODEL_DIR --rows ROWS.f32 [--scores-out SCORES.f32] "
+                        "[--repeat N]\n");
         return 2;
     }
     int repeat = 5;
@@ -117,8 +224,8 @@ int main(int argc, char **argv)
                 return 1;
             }
         }
-        /* does a warm window allocate?  (mlp's kernel makes its activations
-         * per call: the one allocation left on the scoring path) */
+        /* does a warm window allocate?  (gbdt and mlp: nothing; logreg and
+         * anomaly predict still make a row buffer per call) */
         {
             ke_frame_samples(bytes + at[0], &hdr[0], x);
             ke_window_t w = {hdr[0].asset, hdr[0].timestamp_ns, hdr[0].sample_rate_hz,

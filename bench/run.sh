@@ -12,7 +12,8 @@
 # Environment:
 #   KILN_BENCH_ONLY      the parts to run, comma-separated: featurize (data, membw,
 #                        featurize vs numpy, FFT), sched, models, drift (drift_bench vs
-#                        scipy and Evidently, and 10M x 50 alone); unset: all four.  A part's
+#                        scipy and Evidently, and 10M x 50 alone), edge (kiln-edge inference:
+#                        in process, through mosquitto, vs onnxruntime); unset: all five.  A part's
 #                        rows in bench/results.json are replaced, the other rows are left as an
 #                        earlier run wrote them (e.g. KILN_BENCH_ONLY=models or =sched,models)
 #   KILN_BENCH_MODEL_ROWS     rows per model benchmark, 20% held out (default 1000000; x 64 features)
@@ -30,6 +31,7 @@
 #   KILN_BENCH_PEER_CHUNK  windows per numpy batch (default 1024)
 #   KILN_BENCH_REPEATS   timed kiln featurize runs, median kept (default 3)
 #   KILN_BIN             the kiln binary (default bin/kiln)
+#   KILN_BENCH_EDGE_WINDOWS  windows of the edge benchmark (default 1000: 3 x 2,048 samples each)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${B:-build}
@@ -57,10 +59,10 @@ is_uint "$REPEATS" && [ "$REPEATS" -ge 1 ] && [ "$REPEATS" -le 20 ] ||
 is_uint "$PEER_CHUNK" && [ "$PEER_CHUNK" -ge 1 ] || die "KILN_BENCH_PEER_CHUNK must be >= 1"
 is_uint "$PEER_BUDGET_S" || die "KILN_BENCH_PEER_BUDGET_S must be whole seconds"
 ONLY=${KILN_BENCH_ONLY:-}
-PARTS=${ONLY:-featurize,sched,models,drift}
+PARTS=${ONLY:-featurize,sched,models,drift,edge}
 for p in ${PARTS//,/ }; do
-    case "$p" in featurize|sched|models|drift) ;;
-        *) die "KILN_BENCH_ONLY must be featurize, sched, models and/or drift (comma-separated), not '$ONLY'" ;;
+    case "$p" in featurize|sched|models|drift|edge) ;;
+        *) die "KILN_BENCH_ONLY must be featurize, sched, models, drift and/or edge (comma-separated), not '$ONLY'" ;;
     esac
 done
 want() { case ",$PARTS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
@@ -107,8 +109,10 @@ else                           # only the selected parts' outputs: the others' s
     want sched && rm -rf "$OUT/sched"
     want models && rm -rf "$OUT/models"
     want drift && rm -rf "$OUT/drift"
+    want edge && rm -rf "$OUT/edge"
     if want featurize && [ -d "$OUT" ]; then
-        find "$OUT" -mindepth 1 -maxdepth 1 ! -name sched ! -name models ! -name drift -exec rm -rf {} +
+        find "$OUT" -mindepth 1 -maxdepth 1 ! -name sched ! -name models ! -name drift ! -name edge \
+            -exec rm -rf {} +
     fi
 fi
 mkdir -p "$OUT/bin"
@@ -634,10 +638,17 @@ print("wrote bench/results.json (drift rows)")
 PYEOF
 }
 
+# ---- (k) edge inference: bench/edge.sh (its own rows in bench/results.json) --
+run_edge() {
+    B="$B" BIN_DIR="$BIN_DIR" PY="$PY" OUT="$OUT/edge" bash bench/edge.sh ||
+        echo "bench: edge part failed (exit $?), see $OUT/edge" >&2
+}
+
 if ! want featurize; then
     if want sched; then run_sched; fi
     if want models; then run_models; fi
     if want drift; then run_drift; fi
+    if want edge; then run_edge; fi
     exit 0
 fi
 # Every figure comes from the same binaries: snapshot them now, so a rebuild
@@ -927,3 +938,4 @@ EOF
 if want sched; then run_sched; fi
 if want models; then run_models; fi
 if want drift; then run_drift; fi
+if want edge; then run_edge; fi
