@@ -43,8 +43,11 @@ static int put_key(const char *dir, const char *name, const char *tag, const cha
     if (answer) {
         if (strlen(answer) > 400)
             return kiln_err_at(err, KILN_EFORMAT, name, "enroll answer: %s is too long", name);
+        size_t n = strlen(answer);
+        while (n && (answer[n - 1] == '\n' || answer[n - 1] == ' '))
+            n--;
         if (!strncmp(answer, "KILN-", 5))
-            len = (size_t)snprintf(text, sizeof text, "%s\n", answer);
+            len = (size_t)snprintf(text, sizeof text, "%.*s\n", (int)n, answer);
         else
             len = (size_t)snprintf(text, sizeof text, "%s %s\n", tag, answer);
     } else if ((rc = read_small(file, text, sizeof text, &len, err)) < 0) {
