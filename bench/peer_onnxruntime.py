@@ -113,10 +113,11 @@ def compare(kmodel, rows_path, kiln_scores, out_onnx, repeat):
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     sess = ort.InferenceSession(out_onnx, so, providers=["CPUExecutionProvider"])
     ys = sess.run(["y"], {"x": x})[0]
-    # Same predictions: probabilities within 1e-6 (the same z, then float32
-    # GEMMs summed in another order and another expf: a few ulps), the same
-    # class except where kiln's top two are within that of each other.
-    tol = 1e-6
+    # Same predictions: probabilities within 5e-6 (the same z, then float32
+    # GEMMs summed in another order and another expf: up to ~12 ulps of 1.0
+    # seen here, x6 for margin), the same class except where kiln's top two
+    # are within that of each other.
+    tol = 5e-6
     diff = float(np.max(np.abs(ys - ks)))
     assert diff <= tol, "onnxruntime differs from kiln by %g (> %g)" % (diff, tol)
     if n_classes:
