@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,7 +18,6 @@
 #include <sodium.h>
 
 #include "core/kiln_alloc.h"
-#include "jobs/modelfile.h"
 #include "storage/artifacts.h"
 
 #define PATH_CAP 1200
@@ -95,6 +95,40 @@ int ks_fleet_key_text(st_state_t *st, const char *fleet, char *buf, size_t cap, 
     if (rc == 0 && st_fleet_key_path(st, fleet, path, sizeof path) < 0)
         rc = kiln_err_set(err, KILN_EINVAL, "fleet %s: key path too long", fleet);
     return rc < 0 ? rc : read_text(path, buf, cap, err);
+}
+
+/* The header of the .kmodel at path ("KILNMDL1", u32 little-endian length,
+ * compact JSON: jobs/modelfile.h) without loading the model itself: a new
+ * reference in *out. */
+#define MODEL_HEADER_MAX ((uint32_t)16 << 20)
+static int model_header(const char *path, json_t **out, kiln_err_t *err)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return kiln_err_at(err, errno == ENOENT ? KILN_ENOTFOUND : KILN_EIO, path,
+                           "model file %s: %s", path, strerror(errno));
+    unsigned char head[12];
+    char *text = NULL;
+    uint32_t len = 0;
+    int ok = fread(head, 1, sizeof head, f) == sizeof head && !memcmp(head, "KILNMDL1", 8);
+    if (ok) {
+        len = (uint32_t)head[8] | (uint32_t)head[9] << 8 | (uint32_t)head[10] << 16 |
+              (uint32_t)head[11] << 24;
+        ok = len > 0 && len <= MODEL_HEADER_MAX && (text = kiln_malloc(len)) &&
+             fread(text, 1, len, f) == len;
+    }
+    fclose(f);
+    json_error_t jerr;
+    if (ok)
+        *out = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    kiln_free(text);
+    if (!json_is_object(*out)) {
+        json_decref(*out);
+        *out = NULL;
+        return kiln_err_at(err, KILN_EFORMAT, path, "%s is not a kiln model file", path);
+    }
+    return 0;
 }
 
 /* The file at path into the artifact store (hex its name), then unlinked. */
@@ -190,8 +224,7 @@ int ks_fleet_publish(st_state_t *st, const char *dir, const ks_publish_t *p, int
     double share = p->canary_share >= 0 ? p->canary_share : f.canary_share;
     int64_t window = p->health_window_s >= 0 ? p->health_window_s : f.health_window_s;
     int64_t expires_s = p->expires_s > 0 ? p->expires_s : KS_PUBLISH_EXPIRES_S_DEFAULT;
-    jb_modelfile_t mf = {0};
-    json_t *lineage = NULL;
+    json_t *header = NULL, *lineage = NULL;
     char *spec_text = NULL, **canaries = NULL;
     size_t n_canaries = 0;
     st_bundle_signkey_t sk;
@@ -234,9 +267,9 @@ int ks_fleet_publish(st_state_t *st, const char *dir, const ks_publish_t *p, int
         rc = kiln_err_set(err, KILN_EINVAL, "%s: path too long", dir);
         goto out;
     }
-    if ((rc = jb_modelfile_read(model_path, &mf, err)) < 0)
+    if ((rc = model_header(model_path, &header, err)) < 0)
         goto out;
-    const json_t *spec = json_object_get(mf.header, "feature_spec");
+    const json_t *spec = json_object_get(header, "feature_spec");
     if (!json_is_object(spec)) {
         rc = kiln_err_at(err, KILN_ESTATE, "model",
                          "%s@%lld carries no feature spec (it was trained on features kiln did "
@@ -305,7 +338,7 @@ out:
         st_bundle_key_wipe(&fk, sizeof fk);
     free(spec_text);    /* jansson's allocator */
     json_decref(lineage);
-    jb_modelfile_free(&mf);
+    json_decref(header);
     st_registry_run_free(&run);
     return rc;
 }

@@ -17,6 +17,7 @@
 
 #include "cluster/edge_sig.h"
 #include "scheduler/fleet.h"
+#include "storage/artifacts.h"
 #include "storage/bundle.h"
 #include "storage/fleets.h"
 
@@ -390,6 +391,226 @@ static void test_upgrade(void **state)
     }
 }
 
+
+/* A registry run of name (and a version when accepted) whose artifact is a
+ * .kmodel header, which is all publish reads of it. */
+static void add_model(st_state_t *st, const char *name, int accepted, int with_spec)
+{
+    char hdr[512], root[600], hex[65];
+    snprintf(hdr, sizeof hdr,
+             "{\"kind\":\"logreg\",\"feature_names\":[\"a.rms\"],\"metrics\":{\"accuracy\":0.9},"
+             "\"dataset_sha256\":\"d\",\"featspec_sha256\":\"f\",\"seed\":%d,\"feature_spec\":%s}",
+             rand(), with_spec ? "{\"sample_rate_hz\":1000}" : "null");
+    size_t hl = strlen(hdr), len = 12 + hl + 64;
+    unsigned char *bytes = calloc(1, len);
+    assert_non_null(bytes);
+    memcpy(bytes, "KILNMDL1", 8);
+    for (int i = 0; i < 4; i++)
+        bytes[8 + i] = (unsigned char)(hl >> (8 * i));
+    memcpy(bytes + 12, hdr, hl);
+    kiln_err_t err;
+    snprintf(root, sizeof root, "%s/artifacts", dir);
+    assert_int_equal(st_artifact_put(root, bytes, len, hex, &err), 0);
+    free(bytes);
+    st_run_t r = {0};
+    r.model_name = (char *)name;
+    r.kind = "logreg";
+    r.params_json = "{}";
+    r.dataset_sha256 = "d";
+    r.featspec_sha256 = "f";
+    r.code_version = "test";
+    r.metrics_json = "{\"accuracy\":0.9}";
+    r.accepted = accepted;
+    r.artifact_sha256 = hex;
+    int64_t id, version;
+    assert_int_equal(st_registry_run_insert(st, &r, &id, &err), 0);
+    if (accepted)
+        assert_int_equal(st_registry_model_add(st, name, id, hex, NOW, &version, &err), 0);
+}
+
+/* The envelope of a rollout, checked as a device of fleet f running
+ * model@version that saw last_seq, with the publisher key in dir. */
+static int check_envelope(const st_rollout_t *r, const char *model, uint64_t version,
+                          uint64_t last_seq, st_bundle_envelope_t *env, st_bundle_reason_t *why)
+{
+    char root[600], pkp[600];
+    snprintf(root, sizeof root, "%s/artifacts", dir);
+    snprintf(pkp, sizeof pkp, "%s/" KS_PUBLISHER_PK, dir);
+    kiln_err_t err;
+    st_bundle_pubkey_t pk;
+    assert_int_equal(st_bundle_load_pubkey(pkp, &pk, &err), 0);
+    void *bytes = NULL;
+    size_t len = 0;
+    assert_int_equal(st_artifact_get(root, r->envelope_sha256, ST_BUNDLE_ENVELOPE_MAX, &bytes,
+                                     &len, &err), 0);
+    st_bundle_device_t dev = {r->fleet, model, version, last_seq, NOW / SEC};
+    int rc = st_bundle_verify_envelope(bytes, len, &pk, &dev, env, why, &err);
+    free(bytes);
+    return rc;
+}
+
+/* The publication counter: 1, 2, ... per fleet, kept across a delete. */
+static void test_seq(void **state)
+{
+    (void)state;
+    char path[512];
+    st_state_t *st = open_fresh(path);
+    kiln_err_t err;
+    uint64_t seq = 0;
+    assert_int_equal(st_fleet_next_seq(st, "nope", &seq, &err), KILN_ENOTFOUND);
+    assert_int_equal(st_fleet_create(st, "a", 0, 1, 0, NOW, &err), 0);
+    assert_int_equal(st_fleet_create(st, "b", 0, 1, 0, NOW, &err), 0);
+    for (uint64_t want = 1; want <= 3; want++) {
+        assert_int_equal(st_fleet_next_seq(st, "a", &seq, &err), 0);
+        assert_int_equal(seq, want);
+    }
+    assert_int_equal(st_fleet_next_seq(st, "b", &seq, &err), 0);
+    assert_int_equal(seq, 1);
+    assert_int_equal(st_fleet_delete(st, "a", &err), 0);
+    assert_int_equal(st_fleet_create(st, "a", 0, 1, 0, NOW, &err), 0);
+    assert_int_equal(st_fleet_next_seq(st, "a", &seq, &err), 0);
+    assert_int_equal(seq, 4);
+    st_state_close(&st);
+    /* and across a reopen */
+    assert_int_equal(st_state_open(path, &st, &err), 0);
+    assert_int_equal(st_fleet_next_seq(st, "a", &seq, &err), 0);
+    assert_int_equal(seq, 5);
+    st_state_close(&st);
+    cleanup();
+}
+
+/* The publisher key pair: made once (secret 0600), loaded after, never
+ * rewritten; half a pair is refused. */
+static void test_publisher_key(void **state)
+{
+    (void)state;
+    char path[512], sk_path[600], pk_path[600];
+    st_state_t *st = open_fresh(path);
+    st_state_close(&st);
+    snprintf(sk_path, sizeof sk_path, "%s/" KS_PUBLISHER_SK, dir);
+    snprintf(pk_path, sizeof pk_path, "%s/" KS_PUBLISHER_PK, dir);
+    kiln_err_t err;
+    st_bundle_signkey_t a, b;
+    assert_int_equal(ks_publisher_key(dir, &a, &err), 0);
+    struct stat s1, s2, p1, p2;
+    assert_int_equal(stat(sk_path, &s1), 0);
+    assert_int_equal(stat(pk_path, &p1), 0);
+    assert_int_equal(s1.st_mode & 0777, 0600);
+    assert_int_equal(p1.st_mode & 022, 0);
+    assert_int_equal(ks_publisher_key(dir, &b, &err), 0);
+    assert_memory_equal(a.pk, b.pk, sizeof a.pk);
+    assert_memory_equal(a.sk, b.sk, sizeof a.sk);
+    assert_int_equal(stat(sk_path, &s2), 0);
+    assert_int_equal(stat(pk_path, &p2), 0);
+    assert_true(s1.st_ino == s2.st_ino && s1.st_mtime == s2.st_mtime && p1.st_ino == p2.st_ino);
+    char text[256];
+    assert_int_equal(ks_publisher_pubkey_text(dir, text, sizeof text, &err), 0);
+    assert_int_equal(strncmp(text, "KILN-ED25519-PK1 ", 17), 0);
+    /* a lost public half is not made again: the agents trust the old one */
+    assert_int_equal(unlink(pk_path), 0);
+    assert_int_equal(ks_publisher_key(dir, &b, &err), KILN_ESTATE);
+    assert_non_null(strstr(err.msg, "missing"));
+    assert_int_equal(access(pk_path, F_OK), -1);
+    cleanup();
+}
+
+/* Publish: only validated models with a feature spec, a signed encrypted
+ * bundle and a canary rollout; a version not above the fleet's refused;
+ * rollback: the last good envelope re-signed as a rollback with a new seq. */
+static void test_publish_rollback(void **state)
+{
+    (void)state;
+    char path[512];
+    st_state_t *st = open_fresh(path);
+    kiln_err_t err;
+    assert_int_equal(st_fleet_create(st, "f", 1, 0.5, 0, NOW, &err), 0);
+    unsigned char pk[32], sk[64];
+    st_device_t d[4];
+    for (int i = 0; i < 4; i++)
+        enroll(st, "f", pk, sk, &d[i]);
+    add_model(st, "bearing", 1, 1);
+    add_model(st, "bearing", 1, 1);
+    add_model(st, "strict", 0, 1);
+    add_model(st, "nospec", 1, 0);
+    st_rollout_t r, rb;
+    uint64_t seq = 0;
+    ks_publish_t p = {"strict", "f", -1, -1, 0};
+    assert_int_equal(ks_fleet_publish(st, dir, &p, NOW, &r, &seq, &err), KILN_ESTATE);
+    assert_non_null(strstr(err.msg, "validation gate"));
+    p.model_ref = "nospec@1";
+    assert_int_equal(ks_fleet_publish(st, dir, &p, NOW, &r, &seq, &err), KILN_ESTATE);
+    assert_non_null(strstr(err.msg, "feature spec"));
+    p.model_ref = "nope@1";
+    assert_int_equal(ks_fleet_publish(st, dir, &p, NOW, &r, &seq, &err), KILN_ENOTFOUND);
+    assert_int_equal(ks_fleet_rollback(st, dir, "f", 0, NOW, &rb, &seq, &err), KILN_ESTATE);
+
+    p.model_ref = "bearing@1";
+    assert_int_equal(ks_fleet_publish(st, dir, &p, NOW, &r, &seq, &err), 0);
+    assert_int_equal(seq, 1);
+    assert_int_equal(r.stage, ST_ROLLOUT_CANARY);
+    assert_int_equal(r.n_canaries, 2);
+    assert_int_equal(r.version, 1);
+    st_bundle_envelope_t env;
+    st_bundle_reason_t why;
+    assert_int_equal(check_envelope(&r, NULL, 0, 0, &env, &why), 0);
+    assert_int_equal(env.seq, 1);
+    assert_int_equal(env.rollback, 0);
+    assert_int_equal(env.encrypted, 1);
+    assert_int_equal(env.expires, NOW / SEC + KS_PUBLISH_EXPIRES_S_DEFAULT);
+    /* the bundle opens with the fleet key, not without */
+    char root[600], bpath[700], stage[700];
+    snprintf(root, sizeof root, "%s/artifacts", dir);
+    assert_int_equal(st_artifact_path(root, r.bundle_sha256, bpath, sizeof bpath), 0);
+    st_bundle_fleetkey_t fk;
+    assert_int_equal(st_fleet_key(st, "f", fk.key, &err), 0);
+    snprintf(stage, sizeof stage, "%s/stage-nokey", dir);
+    assert_int_not_equal(st_bundle_extract(&env, bpath, NULL, stage, &why, &err), 0);
+    snprintf(stage, sizeof stage, "%s/stage", dir);
+    assert_int_equal(st_bundle_extract(&env, bpath, &fk, stage, &why, &err), 0);
+    st_bundle_envelope_free(&env);
+    /* the same version again: agents would refuse it */
+    assert_int_equal(ks_fleet_publish(st, dir, &p, NOW, &r, &seq, &err), KILN_ESTATE);
+    /* v1 goes full; v2 is published (seq 2) and halts */
+    assert_int_equal(st_rollout_set_stage(st, r.id, ST_ROLLOUT_FULL, "test", NOW, &err), 0);
+    p.model_ref = "bearing@2";
+    p.expires_s = 3600;
+    st_rollout_t r2;
+    assert_int_equal(ks_fleet_publish(st, dir, &p, NOW, &r2, &seq, &err), 0);
+    assert_int_equal(seq, 2);
+    assert_int_equal(check_envelope(&r2, "bearing", 1, 1, &env, &why), 0);
+    assert_int_equal(env.expires, NOW / SEC + 3600);
+    st_bundle_envelope_free(&env);
+    assert_int_equal(st_rollout_set_stage(st, r2.id, ST_ROLLOUT_HALTED, "test", NOW, &err), 0);
+
+    /* rollback: v1's bundle, a new envelope: rollback, seq 3, full */
+    assert_int_equal(ks_fleet_rollback(st, dir, "f", 0, NOW, &rb, &seq, &err), 0);
+    assert_int_equal(seq, 3);
+    assert_int_equal(rb.stage, ST_ROLLOUT_FULL);
+    assert_int_equal(rb.rollback, 1);
+    assert_int_equal(rb.version, 1);
+    assert_string_equal(rb.bundle_sha256, r.bundle_sha256);
+    assert_string_not_equal(rb.envelope_sha256, r.envelope_sha256);
+    assert_non_null(strstr(rb.reason, "rollback from bearing@2"));
+    assert_int_equal(check_envelope(&rb, "bearing", 2, 2, &env, &why), 0);
+    assert_int_equal(env.rollback, 1);
+    assert_int_equal(env.seq, 3);
+    assert_int_equal(env.version, 1);
+    st_bundle_envelope_free(&env);
+    /* the original v1 envelope is refused by a device on v2 (no rollback);
+     * the rollback by one that saw seq 3 already */
+    assert_int_not_equal(check_envelope(&r, "bearing", 2, 2, &env, &why), 0);
+    assert_int_equal(why, ST_BUNDLE_R_OLDER);
+    assert_int_not_equal(check_envelope(&rb, "bearing", 2, 3, &env, &why), 0);
+    assert_int_equal(why, ST_BUNDLE_R_REPLAY);
+    /* nothing before v1 went full: a second rollback is refused */
+    assert_int_equal(ks_fleet_rollback(st, dir, "f", 0, NOW, &rb, &seq, &err), KILN_ESTATE);
+    assert_non_null(strstr(err.msg, "nothing to roll back to"));
+    for (int i = 0; i < 4; i++)
+        st_device_free(&d[i]);
+    st_state_close(&st);
+    cleanup();
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -399,6 +620,9 @@ int main(void)
         cmocka_unit_test(test_signed_calls),
         cmocka_unit_test(test_rollout_machine),
         cmocka_unit_test(test_upgrade),
+        cmocka_unit_test(test_seq),
+        cmocka_unit_test(test_publisher_key),
+        cmocka_unit_test(test_publish_rollback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
