@@ -161,7 +161,9 @@ grep -q "job $child" "$T/show.txt" || die "drift show: no on_drift job"
 n=$($KILN drift list --model bearing --dir "$D" --json | pyj 'len(d["drift"])')
 [ "$n" = 2 ] || die "drift list --model bearing: $n results, want 2"
 $KILN drift list --dir "$D" | grep -q "^$j1 " || die "drift list: no job $j1"
-curl -sf --max-time 20 "$URL/metrics" | grep -q 'kiln_feature_drift_score{model="bearing",feature="DE.rms"}' ||
+# (the page is read whole first: grep -q leaving early would SIGPIPE curl under pipefail)
+metrics=$(curl -sf --max-time 20 "$URL/metrics")
+grep -q 'kiln_feature_drift_score{model="bearing",feature="DE.rms"}' <<<"$metrics" ||
     die "no kiln_feature_drift_score for model bearing on /metrics"
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 "$URL/v1/drift/$child")
 [ "$code" = 404 ] || die "GET /v1/drift/<a noop job>: $code, want 404"

@@ -164,7 +164,8 @@ kill -HUP $AGENT
 for _ in $(seq 50); do grep -q 'serving gen-mlp@3 (current)' "$T/agent2.log" && break; sleep 0.1; done
 grep -q 'serving gen-mlp@3 (current)' "$T/agent2.log" || die "SIGHUP did not load the new current"
 url=$(grep -o 'http://[^ ]*/metrics' "$T/agent2.log")
-curl -sf "$url" | grep -q 'kiln_edge_model_info{name="gen-mlp",version="3",kind="mlp"' || die "metrics after reload"
+page=$(curl -sf "$url")   # whole, then grep: an early grep -q exit would SIGPIPE curl under pipefail
+grep -q 'kiln_edge_model_info{name="gen-mlp",version="3",kind="mlp"' <<<"$page" || die "metrics after reload"
 echo "SIGHUP: now serving gen-mlp@3"
 kill $AGENT; wait $AGENT 2>/dev/null || true
 
