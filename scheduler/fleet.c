@@ -2,11 +2,8 @@
  * (fleet.h). */
 #include "fleet.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
-
-#include <sodium.h>
 
 #include "cluster/edge_sig.h"
 #include "core/kiln_alloc.h"
@@ -65,72 +62,15 @@ fail:
     return rc;
 }
 
-typedef struct {
-    char **ids;
-    size_t n, cap;
-    int    oom;
-} ids_t;
-
-static int collect_active(const st_device_t *d, void *ud)
-{
-    ids_t *v = ud;
-    if (d->revoked)
-        return 0;
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 16;
-        char **p = kiln_realloc(v->ids, cap * sizeof *p);
-        if (!p) {
-            v->oom = 1;
-            return 1;
-        }
-        v->ids = p;
-        v->cap = cap;
-    }
-    if (!(v->ids[v->n] = kiln_strdup(d->id))) {
-        v->oom = 1;
-        return 1;
-    }
-    v->n++;
-    return 0;
-}
-
 void ks_fleet_ids_free(char **ids, size_t n)
 {
-    for (size_t i = 0; ids && i < n; i++)
-        kiln_free(ids[i]);
-    kiln_free(ids);
+    jb_fleet_ids_free(ids, n);
 }
 
 int ks_fleet_pick_canaries(st_state_t *st, const char *fleet, double share, char ***ids,
                            size_t *n, kiln_err_t *err)
 {
-    ids_t v = {0};
-    *ids = NULL;
-    *n = 0;
-    int rc = st_device_list(st, fleet, collect_active, &v, err);
-    if (rc == 0 && v.oom)
-        rc = kiln_err_set(err, KILN_ENOMEM, "out of memory choosing canaries");
-    if (rc < 0 || sodium_init() < 0) {
-        ks_fleet_ids_free(v.ids, v.n);
-        return rc < 0 ? rc : kiln_err_set(err, KILN_EINTERNAL, "libsodium failed to start");
-    }
-    size_t k = (size_t)ceil(share * (double)v.n);
-    if (k == 0 && v.n > 0)
-        k = 1;
-    if (k > v.n)
-        k = v.n;
-    /* Fisher-Yates over the first k places. */
-    for (size_t i = 0; i < k; i++) {
-        size_t j = i + randombytes_uniform((uint32_t)(v.n - i));
-        char *t = v.ids[i];
-        v.ids[i] = v.ids[j];
-        v.ids[j] = t;
-    }
-    for (size_t i = k; i < v.n; i++)
-        kiln_free(v.ids[i]);
-    *ids = v.ids;
-    *n = k;
-    return 0;
+    return jb_fleet_pick_canaries(st, fleet, share, ids, n, err);
 }
 
 /* ---- the state machine */
