@@ -13,7 +13,8 @@
 #   KILN_BENCH_ONLY      the parts to run, comma-separated: featurize (data, membw,
 #                        featurize vs numpy, FFT), sched, models, drift (drift_bench vs
 #                        scipy and Evidently, and 10M x 50 alone), edge (kiln-edge inference:
-#                        in process, through mosquitto, vs onnxruntime); unset: all five.  A part's
+#                        in process, through mosquitto, vs onnxruntime), fleet (bench/fleet.sh: a
+#                        5 MB model rolled out to 1,000 simulated agents); unset: all six.  A part's
 #                        rows in bench/results.json are replaced, the other rows are left as an
 #                        earlier run wrote them (e.g. KILN_BENCH_ONLY=models or =sched,models)
 #   KILN_BENCH_MODEL_ROWS     rows per model benchmark, 20% held out (default 1000000; x 64 features)
@@ -32,6 +33,7 @@
 #   KILN_BENCH_REPEATS   timed kiln featurize runs, median kept (default 3)
 #   KILN_BIN             the kiln binary (default bin/kiln)
 #   KILN_BENCH_EDGE_WINDOWS  windows of the edge benchmark (default 1000: 3 x 2,048 samples each)
+#   KILN_BENCH_AGENTS    simulated agents of the fleet rollout (default 1000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${B:-build}
@@ -59,10 +61,10 @@ is_uint "$REPEATS" && [ "$REPEATS" -ge 1 ] && [ "$REPEATS" -le 20 ] ||
 is_uint "$PEER_CHUNK" && [ "$PEER_CHUNK" -ge 1 ] || die "KILN_BENCH_PEER_CHUNK must be >= 1"
 is_uint "$PEER_BUDGET_S" || die "KILN_BENCH_PEER_BUDGET_S must be whole seconds"
 ONLY=${KILN_BENCH_ONLY:-}
-PARTS=${ONLY:-featurize,sched,models,drift,edge}
+PARTS=${ONLY:-featurize,sched,models,drift,edge,fleet}
 for p in ${PARTS//,/ }; do
-    case "$p" in featurize|sched|models|drift|edge) ;;
-        *) die "KILN_BENCH_ONLY must be featurize, sched, models, drift and/or edge (comma-separated), not '$ONLY'" ;;
+    case "$p" in featurize|sched|models|drift|edge|fleet) ;;
+        *) die "KILN_BENCH_ONLY must be featurize, sched, models, drift, edge and/or fleet (comma-separated), not '$ONLY'" ;;
     esac
 done
 want() { case ",$PARTS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
@@ -110,9 +112,10 @@ else                           # only the selected parts' outputs: the others' s
     want models && rm -rf "$OUT/models"
     want drift && rm -rf "$OUT/drift"
     want edge && rm -rf "$OUT/edge"
+    want fleet && rm -rf "$OUT/fleet"
     if want featurize && [ -d "$OUT" ]; then
         find "$OUT" -mindepth 1 -maxdepth 1 ! -name sched ! -name models ! -name drift ! -name edge \
-            -exec rm -rf {} +
+            ! -name fleet -exec rm -rf {} +
     fi
 fi
 mkdir -p "$OUT/bin"
@@ -643,12 +646,18 @@ run_edge() {
     B="$B" BIN_DIR="$BIN_DIR" PY="$PY" OUT="$OUT/edge" bash bench/edge.sh ||
         echo "bench: edge part failed (exit $?), see $OUT/edge" >&2
 }
+# ---- (l) fleet rollout: bench/fleet.sh (its own rows in bench/results.json) --
+run_fleet() {
+    B="$B" BIN_DIR="$BIN_DIR" PY="$PY" OUT="$OUT/fleet" bash bench/fleet.sh ||
+        echo "bench: fleet part failed (exit $?), see $OUT/fleet" >&2
+}
 
 if ! want featurize; then
     if want sched; then run_sched; fi
     if want models; then run_models; fi
     if want drift; then run_drift; fi
     if want edge; then run_edge; fi
+    if want fleet; then run_fleet; fi
     exit 0
 fi
 # Every figure comes from the same binaries: snapshot them now, so a rebuild
@@ -939,3 +948,4 @@ if want sched; then run_sched; fi
 if want models; then run_models; fi
 if want drift; then run_drift; fi
 if want edge; then run_edge; fi
+if want fleet; then run_fleet; fi
