@@ -45,7 +45,13 @@ struct ke_update {
     volatile int         cancel;
     int                  backoff_s, offline;
     char                 health[16], message[600];
-    uint64_t             quiet_seq;      /* a refused or same-version seq, told once */
+    /* The sha256 of an envelope refused (or same-version) as it stands, so
+     * that it is told once; by hash, not by its unverified seq, so that a
+     * forgery cannot silence the genuine envelope of the same seq.  A bundle
+     * refused after its envelope verified is not quiet: the next poll
+     * downloads it again (a transfer tampered with once must not freeze the
+     * device on the old model). */
+    unsigned char        quiet_hash[32], told_hash[32], env_hash[32];
     char                 last_fail[800]; /* the last poll failure told */
 
     /* one job's input and output (the worker owns them while busy) */
@@ -70,7 +76,9 @@ static void set_health(ke_update_t *u, const char *health, const char *fmt, ...)
 static void set_health(ke_update_t *u, const char *health, const char *fmt, ...)
 {
     va_list ap;
-    snprintf(u->health, sizeof u->health, "%s", health);
+    char h[sizeof u->health];
+    snprintf(h, sizeof h, "%s", health);   /* health may be u->health itself */
+    memcpy(u->health, h, sizeof h);
     va_start(ap, fmt);
     vsnprintf(u->message, sizeof u->message, fmt, ap);
     va_end(ap);
@@ -109,8 +117,9 @@ static void poll_work(ke_update_t *u)
     u->seq = json_is_integer(seq) && json_integer_value(seq) > 0
                  ? (uint64_t)json_integer_value(seq) : 0;
     json_decref(j);
-    if (u->seq && (u->seq == u->snap.last_seq || u->seq == u->quiet_seq ||
-                   u->seq == u->st.failed_seq)) {
+    crypto_hash_sha256(u->env_hash, (const unsigned char *)resp, len);
+    if (!memcmp(u->env_hash, u->quiet_hash, sizeof u->env_hash) ||
+        (u->seq && (u->seq == u->snap.last_seq || u->seq == u->st.failed_seq))) {
         u->result = R_NOTHING;
         goto out;
     }
@@ -278,12 +287,16 @@ static void after_poll(ke_update_t *u)
     int delay = u->o.poll_s;
     switch (u->result) {
     case R_SAME:
-        u->quiet_seq = u->seq;
+        memcpy(u->quiet_hash, u->env_hash, sizeof u->quiet_hash);
         /* fall through */
     case R_NOTHING:
         break;
     case R_REFUSED:
-        u->quiet_seq = u->seq;
+        if (!u->have_env)   /* the envelope itself: quiet until it changes */
+            memcpy(u->quiet_hash, u->env_hash, sizeof u->quiet_hash);
+        if (!memcmp(u->told_hash, u->env_hash, sizeof u->told_hash))
+            break;          /* its bundle, refused again: told already */
+        memcpy(u->told_hash, u->env_hash, sizeof u->told_hash);
         fprintf(stderr, "kiln-edge: update: envelope seq %" PRIu64 " refused (%s): %s; still "
                 "serving the running model\n", u->seq, st_bundle_reason_name(u->why), u->err.msg);
         set_health(u, u->health[0] ? u->health : "ok", "refused seq %" PRIu64 " (%s): %.400s",
