@@ -9,6 +9,7 @@ extern const jb_type_t jb_type_drift;
 extern const jb_type_t jb_type_featurize;
 extern const jb_type_t jb_type_noop;
 extern const jb_type_t jb_type_pipeline;
+extern const jb_type_t jb_type_publish;
 extern const jb_type_t jb_type_score;
 extern const jb_type_t jb_type_train;
 
@@ -17,6 +18,7 @@ static const jb_type_t *const types[] = {
     &jb_type_featurize,
     &jb_type_noop,
     &jb_type_pipeline,
+    &jb_type_publish,
     &jb_type_score,
     &jb_type_train,
 };

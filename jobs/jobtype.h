@@ -43,6 +43,7 @@ struct st_state;
 typedef struct {
     struct st_state *st;
     const char      *artifacts;   /* the content-addressed store's root */
+    const char      *dir;         /* kilnd's directory (its publisher key: jobs/publish.h) */
     int64_t          job_id;
     int64_t          started_ns;  /* when the job started running */
     int64_t          now_ns;

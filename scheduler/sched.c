@@ -609,7 +609,8 @@ int ks_spec_resolve(ks_sched_t *s, const jb_type_t *type, json_t *spec, kiln_err
         return 0;
     char root[1100];
     snprintf(root, sizeof root, "%s/artifacts", s->dir);
-    jb_record_ctx_t ctx = {.st = s->st, .artifacts = root, .now_ns = ks_now_ns()};
+    jb_record_ctx_t ctx = {.st = s->st, .artifacts = root, .dir = s->dir,
+                           .now_ns = ks_now_ns()};
     return type->resolve(spec, &ctx, err);
 }
 
@@ -624,7 +625,7 @@ void ks_job_succeed(ks_sched_t *s, ks_job_t *j)
         char out[1200], root[1100];
         snprintf(root, sizeof root, "%s/artifacts", s->dir);
         ks_job_task_output(s, j, j->tasks[0].idx, out, sizeof out);
-        jb_record_ctx_t ctx = {.st = s->st, .artifacts = root, .job_id = j->id,
+        jb_record_ctx_t ctx = {.st = s->st, .artifacts = root, .dir = s->dir, .job_id = j->id,
                                .started_ns = j->started_ns, .now_ns = ks_now_ns(),
                                .submit_child = ks_record_submit_child, .sched = s};
         rc = j->type->record(j->parsed, out, &ctx, summary, sizeof summary, &err);

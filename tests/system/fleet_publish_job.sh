@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The publish job type (jobs/type_publish.c, docs/pipelines.md): a pipeline
+# train -> publish ends with a canary rollout of the version its train step
+# made (model "NAME@latest"), the publish step's log naming the rollout and
+# seq; a pipeline whose train run fails its gate fails at its publish step
+# with the gate's reason (and publishes nothing older); a publish job of a
+# rejected model, and one of a version the fleet already has, fail with the
+# reason; bad publish specs are refused at submit naming the field.
+# Loopback only; bounded waits; every process is killed on exit.
+set -euo pipefail
+cd "$KILN_ROOT"
+. tests/system/lib/cluster.sh
+cluster_init
+
+pyj() { "$PY" -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
+
+$KILN gen --windows 240 --window-len 512 --assets 6 --seed 3 -o "$T/sensor.h5" >/dev/null
+"$PY" - "$T" <<'PY'
+import json, sys
+t = sys.argv[1]
+s = json.load(open("bench/featurize_bench.json"))
+s["features"].pop("rolling", None)
+s["input"], s["output"] = t + "/sensor.h5", t + "/feat.h5"
+json.dump(s, open(t + "/featurize.json", "w"))
+PY
+$KILN featurize "$T/featurize.json" >/dev/null
+D=$T/c
+start_kilnd "$D"
+start_worker "$D" w1
+wait_workers "$D" 1
+URL=$(cat "$D/kilnd.url")
+$KILN fleet create plant-7 --canary 0.5 --health-seconds 1 --dir "$D" >/dev/null || die "fleet create"
+
+# pipe NAME MODEL [GATE]: a pipeline train (model NAME) -> publish MODEL
+pipe() {
+    printf '{"type":"pipeline","name":"%s-pipe","cache":false,"steps":[
+      {"name":"train","job":{"type":"train","name":"%s","input":"%s","output":"%s/%s.kmodel",
+        "model":{"kind":"logreg","C":1.0,"max_iter":100},"target":"label",
+        "validation":{"split":"time","fraction":0.25%s},"seed":7,"max_retries":0}},
+      {"name":"publish","after":["train"],"job":{"type":"publish","model":"%s","fleet":"plant-7",
+        "canary_share":1.0,"expires_s":86400}}]}' "$1" "$1" "$T/feat.h5" "$T" "$1" "${3:-}" "$2"
+}
+# failed_with ID TEXT: the job failed and its status or log says TEXT
+failed_with() {
+    wait_job_state "$D" "$1" "failed" 60
+    { job_json "$D" "$1"; $KILN logs "$1" --dir "$D"; } >"$T/why" 2>&1 || true
+    grep -q "$2" "$T/why" || die "job $1 failed without \"$2\": $(cat "$T/why")"
+}
+
+# --- train -> publish: the rollout is the version the train step made
+p1=$(submit_json "$D" "$(pipe bearing bearing@latest)") || die "submit pipeline"
+wait_job_state "$D" "$p1" succeeded 90
+pub=$(job_json "$D" "$p1" | pyj 'd["steps"][1]["job"]')
+$KILN logs "$pub" --dir "$D" >"$T/pub.log"
+grep -q "published bearing@1 to fleet plant-7: rollout [0-9]* (seq 1, canary" "$T/pub.log" \
+    || die "publish step's log: $(cat "$T/pub.log")"
+R=$(curl -s "$URL/v1/fleets/plant-7/rollout")
+[ "$(pyj '(d["model"], d["version"], d["stage"] in ("canary", "full"))' <<<"$R")" = "('bearing', 1, True)" ] \
+    || die "fleet rollout after the pipeline: $R"
+
+# --- a second run makes bearing@2 and publishes it (newer than the fleet's)
+p2=$(submit_json "$D" "$(pipe bearing bearing@latest)") || die "submit pipeline 2"
+wait_job_state "$D" "$p2" succeeded 90
+R=$(curl -s "$URL/v1/fleets/plant-7/rollout")
+[ "$(pyj 'd["version"]' <<<"$R")" = 2 ] || die "second pipeline's rollout: $R"
+
+# --- a train run rejected by its gate: the publish step fails with the reason
+p3=$(submit_json "$D" "$(pipe strict strict@latest ',"min_accuracy":0.9999')") || die "submit strict"
+wait_job_state "$D" "$p3" failed 90
+st=$(job_json "$D" "$p3" | pyj '" ".join(s["state"] for s in d["steps"])')
+[ "$st" = "succeeded failed" ] || die "strict pipeline steps: $st"
+failed_with "$(job_json "$D" "$p3" | pyj 'd["steps"][1]["job"]')" "validation gate"
+
+# --- publish jobs alone: a rejected model, a version the fleet already has
+j=$(submit_json "$D" '{"type":"publish","model":"strict","fleet":"plant-7"}') || die "submit publish strict"
+failed_with "$j" "validation gate"
+j=$(submit_json "$D" '{"type":"publish","model":"bearing@1","fleet":"plant-7"}') || die "submit publish bearing@1"
+failed_with "$j" "only a newer version"
+R=$(curl -s "$URL/v1/fleets/plant-7/rollout")
+[ "$(pyj 'd["version"]' <<<"$R")" = 2 ] || die "a refused publish changed the rollout: $R"
+
+# --- bad specs are refused at submit, naming the field
+for bad in '{"type":"publish","fleet":"plant-7"}|model' \
+           '{"type":"publish","model":"/tmp/x.kmodel","fleet":"plant-7"}|model' \
+           '{"type":"publish","model":"bearing@1"}|fleet' \
+           '{"type":"publish","model":"bearing@1","fleet":"plant-7","canary_share":2}|canary_share' \
+           '{"type":"publish","model":"bearing@1","fleet":"plant-7","extra":1}|extra'; do
+    spec=${bad%|*} field=${bad##*|}
+    if submit_json "$D" "$spec" >"$T/out" 2>&1; then die "accepted: $spec"; fi
+    grep -q "$field" "$T/out" || die "refusal of $spec does not name $field: $(cat "$T/out")"
+done
+log "fleet publish job ok"
