@@ -145,6 +145,7 @@ rows = [
          rollout_stage=[r["rollout_stage"] for r in rs],
          bytes_served=int(med("bytes_served")), requests=int(med("requests")),
          errors=[r["errors"] for r in rs], busy_answers=[r["busy_answers"] for r in rs],
+         resumed_downloads=[r.get("resumes", 0) for r in rs],
          client_verify_s=round(med("client_verify_s"), 2), client_cpu_s=round(med("client_cpu_s"), 2),
          client_peak_rss_mib=round(med("client_peak_rss_mib"), 1),
          note="from just before POST /v1/publish to the last agent's healthy report on the new "

@@ -41,7 +41,7 @@
 #include "cluster/edge_sig.h"
 #include "storage/bundle.h"
 
-enum { PH_ENROLL, PH_IDLE, PH_MANIFEST, PH_BUNDLE, PH_REPORT };
+enum { PH_ENROLL, PH_IDLE, PH_MANIFEST, PH_BUNDLE, PH_REPORT, PH_RESUME };
 
 typedef struct {
     char  *p;
@@ -80,7 +80,7 @@ typedef struct {
     CURLSH      *share;
     pthread_t    thread;
     /* counters, this thread's own */
-    uint64_t     bytes_in, bundle_bytes, requests, errors, refusals, http_429;
+    uint64_t     bytes_in, bundle_bytes, requests, errors, refusals, http_429, resumes;
     double       verify_s;
 } worker_t;
 
@@ -157,7 +157,7 @@ static int key_text(const char *text, const char *tag, uint8_t *out, size_t n)
 
 /* A signed request for agent a: method, fleet path, POST body (owned) or NULL. */
 static int start_call(worker_t *w, agent_t *a, const char *method, const char *path, char *body,
-                      size_t limit, int enroll)
+                      size_t limit, int enroll, size_t resume_from)
 {
     kiln_err_t err;
     char sig[KC_EDGE_SIG_B64_MAX], line[256], url[512];
@@ -183,9 +183,13 @@ static int start_call(worker_t *w, agent_t *a, const char *method, const char *p
     }
     if (body)
         a->hdrs = curl_slist_append(a->hdrs, "Content-Type: application/json");
+    if (resume_from) {      /* the rest of a cut download, as the agent resumes */
+        snprintf(line, sizeof line, "Range: bytes=%zu-", resume_from);
+        a->hdrs = curl_slist_append(a->hdrs, line);
+    }
     free(a->body);
     a->body = body;
-    a->resp.len = 0;
+    a->resp.len = resume_from;
     a->resp.limit = limit;
     snprintf(url, sizeof url, "%s%s", g_fleet_url, path);
     CURL *e = a->easy;
@@ -199,7 +203,13 @@ static int start_call(worker_t *w, agent_t *a, const char *method, const char *p
     curl_easy_setopt(e, CURLOPT_PRIVATE, a);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT, limit > 65536 ? 120L : 20L);
+    if (limit > 65536) {    /* a bundle: stalled, not slow, is a failure */
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 30L);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT, 600L);
+    } else {
+        curl_easy_setopt(e, CURLOPT_TIMEOUT, 30L);
+    }
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
     if (body) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, a->body);
@@ -225,7 +235,7 @@ static void schedule_poll(agent_t *a, double from)
 static int start_manifest(worker_t *w, agent_t *a)
 {
     a->phase = PH_MANIFEST;
-    return start_call(w, a, "GET", "/edge/v1/manifest", NULL, ST_BUNDLE_ENVELOPE_MAX, 0);
+    return start_call(w, a, "GET", "/edge/v1/manifest", NULL, ST_BUNDLE_ENVELOPE_MAX, 0, 0);
 }
 
 static void enrolled(worker_t *w, agent_t *a, double t)
@@ -282,7 +292,7 @@ static void got_manifest(worker_t *w, agent_t *a, long code, double t)
     char path[128];
     snprintf(path, sizeof path, "/edge/v1/bundle/%s", a->env.bundle_sha256);
     a->phase = PH_BUNDLE;
-    if (start_call(w, a, "GET", path, NULL, (size_t)a->env.bundle_size, 0) < 0) {
+    if (start_call(w, a, "GET", path, NULL, (size_t)a->env.bundle_size, 0, 0) < 0) {
         st_bundle_envelope_free(&a->env);
         a->have_env = 0;
         schedule_poll(a, t);
@@ -321,7 +331,7 @@ static void got_bundle(worker_t *w, agent_t *a, double t)
     st_bundle_envelope_free(&a->env);
     a->have_env = 0;
     a->phase = PH_REPORT;
-    if (!body || start_call(w, a, "POST", "/edge/v1/report", body, 65536, 0) < 0)
+    if (!body || start_call(w, a, "POST", "/edge/v1/report", body, 65536, 0, 0) < 0)
         schedule_poll(a, t);
 }
 
@@ -345,6 +355,13 @@ static void finished(worker_t *w, CURL *e, CURLcode res)
             w->errors++;
             note_error("agent %d phase %d: %s, HTTP %ld: %.200s", a->idx, a->phase,
                        curl_easy_strerror(res), code, a->resp.p ? a->resp.p : "");
+        }
+        if (a->phase == PH_BUNDLE && a->have_env && code != 416 && a->resp.len > 0 &&
+            a->resp.len < a->env.bundle_size) {
+            w->resumes++;
+            a->phase = PH_RESUME;
+            a->next_s = t + 0.5;
+            return;
         }
         if (a->have_env) {
             st_bundle_envelope_free(&a->env);
@@ -396,8 +413,21 @@ static void *worker_main(void *ud)
                 snprintf(body, 512, "{\"token\":\"%s\",\"public_key\":\"%s\",\"name\":\"sim-%d\"}",
                          a->token, a->pk_b64, a->idx);
                 a->next_s = 1e300;
-                if (start_call(w, a, "POST", "/edge/v1/enroll", body, 65536, 1) < 0)
+                if (start_call(w, a, "POST", "/edge/v1/enroll", body, 65536, 1, 0) < 0)
                     a->next_s = t + 1;
+            } else if (a->phase == PH_RESUME) {
+                char path[128];
+                snprintf(path, sizeof path, "/edge/v1/bundle/%s", a->env.bundle_sha256);
+                a->phase = PH_BUNDLE;
+                a->next_s = 1e300;
+                if (start_call(w, a, "GET", path, NULL, (size_t)a->env.bundle_size, 0,
+                               a->resp.len) < 0) {
+                    st_bundle_envelope_free(&a->env);
+                    a->have_env = 0;
+                    free(a->resp.p);
+                    a->resp = (buf_t){0};
+                    schedule_poll(a, t);
+                }
             } else if (a->phase == PH_IDLE) {
                 a->next_s = 1e300;
                 if (start_manifest(w, a) < 0)
@@ -672,7 +702,7 @@ int main(int argc, char **argv)
         if (agents[i].done_s < first)
             first = agents[i].done_s;
     }
-    uint64_t bytes = 0, bundle_bytes = 0, reqs = 0, errs = 0, refs = 0, busy = 0;
+    uint64_t bytes = 0, bundle_bytes = 0, reqs = 0, errs = 0, refs = 0, busy = 0, resumes = 0;
     double verify_s = 0;
     for (long k = 0; k < n_threads; k++) {
         bytes += workers[k].bytes_in;
@@ -681,6 +711,7 @@ int main(int argc, char **argv)
         errs += workers[k].errors;
         refs += workers[k].refusals;
         busy += workers[k].http_429;
+        resumes += workers[k].resumes;
         verify_s += workers[k].verify_s;
     }
     struct rusage ru;
@@ -692,11 +723,11 @@ int main(int argc, char **argv)
            "\"publish_call_s\": %.3f, \"kilnd_cpu_s\": %.3f, "
            "\"kilnd_peak_rss_mib\": %.1f, \"bytes_served\": %" PRIu64 ", \"bundle_bytes\": %" PRIu64
            ", \"requests\": %" PRIu64 ", \"errors\": %" PRIu64 ", \"refusals\": %" PRIu64
-           ", \"busy_answers\": %" PRIu64 ", \"client_verify_s\": %.3f, \"client_cpu_s\": %.3f, "
+           ", \"busy_answers\": %" PRIu64 ", \"resumes\": %" PRIu64 ", \"client_verify_s\": %.3f, \"client_cpu_s\": %.3f, "
            "\"client_peak_rss_mib\": %.1f, \"rollout_stage\": \"%s\"}\n",
            n_agents, n_threads, g_poll_ms, canary_share, health_s, last - t0, first - t0, t_pub,
            cpu1 - cpu0, hwm_kb / 1024.0, bytes,
-           bundle_bytes, reqs, errs, refs, busy, verify_s, self_cpu, ru.ru_maxrss / 1024.0, stage);
+           bundle_bytes, reqs, errs, refs, busy, resumes, verify_s, self_cpu, ru.ru_maxrss / 1024.0, stage);
     rc = 0;
 out:
     atomic_store(&g_stop, 1);
