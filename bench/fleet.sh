@@ -152,7 +152,7 @@ rows = [
               "version answered 200: canary stage (1%% of the fleet, health window 2 s, kilnd's "
               "rollout tick 1 s), then the full rollout; every agent polls the manifest every "
               "~%d ms (+-20%%), verifies the envelope, downloads the encrypted bundle over HTTPS "
-              "(TLS 1.3, keep-alive, sessions resumed), checks and decrypts it in memory "
+              "(keep-alive, TLS sessions shared per client thread), checks and decrypts it in memory "
               "(st_bundle_unpack) and reports; all %d agents in one process (fleet_bench) on the "
               "same cores as kilnd; median of %d runs" % (rs[0]["poll_ms"], n, runs), **common),
     dict(name="fleet_rollout_cpu", value=round(cpu, 2), unit="s", peer=None, peer_value=None,
