@@ -372,6 +372,19 @@ void st_sq_end_stmt(sqlite3_stmt *s)
     sqlite3_clear_bindings(s);
 }
 
+int st_sq_each_row(st_state_t *st, sqlite3_stmt *s, st_sq_row_fn row, void *ctx,
+                   kiln_err_t *err, const char *op)
+{
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if (row(s, ctx))
+            break;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = st_sq_err(st, rc, err, op);
+    st_sq_end_stmt(s);
+    return ret;
+}
+
 int st_sq_bind_text(sqlite3_stmt *s, int i, const char *v)
 {
     return v ? sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(s, i);

@@ -135,10 +135,8 @@ static sqlite3_stmt *fq(st_state_t *st, int q, kiln_err_t *err)
 
 /* Binds parameters 1.. by the letters of fmt: t text (NULL binds NULL),
  * i int64, d double, b blob (pointer, int length).  SQLite's rc. */
-static int bindv(sqlite3_stmt *s, const char *fmt, ...)
+static int bind_list(sqlite3_stmt *s, const char *fmt, va_list ap)
 {
-    va_list ap;
-    va_start(ap, fmt);
     int rc = SQLITE_OK;
     for (int i = 0; fmt[i] && rc == SQLITE_OK; i++) {
         switch (fmt[i]) {
@@ -154,23 +152,37 @@ static int bindv(sqlite3_stmt *s, const char *fmt, ...)
         default: rc = SQLITE_MISUSE;
         }
     }
-    va_end(ap);
     return rc;
 }
 
-/* Prepares q and binds; NULL with err set (and the statement reset). */
+/* The statement q, prepared and bound by fmt (bind_list); NULL with *rc
+ * and err set (and the statement reset). */
+static sqlite3_stmt *prep(st_state_t *st, int q, int *rc, kiln_err_t *err, const char *op,
+                          const char *fmt, ...)
+{
+    sqlite3_stmt *s = fq(st, q, err);
+    if (!s) {
+        *rc = err ? err->code : KILN_EINTERNAL;
+        return NULL;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int brc = bind_list(s, fmt, ap);
+    va_end(ap);
+    if (brc != SQLITE_OK) {
+        *rc = st_sq_err(st, brc, err, op);
+        st_sq_end_stmt(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* prep, returning the error from the calling function. */
 #define PREP(s, q, op, ...)                                           \
-    sqlite3_stmt *s = fq(st, q, err);                                 \
+    int s##_rc_ = 0;                                                  \
+    sqlite3_stmt *s = prep(st, q, &s##_rc_, err, op, __VA_ARGS__);    \
     if (!s)                                                           \
-        return err ? err->code : KILN_EINTERNAL;                      \
-    do {                                                              \
-        int brc_ = bindv(s, __VA_ARGS__);                             \
-        if (brc_ != SQLITE_OK) {                                      \
-            int r_ = st_sq_err(st, brc_, err, op);                    \
-            st_sq_end_stmt(s);                                        \
-            return r_;                                                \
-        }                                                             \
-    } while (0)
+        return s##_rc_
 
 /* Runs s (bound, no rows); *changes how many rows it changed (may be NULL). */
 static int run_changes(st_state_t *st, sqlite3_stmt *s, int *changes, kiln_err_t *err,
@@ -257,14 +269,9 @@ int st_fleet_create(st_state_t *st, const char *name, int encrypted, double cana
                            (long long)health_window_s);
     if ((rc = sodium_ready(err)) < 0 || (rc = st_sq_sp_begin(st, err)) < 0)
         return rc;
-    sqlite3_stmt *s = fq(st, FQ_FLEET_INSERT, err);
-    if (!s)
-        rc = err ? err->code : KILN_EINTERNAL;
-    else if ((rc = bindv(s, "tiidi", name, now_ns, (int64_t)(encrypted ? 1 : 0), canary_share,
-                         health_window_s)) != SQLITE_OK) {
-        rc = st_sq_err(st, rc, err, "creating fleet");
-        st_sq_end_stmt(s);
-    } else {
+    sqlite3_stmt *s = prep(st, FQ_FLEET_INSERT, &rc, err, "creating fleet", "tiidi", name, now_ns,
+                           (int64_t)(encrypted ? 1 : 0), canary_share, health_window_s);
+    if (s) {
         rc = sqlite3_step(s);
         if (rc == SQLITE_DONE)
             rc = 0;
@@ -288,6 +295,20 @@ static void fleet_from_row(sqlite3_stmt *s, st_fleet_t *f)
     f->canary_share = sqlite3_column_double(s, 3);
     f->health_window_s = sqlite3_column_int64(s, 4);
     f->n_devices = sqlite3_column_int64(s, 5);
+}
+
+/* st_sq_each_row's row function: the row as a fleet to the caller's cb. */
+struct fleet_visit {
+    st_fleet_cb cb;
+    void       *ud;
+};
+
+static int fleet_row(sqlite3_stmt *s, void *ctx)
+{
+    const struct fleet_visit *v = ctx;
+    st_fleet_t f;
+    fleet_from_row(s, &f);
+    return v->cb(&f, v->ud);
 }
 
 int st_fleet_get(st_state_t *st, const char *name, st_fleet_t *out, kiln_err_t *err)
@@ -357,17 +378,8 @@ int st_fleet_list(st_state_t *st, st_fleet_cb cb, void *ud, kiln_err_t *err)
     if (!st || !cb)
         return kiln_err_set(err, KILN_EINVAL, "fleet list: NULL argument");
     PREP(s, FQ_FLEET_LIST, "listing fleets", "");
-    int rc, ret = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        st_fleet_t f;
-        fleet_from_row(s, &f);
-        if (cb(&f, ud))
-            break;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        ret = st_sq_err(st, rc, err, "listing fleets");
-    st_sq_end_stmt(s);
-    return ret;
+    struct fleet_visit v = {cb, ud};
+    return st_sq_each_row(st, s, fleet_row, &v, err, "listing fleets");
 }
 
 int st_fleet_key(st_state_t *st, const char *name, unsigned char key[ST_FLEET_KEY_BYTES],
@@ -399,31 +411,17 @@ int st_fleet_next_seq(st_state_t *st, const char *fleet, uint64_t *seq, kiln_err
     int rc = st_fleet_get(st, fleet, &f, err);
     if (rc < 0 || (rc = st_sq_sp_begin(st, err)) < 0)
         return rc;
-    sqlite3_stmt *s = fq(st, FQ_SEQ_BUMP, err);
-    if (!s)
-        rc = err ? err->code : KILN_EINTERNAL;
-    else if ((rc = bindv(s, "t", fleet)) != SQLITE_OK) {
-        rc = st_sq_err(st, rc, err, "counting publications");
+    const char *op = "counting publications";
+    sqlite3_stmt *s = prep(st, FQ_SEQ_BUMP, &rc, err, op, "t", fleet);
+    if (s)
+        rc = st_sq_run_done(st, s, err, op);
+    if (rc == 0 && (s = prep(st, FQ_SEQ_GET, &rc, err, op, "t", fleet))) {
+        int step = sqlite3_step(s);
+        if (step == SQLITE_ROW)
+            *seq = (uint64_t)sqlite3_column_int64(s, 0);
+        else
+            rc = st_sq_err(st, step == SQLITE_DONE ? SQLITE_INTERNAL : step, err, op);
         st_sq_end_stmt(s);
-    } else {
-        rc = st_sq_run_done(st, s, err, "counting publications");
-    }
-    if (rc == 0) {
-        s = fq(st, FQ_SEQ_GET, err);
-        if (!s)
-            rc = err ? err->code : KILN_EINTERNAL;
-        else if ((rc = bindv(s, "t", fleet)) != SQLITE_OK) {
-            rc = st_sq_err(st, rc, err, "counting publications");
-            st_sq_end_stmt(s);
-        } else {
-            int step = sqlite3_step(s);
-            if (step == SQLITE_ROW)
-                *seq = (uint64_t)sqlite3_column_int64(s, 0);
-            else
-                rc = st_sq_err(st, step == SQLITE_DONE ? SQLITE_INTERNAL : step, err,
-                               "counting publications");
-            st_sq_end_stmt(s);
-        }
     }
     return st_sq_sp_end(st, rc, err);
 }
@@ -492,6 +490,20 @@ static void device_from_row(sqlite3_stmt *s, st_device_t *d)
     d->report_ns = sqlite3_column_int64(s, 15);
 }
 
+/* st_sq_each_row's row function: the row as a device to the caller's cb. */
+struct device_visit {
+    st_device_cb cb;
+    void        *ud;
+};
+
+static int device_row(sqlite3_stmt *s, void *ctx)
+{
+    const struct device_visit *v = ctx;
+    st_device_t d;
+    device_from_row(s, &d);
+    return v->cb(&d, v->ud);
+}
+
 int st_device_enroll(st_state_t *st, const char *token, const unsigned char pk[ST_DEVICE_PK_BYTES],
                      const char *name, int64_t now_ns, st_device_t *out, kiln_err_t *err)
 {
@@ -541,29 +553,17 @@ int st_device_enroll(st_state_t *st, const char *token, const unsigned char pk[S
         return rc;
     int changes = 0;
     {
-        sqlite3_stmt *s = fq(st, FQ_TOKEN_USE, err);
-        if (!s)
-            rc = err ? err->code : KILN_EINTERNAL;
-        else if ((rc = bindv(s, "tit", hash, now_ns, id)) != SQLITE_OK) {
-            rc = st_sq_err(st, rc, err, "using token");
-            st_sq_end_stmt(s);
-        } else {
+        sqlite3_stmt *s = prep(st, FQ_TOKEN_USE, &rc, err, "using token", "tit", hash, now_ns, id);
+        if (s)
             rc = run_changes(st, s, &changes, err, "using token");
-        }
     }
     if (rc == 0 && changes != 1)
         rc = kiln_err_at(err, KILN_ESTATE, "token", "this enrollment token was used already");
     if (rc == 0) {
-        sqlite3_stmt *s = fq(st, FQ_DEV_INSERT, err);
-        if (!s)
-            rc = err ? err->code : KILN_EINTERNAL;
-        else if ((rc = bindv(s, "tttib", id, fleet, name ? name : "", now_ns, pk,
-                             ST_DEVICE_PK_BYTES)) != SQLITE_OK) {
-            rc = st_sq_err(st, rc, err, "enrolling device");
-            st_sq_end_stmt(s);
-        } else {
+        sqlite3_stmt *s = prep(st, FQ_DEV_INSERT, &rc, err, "enrolling device", "tttib", id,
+                               fleet, name ? name : "", now_ns, pk, ST_DEVICE_PK_BYTES);
+        if (s)
             rc = st_sq_run_done(st, s, err, "enrolling device");
-        }
     }
     if ((rc = st_sq_sp_end(st, rc, err)) < 0)
         return rc;
@@ -607,17 +607,8 @@ void st_device_free(st_device_t *dev)
 static int device_rows(st_state_t *st, sqlite3_stmt *s, st_device_cb cb, void *ud,
                        kiln_err_t *err, const char *op)
 {
-    int rc, ret = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        st_device_t d;
-        device_from_row(s, &d);
-        if (cb(&d, ud))
-            break;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        ret = st_sq_err(st, rc, err, op);
-    st_sq_end_stmt(s);
-    return ret;
+    struct device_visit v = {cb, ud};
+    return st_sq_each_row(st, s, device_row, &v, err, op);
 }
 
 int st_device_list(st_state_t *st, const char *fleet, st_device_cb cb, void *ud, kiln_err_t *err)
@@ -738,28 +729,18 @@ int st_rollout_create(st_state_t *st, const st_rollout_t *r, const char *const *
     int rc = st_sq_sp_begin(st, err);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *s = fq(st, FQ_RO_INSERT, err);
-    if (!s)
-        rc = err ? err->code : KILN_EINTERNAL;
-    else if ((rc = bindv(s, "ttitdiitti", r->fleet, r->model, r->version, stage, r->canary_share,
-                         r->health_window_s, r->started_ns, r->envelope_sha256, r->bundle_sha256,
-                         (int64_t)(r->rollback ? 1 : 0))) != SQLITE_OK) {
-        rc = st_sq_err(st, rc, err, "creating rollout");
-        st_sq_end_stmt(s);
-    } else {
+    sqlite3_stmt *s = prep(st, FQ_RO_INSERT, &rc, err, "creating rollout", "ttitdiitti", r->fleet,
+                           r->model, r->version, stage, r->canary_share, r->health_window_s,
+                           r->started_ns, r->envelope_sha256, r->bundle_sha256,
+                           (int64_t)(r->rollback ? 1 : 0));
+    if (s)
         rc = st_sq_run_done(st, s, err, "creating rollout");
-    }
     int64_t new_id = rc == 0 ? sqlite3_last_insert_rowid(st->db) : 0;
     for (size_t i = 0; rc == 0 && i < n_canaries; i++) {
-        sqlite3_stmt *c = fq(st, FQ_RO_CANARY_ADD, err);
-        if (!c)
-            rc = err ? err->code : KILN_EINTERNAL;
-        else if ((rc = bindv(c, "it", new_id, canaries[i])) != SQLITE_OK) {
-            rc = st_sq_err(st, rc, err, "naming canaries");
-            st_sq_end_stmt(c);
-        } else {
+        sqlite3_stmt *c = prep(st, FQ_RO_CANARY_ADD, &rc, err, "naming canaries", "it", new_id,
+                               canaries[i]);
+        if (c)
             rc = st_sq_run_done(st, c, err, "naming canaries");
-        }
     }
     if ((rc = st_sq_sp_end(st, rc, err)) < 0)
         return rc;
@@ -812,20 +793,25 @@ int st_rollout_last_good(st_state_t *st, const char *fleet, int64_t before_id, s
     return rollout_one(st, s, out, err, what);
 }
 
+/* st_sq_each_row's row function: the row as a rollout to the caller's cb. */
+struct rollout_visit {
+    st_rollout_cb cb;
+    void         *ud;
+};
+
+static int rollout_row(sqlite3_stmt *s, void *ctx)
+{
+    const struct rollout_visit *v = ctx;
+    st_rollout_t r;
+    rollout_from_row(s, &r);
+    return v->cb(&r, v->ud);
+}
+
 static int rollout_rows(st_state_t *st, sqlite3_stmt *s, st_rollout_cb cb, void *ud,
                         kiln_err_t *err)
 {
-    int rc, ret = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        st_rollout_t r;
-        rollout_from_row(s, &r);
-        if (cb(&r, ud))
-            break;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        ret = st_sq_err(st, rc, err, "listing rollouts");
-    st_sq_end_stmt(s);
-    return ret;
+    struct rollout_visit v = {cb, ud};
+    return st_sq_each_row(st, s, rollout_row, &v, err, "listing rollouts");
 }
 
 int st_rollout_list(st_state_t *st, const char *fleet, int64_t limit, st_rollout_cb cb, void *ud,
@@ -867,18 +853,24 @@ int st_rollout_set_healthy_since(st_state_t *st, int64_t id, int64_t since_ns, k
     return st_sq_run_done(st, s, err, "updating rollout");
 }
 
+/* *yes whether s (bound) gives a row; then resets s. */
+static int has_row(st_state_t *st, sqlite3_stmt *s, int *yes, kiln_err_t *err, const char *op)
+{
+    int rc = sqlite3_step(s), ret = 0;
+    *yes = rc == SQLITE_ROW;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = st_sq_err(st, rc, err, op);
+    st_sq_end_stmt(s);
+    return ret;
+}
+
 int st_rollout_is_canary(st_state_t *st, int64_t id, const char *device, int *yes,
                          kiln_err_t *err)
 {
     if (!st || !device || !yes)
         return kiln_err_set(err, KILN_EINVAL, "rollout is canary: NULL argument");
     PREP(s, FQ_RO_IS_CANARY, "reading canaries", "it", id, device);
-    int rc = sqlite3_step(s), ret = 0;
-    *yes = rc == SQLITE_ROW;
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        ret = st_sq_err(st, rc, err, "reading canaries");
-    st_sq_end_stmt(s);
-    return ret;
+    return has_row(st, s, yes, err, "reading canaries");
 }
 
 int st_rollout_canaries(st_state_t *st, int64_t id, st_device_cb cb, void *ud, kiln_err_t *err)
@@ -895,10 +887,5 @@ int st_rollout_has_blob(st_state_t *st, const char *fleet, const char *sha256, i
     if (!st || !fleet || !sha256 || !yes)
         return kiln_err_set(err, KILN_EINVAL, "rollout has blob: NULL argument");
     PREP(s, FQ_RO_HAS_BLOB, "reading rollouts", "tt", fleet, sha256);
-    int rc = sqlite3_step(s), ret = 0;
-    *yes = rc == SQLITE_ROW;
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        ret = st_sq_err(st, rc, err, "reading rollouts");
-    st_sq_end_stmt(s);
-    return ret;
+    return has_row(st, s, yes, err, "reading rollouts");
 }

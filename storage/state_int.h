@@ -38,6 +38,11 @@ int  st_sq_err(st_state_t *st, int rc, kiln_err_t *err, const char *op);
 /* Steps a statement that returns no rows, then resets it. */
 int  st_sq_run_done(st_state_t *st, sqlite3_stmt *s, kiln_err_t *err, const char *op);
 void st_sq_end_stmt(sqlite3_stmt *s);
+/* Steps s (bound) through its rows, calling row(s, ctx) on each until it
+ * returns non-zero; then resets s.  op names the work in errors. */
+typedef int (*st_sq_row_fn)(sqlite3_stmt *s, void *ctx);
+int  st_sq_each_row(st_state_t *st, sqlite3_stmt *s, st_sq_row_fn row, void *ctx,
+                    kiln_err_t *err, const char *op);
 int  st_sq_bind_text(sqlite3_stmt *s, int i, const char *v);
 /* A savepoint makes each multi-statement change atomic, in or out of a
  * caller's transaction: begin, then end with the change's return code. */

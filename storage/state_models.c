@@ -129,6 +129,20 @@ int st_registry_run_get(st_state_t *st, int64_t id, st_run_t *out, kiln_err_t *e
     return ret;
 }
 
+/* st_sq_each_row's row function: the row as a run to the caller's cb. */
+struct run_visit {
+    st_run_cb cb;
+    void     *ud;
+};
+
+static int run_row(sqlite3_stmt *s, void *ctx)
+{
+    const struct run_visit *v = ctx;
+    st_run_t r;
+    run_from_row(s, &r);
+    return v->cb(&r, v->ud);
+}
+
 int st_registry_run_list(st_state_t *st, const char *model_name, int64_t limit, st_run_cb cb,
                          void *ud, kiln_err_t *err)
 {
@@ -137,17 +151,8 @@ int st_registry_run_list(st_state_t *st, const char *model_name, int64_t limit, 
     sqlite3_stmt *s = st->q[Q_RUN_LIST];
     BIND(st_sq_bind_text(s, 1, model_name), "listing runs");
     BIND(sqlite3_bind_int64(s, 2, limit > 0 ? limit : -1), "listing runs");
-    int rc, ret = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        st_run_t r;
-        run_from_row(s, &r);
-        if (cb(&r, ud))
-            break;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        ret = st_sq_err(st, rc, err, "listing runs");
-    st_sq_end_stmt(s);
-    return ret;
+    struct run_visit v = {cb, ud};
+    return st_sq_each_row(st, s, run_row, &v, err, "listing runs");
 }
 
 /* ---- models */
