@@ -114,6 +114,39 @@ static void print_rollout(json_t *r)
                jcli_jstr(r, "envelope_sha256", "?"), jcli_jstr(r, "bundle_sha256", "?"));
 }
 
+/* Sets the request fields that the optional flags name (NULL: left out);
+ * returns b. */
+static json_t *rollout_fields(json_t *b, const char *canary, const char *health, const char *days)
+{
+    if (canary)
+        json_object_set_new(b, "canary_share", json_real(atof(canary)));
+    if (health)
+        json_object_set_new(b, "health_window_s", json_integer(atoll(health)));
+    if (days)
+        json_object_set_new(b, "expires_s", json_integer((json_int_t)(atof(days) * 86400)));
+    return b;
+}
+
+/* POSTs b (stolen) to path and prints the rollout kilnd answers; the exit code. */
+static int post_rollout(jcli_ctx_t *c, const char *path, json_t *b)
+{
+    json_t *o = NULL;
+    if (call(c, "POST", path, b, &o))
+        return 1;
+    if (!c->json)
+        print_rollout(o);
+    json_decref(o);
+    return 0;
+}
+
+/* GETs fleet name's publisher key into *o (decref); 0 or 1 printed. */
+static int get_pubkey(jcli_ctx_t *c, const char *name, json_t **o)
+{
+    char path[512];
+    snprintf(path, sizeof path, "/v1/fleets/%s/pubkey", name);
+    return call(c, "GET", path, NULL, o);
+}
+
 static int fleet_main(int argc, char **argv)
 {
     jcli_ctx_t c = {.cmd = "fleet", .usage = usage};
@@ -136,11 +169,7 @@ static int fleet_main(int argc, char **argv)
         if (!name)
             return ka_usage_error("fleet", usage, "missing NAME", NULL);
         json_t *b = json_pack("{s:s, s:b}", "name", name, "encrypted", !no_encrypt);
-        if (canary)
-            json_object_set_new(b, "canary_share", json_real(atof(canary)));
-        if (health)
-            json_object_set_new(b, "health_window_s", json_integer(atoll(health)));
-        if (call(&c, "POST", "/v1/fleets", b, &o))
+        if (call(&c, "POST", "/v1/fleets", rollout_fields(b, canary, health, NULL), &o))
             return 1;
         if (!c.json)
             printf("fleet %s created (canary share %.2f, health window %lld s%s)\n", name,
@@ -177,16 +206,14 @@ static int fleet_main(int argc, char **argv)
             json_decref(o);
             o = NULL;
             c.json = 0;     /* the key is printed as a line, not as a second JSON text */
-            snprintf(path, sizeof path, "/v1/fleets/%s/pubkey", name);
-            if (call(&c, "GET", path, NULL, &o))
+            if (get_pubkey(&c, name, &o))
                 return 1;
             printf("publisher key (enroll agents with it): %s", jcli_jstr(o, "publisher_key", "?\n"));
         }
     } else if (!strcmp(sub, "pubkey")) {
         if (!name)
             return ka_usage_error("fleet", usage, "missing NAME", NULL);
-        snprintf(path, sizeof path, "/v1/fleets/%s/pubkey", name);
-        if (call(&c, "GET", path, NULL, &o))
+        if (get_pubkey(&c, name, &o))
             return 1;
         if (!c.json)
             fputs(jcli_jstr(o, "publisher_key", ""), stdout);
@@ -267,19 +294,8 @@ static int publish_main(int argc, char **argv)
         return ka_usage_error("publish", usage, "needs NAME@VERSION and --fleet", NULL);
     if (jcli_resolve(&c))
         return 1;
-    json_t *b = json_pack("{s:s, s:s}", "model", ref, "fleet", fleet), *o = NULL;
-    if (canary)
-        json_object_set_new(b, "canary_share", json_real(atof(canary)));
-    if (health)
-        json_object_set_new(b, "health_window_s", json_integer(atoll(health)));
-    if (days)
-        json_object_set_new(b, "expires_s", json_integer((json_int_t)(atof(days) * 86400)));
-    if (call(&c, "POST", "/v1/publish", b, &o))
-        return 1;
-    if (!c.json)
-        print_rollout(o);
-    json_decref(o);
-    return 0;
+    json_t *b = json_pack("{s:s, s:s}", "model", ref, "fleet", fleet);
+    return post_rollout(&c, "/v1/publish", rollout_fields(b, canary, health, days));
 }
 
 static int rollback_main(int argc, char **argv)
@@ -296,15 +312,8 @@ static int rollback_main(int argc, char **argv)
         return ka_usage_error("rollback", usage, "needs --fleet", NULL);
     if (jcli_resolve(&c))
         return 1;
-    json_t *o = NULL, *b = json_pack("{s:s}", "fleet", fleet);
-    if (days)
-        json_object_set_new(b, "expires_s", json_integer((json_int_t)(atof(days) * 86400)));
-    if (call(&c, "POST", "/v1/rollback", b, &o))
-        return 1;
-    if (!c.json)
-        print_rollout(o);
-    json_decref(o);
-    return 0;
+    json_t *b = json_pack("{s:s}", "fleet", fleet);
+    return post_rollout(&c, "/v1/rollback", rollout_fields(b, NULL, NULL, days));
 }
 
 static int rollout_main(int argc, char **argv)
