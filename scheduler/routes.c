@@ -67,6 +67,23 @@ int kd_query_limit(struct kd *kd, ka_req_t *req, long long *limit)
     return 0;
 }
 
+const char *kd_query_filter(ka_req_t *req, const char *name)
+{
+    const char *v = ka_req_query(req, name);
+    return v && v[0] ? v : NULL;
+}
+
+void kd_reply_list(struct kd *kd, ka_req_t *req, int rc, const char *key, json_t *list,
+                   const kiln_err_t *err)
+{
+    if (rc < 0) {
+        json_decref(list);
+        kd_reply_kerr(kd, req, err);
+    } else {
+        kd_reply(kd, req, 200, json_pack("{s:o}", key, list), NULL, 0);
+    }
+}
+
 /* "/v1/jobs/12/cancel" -> id 12, rest "/cancel".  0 if not a job path, -1
  * when the segment after /v1/jobs/ is not a positive integer ("abc", "-3"). */
 static int job_path(const char *path, int64_t *id, const char **rest)

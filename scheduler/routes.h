@@ -39,6 +39,12 @@ int kd_route_models(struct kd *kd, ka_req_t *req);
 /* ?limit= of a list route into *limit (100 when absent); 1 when it was bad
  * and a 400 went out, else 0. */
 int kd_query_limit(struct kd *kd, ka_req_t *req, long long *limit);
+/* ?name= of a list route as a filter: NULL when absent or empty (borrowed from req). */
+const char *kd_query_filter(ka_req_t *req, const char *name);
+/* Answers a list route whose st_*_list call returned rc after filling list
+ * (stolen): 200 {key: list}, or err's status when rc < 0. */
+void kd_reply_list(struct kd *kd, ka_req_t *req, int rc, const char *key, json_t *list,
+                   const kiln_err_t *err);
 /* routes_drift.c: /v1/drift...; 1 when it answered req (kd_route_models asks). */
 int kd_route_drift(struct kd *kd, ka_req_t *req);
 

@@ -58,18 +58,13 @@ int kd_route_drift(struct kd *kd, ka_req_t *req)
         return 1;
     }
     if (!strcmp(p, "/v1/drift")) {
-        const char *model = ka_req_query(req, "model");
         long long limit;
         if (kd_query_limit(kd, req, &limit))
             return 1;
         json_t *list = json_array();
-        if (st_drift_result_list(st, model && model[0] ? model : NULL, limit, list_item, list,
-                                 &err) < 0) {
-            json_decref(list);
-            kd_reply_kerr(kd, req, &err);
-        } else {
-            kd_reply(kd, req, 200, json_pack("{s:o}", "drift", list), NULL, 0);
-        }
+        int rc = st_drift_result_list(st, kd_query_filter(req, "model"), limit, list_item, list,
+                                      &err);
+        kd_reply_list(kd, req, rc, "drift", list, &err);
         return 1;
     }
     char *end;

@@ -370,12 +370,8 @@ int kd_route_fleet(struct kd *kd, ka_req_t *req)
             fleet_create(kd, req, st);
         else if (get) {
             json_t *list = json_array();
-            if (st_fleet_list(st, fleet_item, list, &err) < 0) {
-                json_decref(list);
-                kd_reply_kerr(kd, req, &err);
-            } else {
-                kd_reply(kd, req, 200, json_pack("{s:o}", "fleets", list), NULL, 0);
-            }
+            int rc = st_fleet_list(st, fleet_item, list, &err);
+            kd_reply_list(kd, req, rc, "fleets", list, &err);
         } else
             goto bad_method;
         return 1;
@@ -416,14 +412,9 @@ int kd_route_fleet(struct kd *kd, ka_req_t *req)
     if (!strcmp(p, "/v1/devices")) {
         if (!get)
             goto bad_method;
-        const char *fleet = ka_req_query(req, "fleet");
         json_t *list = json_array();
-        if (st_device_list(st, fleet && fleet[0] ? fleet : NULL, device_item, list, &err) < 0) {
-            json_decref(list);
-            kd_reply_kerr(kd, req, &err);
-        } else {
-            kd_reply(kd, req, 200, json_pack("{s:o}", "devices", list), NULL, 0);
-        }
+        int rc = st_device_list(st, kd_query_filter(req, "fleet"), device_item, list, &err);
+        kd_reply_list(kd, req, rc, "devices", list, &err);
         return 1;
     }
     if ((k = split(kd, req, "/v1/devices/", name, sizeof name, &rest)) != 0) {
@@ -455,18 +446,13 @@ int kd_route_fleet(struct kd *kd, ka_req_t *req)
     if (!strcmp(p, "/v1/rollouts")) {
         if (!get)
             goto bad_method;
-        const char *fleet = ka_req_query(req, "fleet");
         long long limit;
         if (kd_query_limit(kd, req, &limit))
             return 1;
         json_t *list = json_array();
-        if (st_rollout_list(st, fleet && fleet[0] ? fleet : NULL, limit, rollout_item, list,
-                            &err) < 0) {
-            json_decref(list);
-            kd_reply_kerr(kd, req, &err);
-        } else {
-            kd_reply(kd, req, 200, json_pack("{s:o}", "rollouts", list), NULL, 0);
-        }
+        int rc = st_rollout_list(st, kd_query_filter(req, "fleet"), limit, rollout_item, list,
+                                 &err);
+        kd_reply_list(kd, req, rc, "rollouts", list, &err);
         return 1;
     }
     if (!strcmp(p, "/v1/publish") || !strcmp(p, "/v1/rollback")) {

@@ -205,18 +205,13 @@ int kd_route_models(struct kd *kd, ka_req_t *req)
             kd_reply_error(kd, req, 405, NULL, "%s %s: method not allowed", req->method, p);
             return 1;
         }
-        const char *model = ka_req_query(req, "model");
         long long limit;
         if (kd_query_limit(kd, req, &limit))
             return 1;
         json_t *list = json_array();
-        if (st_registry_run_list(st, model && model[0] ? model : NULL, limit, run_item, list,
-                                 &err) < 0) {
-            json_decref(list);
-            kd_reply_kerr(kd, req, &err);
-        } else {
-            kd_reply(kd, req, 200, json_pack("{s:o}", "runs", list), NULL, 0);
-        }
+        int rc = st_registry_run_list(st, kd_query_filter(req, "model"), limit, run_item, list,
+                                      &err);
+        kd_reply_list(kd, req, rc, "runs", list, &err);
         return 1;
     }
     if (!strncmp(p, "/v1/runs/", 9)) {
