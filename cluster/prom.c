@@ -590,3 +590,24 @@ int kp_process_collect(kp_registry_t *r, kiln_err_t *err)
         return rc;
     return 0;
 }
+
+int kp_serve(kp_registry_t *r, const char *who, const char *method, const char *path,
+             char **text, size_t *len, kiln_err_t *err)
+{
+    *text = NULL;
+    *len = 0;
+    if (strcmp(path, "/metrics")) {
+        kiln_err_set(err, KILN_ENOTFOUND, "%s: %s serves only /metrics", path, who);
+        return 404;
+    }
+    if (strcmp(method, "GET")) {
+        kiln_err_set(err, KILN_EINVAL, "%s /metrics: method not allowed", method);
+        return 405;
+    }
+    kiln_err_t why;
+    if (kp_process_collect(r, &why) < 0 || kp_render(r, text, len, &why) < 0) {
+        kiln_err_set(err, why.code, "metrics: %s", why.msg);
+        return 503;
+    }
+    return 200;
+}

@@ -76,4 +76,12 @@ int kp_render(const kp_registry_t *r, char **text, size_t *len, kiln_err_t *err)
  * before each kp_render.  Registers them on the first call. */
 int kp_process_collect(kp_registry_t *r, kiln_err_t *err);
 
+/* One HTTP request to a daemon that serves only /metrics (the worker, the
+ * edge agent), without the HTTP server (a layer above): returns the status.
+ * 200: *text is r, collected and rendered (kiln_malloc'd, caller frees),
+ * *len its length; 404, 405 or 503: err says why, naming the daemon as
+ * who ("a worker"). */
+int kp_serve(kp_registry_t *r, const char *who, const char *method, const char *path,
+             char **text, size_t *len, kiln_err_t *err);
+
 #endif

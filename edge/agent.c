@@ -148,19 +148,12 @@ static void metrics_model(ke_agent_t *a)
 static void on_http(void *ud, ka_req_t *req)
 {
     ke_agent_t *a = ud;
-    if (strcmp(req->path, "/metrics")) {
-        ka_req_respond_error(req, 404, NULL, "%s: kiln-edge serves only /metrics", req->path);
-        return;
-    }
-    if (strcmp(req->method, "GET")) {
-        ka_req_respond_error(req, 405, NULL, "%s /metrics: method not allowed", req->method);
-        return;
-    }
-    char *text = NULL;
-    size_t len = 0;
+    char *text;
+    size_t len;
     kiln_err_t err;
-    if (kp_process_collect(a->reg, &err) < 0 || kp_render(a->reg, &text, &len, &err) < 0) {
-        ka_req_respond_error(req, 503, NULL, "metrics: %s", err.msg);
+    int status = kp_serve(a->reg, "kiln-edge", req->method, req->path, &text, &len, &err);
+    if (status != 200) {
+        ka_req_respond_error(req, status, NULL, "%s", err.msg);
         return;
     }
     ka_req_respond(req, 200, KP_CONTENT_TYPE, text, len);
