@@ -12,39 +12,16 @@
 set -euo pipefail
 cd "$KILN_ROOT"
 . tests/system/lib/cluster.sh
-. tests/system/lib/testca.sh
+. tests/system/lib/fleet.sh
 cluster_init
 EDGE=$(dirname "$KILN")/kiln-edge
-pyj() { "$PY" -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
 
 # --- data, two validated gbdt versions of "bearing" through kilnd
-$KILN gen --windows 300 --window-len 512 --assets 4 --seed 5 -o "$T/sensor.h5" >/dev/null
-"$PY" - "$T" <<'PY'
-import json, sys
-t = sys.argv[1]
-s = json.load(open("bench/featurize_bench.json"))
-s["features"].pop("rolling", None)
-s["input"], s["output"] = t + "/sensor.h5", t + "/feat.h5"
-json.dump(s, open(t + "/featurize.json", "w"))
-PY
-$KILN featurize "$T/featurize.json" >/dev/null
-"$PY" tests/system/lib/edge_tool.py frames "$T/sensor.h5" vib_x,vib_y,temp "$T/w.bin" >/dev/null
-head -c $((32 + 4 * 3 * 512)) "$T/w.bin" >"$T/one.bin"
-
-make_test_ca "$T/ca" || die "cannot make the test CA"
-D=$T/c
-start_kilnd "$D" --fleet-listen 127.0.0.1:0 --fleet-cert "$T/ca/server.pem" --fleet-key "$T/ca/server.key"
-start_worker "$D" w1
-wait_workers "$D" 1
-URL=$(cat "$D/kilnd.url")
-FURL=$(cat "$D/kilnd.fleet-url")
-train() {
-    local id
-    id=$(submit_json "$D" "$(printf '{"type":"train","name":"bearing","input":"%s","output":"%s/b-%s.kmodel","model":{"kind":"gbdt","trees":%s,"max_leaves":15},"target":"label","validation":{"split":"time","fraction":0.25},"seed":7,"max_retries":0}' "$T/feat.h5" "$T" "$1" "$1")")
-    wait_job_state "$D" "$id" succeeded 60
-}
-train 60
-train 80
+make_features 300 4 5
+fleet_frames
+fleet_kilnd 1
+fleet_train_gbdt 60
+fleet_train_gbdt 80
 
 $KILN fleet create plant-7 --canary 0.3 --health-seconds 3 --dir "$D" >/dev/null || die "fleet create"
 $KILN fleet create plant-8 --canary 1 --health-seconds 3 --dir "$D" >/dev/null || die "fleet create 8"

@@ -12,26 +12,11 @@
 set -euo pipefail
 cd "$KILN_ROOT"
 . tests/system/lib/cluster.sh
-. tests/system/lib/testca.sh
+. tests/system/lib/fleet.sh
 cluster_init
-
-case "$BIN_DIR" in
-    */build/san/bin) SIGN=$BIN_DIR/../tests/edge-sign ;;
-    *) SIGN=${EDGE_SIGN:-$KILN_ROOT/build/tests/edge-sign} ;;
-esac
-[ -x "$SIGN" ] || die "$SIGN not built (make)"
-
-make_test_ca "$T/ca" || die "cannot make the test CA"
-D=$T/c
-start_kilnd "$D" --fleet-listen 127.0.0.1:0 --fleet-cert "$T/ca/server.pem" --fleet-key "$T/ca/server.key"
-URL=$(cat "$D/kilnd.url")
-FURL=$(cat "$D/kilnd.fleet-url")
+fleet_sign_tool
+fleet_kilnd
 case "$FURL" in https://127.0.0.1:*) ;; *) die "fleet url $FURL";; esac
-pyj() { "$PY" -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
-# fcurl ARGS: curl to the fleet endpoint trusting only the test CA; prints body, then status
-fcurl() { curl -sS --max-time 10 --cacert "$T/ca/ca.pem" -w '\n%{http_code}' "$@"; }
-status_of() { tail -n1 <<<"$1"; }
-body_of() { sed '$d' <<<"$1"; }
 
 # --- admin: a fleet (through the CLI) and a token
 $KILN fleet create plant-7 --canary 0.5 --health-seconds 30 --dir "$D" >/dev/null || die "fleet create"

@@ -18,37 +18,13 @@
 set -euo pipefail
 cd "$KILN_ROOT"
 . tests/system/lib/cluster.sh
-. tests/system/lib/testca.sh
+. tests/system/lib/fleet.sh
 cluster_init
-
-case "$BIN_DIR" in
-    */build/san/bin) SIGN=$BIN_DIR/../tests/edge-sign ;;
-    *) SIGN=${EDGE_SIGN:-$KILN_ROOT/build/tests/edge-sign} ;;
-esac
-[ -x "$SIGN" ] || die "$SIGN not built (make)"
-pyj() { "$PY" -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
-fcurl() { curl -sS --max-time 10 --cacert "$T/ca/ca.pem" -w '\n%{http_code}' "$@"; }
-status_of() { tail -n1 <<<"$1"; }
-body_of() { sed '$d' <<<"$1"; }
+fleet_sign_tool
 
 # --- features and a kilnd with a worker and the fleet endpoint
-$KILN gen --windows 240 --window-len 512 --assets 6 --seed 3 -o "$T/sensor.h5" >/dev/null
-"$PY" - "$T" <<'PY'
-import json, sys
-t = sys.argv[1]
-s = json.load(open("bench/featurize_bench.json"))
-s["features"].pop("rolling", None)
-s["input"], s["output"] = t + "/sensor.h5", t + "/feat.h5"
-json.dump(s, open(t + "/featurize.json", "w"))
-PY
-$KILN featurize "$T/featurize.json" >/dev/null
-make_test_ca "$T/ca" || die "cannot make the test CA"
-D=$T/c
-start_kilnd "$D" --fleet-listen 127.0.0.1:0 --fleet-cert "$T/ca/server.pem" --fleet-key "$T/ca/server.key"
-start_worker "$D" w1
-wait_workers "$D" 1
-URL=$(cat "$D/kilnd.url")
-FURL=$(cat "$D/kilnd.fleet-url")
+make_features 240 6 3
+fleet_kilnd 1
 
 spec() {
     printf '{"type":"train","name":"%s","input":"%s","output":"%s/%s-%s.kmodel","model":{"kind":"logreg","C":1.0,"max_iter":100},"target":"label","validation":{"split":"time","fraction":0.25%s},"seed":7,"max_retries":0}' \

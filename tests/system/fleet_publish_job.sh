@@ -12,18 +12,7 @@ cd "$KILN_ROOT"
 . tests/system/lib/cluster.sh
 cluster_init
 
-pyj() { "$PY" -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
-
-$KILN gen --windows 240 --window-len 512 --assets 6 --seed 3 -o "$T/sensor.h5" >/dev/null
-"$PY" - "$T" <<'PY'
-import json, sys
-t = sys.argv[1]
-s = json.load(open("bench/featurize_bench.json"))
-s["features"].pop("rolling", None)
-s["input"], s["output"] = t + "/sensor.h5", t + "/feat.h5"
-json.dump(s, open(t + "/featurize.json", "w"))
-PY
-$KILN featurize "$T/featurize.json" >/dev/null
+make_features 240 6 3
 D=$T/c
 start_kilnd "$D"
 start_worker "$D" w1

@@ -15,20 +15,8 @@ cd "$KILN_ROOT"
 . tests/system/lib/cluster.sh
 cluster_init
 
-# pyj EXPR < JSON: prints EXPR evaluated with d = the JSON (python syntax)
-pyj() { "$PY" -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
-
 # --- a labelled feature dataset: kiln gen's four classes over 8 assets' lives
-$KILN gen --windows 400 --window-len 512 --assets 8 --seed 3 -o "$T/sensor.h5" >/dev/null
-"$PY" - "$T" <<'PY'
-import json, sys
-t = sys.argv[1]
-s = json.load(open("bench/featurize_bench.json"))
-s["features"].pop("rolling", None)
-s["input"], s["output"] = t + "/sensor.h5", t + "/feat.h5"
-json.dump(s, open(t + "/featurize.json", "w"))
-PY
-$KILN featurize "$T/featurize.json" >/dev/null
+make_features 400 8 3
 # the same features without /target (for a target "target" spec)
 "$PY" - "$T" <<'PY'
 import h5py, shutil, sys

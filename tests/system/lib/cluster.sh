@@ -8,6 +8,9 @@
 #   wait_job_state DIR ID STATE TIMEOUT_S   fails (with the job's JSON) on timeout
 #   job_field DIR ID FIELD        a field of `kiln status ID --json` (dotted: tasks.total)
 #   stop_all                      kills every process started here (by pid)
+#   pyj EXPR < JSON               prints EXPR evaluated with d = the JSON (python syntax)
+#   make_features WINDOWS ASSETS SEED   $T/sensor.h5 (kiln gen) and its features
+#                                 $T/feat.h5 (bench/featurize_bench.json without rolling)
 #
 # Every wait is bounded; every process is killed by the EXIT trap.
 set -euo pipefail
@@ -198,4 +201,19 @@ def find(o):
             if r: return r
     return None
 print(find(d) or "")'
+}
+
+pyj() { "$PY" -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
+
+make_features() {
+    $KILN gen --windows "$1" --window-len 512 --assets "$2" --seed "$3" -o "$T/sensor.h5" >/dev/null
+    "$PY" - "$T" <<'PY'
+import json, sys
+t = sys.argv[1]
+s = json.load(open("bench/featurize_bench.json"))
+s["features"].pop("rolling", None)
+s["input"], s["output"] = t + "/sensor.h5", t + "/feat.h5"
+json.dump(s, open(t + "/featurize.json", "w"))
+PY
+    $KILN featurize "$T/featurize.json" >/dev/null
 }
