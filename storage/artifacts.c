@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/kiln_alloc.h"
+#include "core/kiln_io.h"
 #include "storage/sha256.h"
 
 static int valid_hex(const char *hex)
@@ -31,20 +32,6 @@ static int mkdir_one(const char *path, kiln_err_t *err)
 {
     if (mkdir(path, 0755) < 0 && errno != EEXIST)
         return kiln_err_set(err, KILN_EIO, "%s: %s", path, strerror(errno));
-    return 0;
-}
-
-static int write_all(int fd, const unsigned char *p, size_t len)
-{
-    while (len) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        len -= (size_t)w;
-    }
     return 0;
 }
 
@@ -79,7 +66,7 @@ int st_artifact_put(const char *root, const void *bytes, size_t len, char hex[65
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0)
         return kiln_err_set(err, KILN_EIO, "%s: %s", tmp, strerror(errno));
-    if (write_all(fd, bytes, len) < 0 || fsync(fd) < 0) {
+    if (kiln_write_all(fd, bytes, len) < 0 || fsync(fd) < 0) {
         int e = errno;
         close(fd);
         unlink(tmp);

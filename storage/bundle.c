@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/kiln_alloc.h"
+#include "core/kiln_io.h"
 #include "storage/sha256.h"
 
 #define ENVELOPE_FORMAT "kiln-envelope/1"
@@ -112,21 +113,6 @@ static int valid_fleet(const char *s)
 
 /* ---- files ------------------------------------------------------------ */
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const unsigned char *p = buf;
-    while (len) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 /* PATH.tmp.PID (O_EXCL, mode), fsync, then rename - or, with no_clobber,
  * link() so that an existing PATH is never replaced (keys). */
 static int write_atomic(const char *path, const void *bytes, size_t len, mode_t mode,
@@ -139,7 +125,7 @@ static int write_atomic(const char *path, const void *bytes, size_t len, mode_t 
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0)
         return kiln_err_set(err, KILN_EIO, "%s: %s", tmp, strerror(errno));
-    if (fchmod(fd, mode) < 0 || write_all(fd, bytes, len) < 0 || fsync(fd) < 0) {
+    if (fchmod(fd, mode) < 0 || kiln_write_all(fd, bytes, len) < 0 || fsync(fd) < 0) {
         int e = errno;
         close(fd);
         unlink(tmp);
@@ -936,7 +922,7 @@ int st_bundle_extract(const st_bundle_envelope_t *env, const char *bundle_path,
                         strerror(errno));
             goto out;
         }
-        if (write_all(fd, f->bytes, f->len) < 0 || fsync(fd) < 0) {
+        if (kiln_write_all(fd, f->bytes, f->len) < 0 || fsync(fd) < 0) {
             rc = refuse(why, err, ST_BUNDLE_R_IO, "%s/%s: %s", staging_dir, f->name,
                         strerror(errno));
             close(fd);

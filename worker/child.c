@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../core/kiln_alloc.h"
+#include "../core/kiln_io.h"
 #include "child.h"
 
 const char *kw_signal_name(int sig)
@@ -75,20 +76,6 @@ static void on_proc_exit(uv_process_t *p, int64_t exit_status, int term_signal)
     c->on_exit(c, c->arg);
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 int kw_child_start(uv_loop_t *loop, const char *exe, const char *dir, int64_t task_id,
                    const char *lease_id, const char *output, const char *task_json, size_t len,
                    kw_child_exit_fn on_exit, void *arg, kw_child_t **out, kiln_err_t *err)
@@ -123,7 +110,7 @@ int kw_child_start(uv_loop_t *loop, const char *exe, const char *dir, int64_t ta
         goto fail;
     }
     json_written = 1;
-    int wrc = write_all(fd, task_json, len);
+    int wrc = kiln_write_all(fd, task_json, len);
     int e = errno;
     if (close(fd) != 0 && wrc == 0) {
         wrc = -1;

@@ -72,20 +72,27 @@ static kn_drift_col_t *numeric_col(const float *ref, size_t n_ref, const float *
     return c;
 }
 
-static double *oracle_numeric(const float *ref, size_t n_ref, const float *cur, size_t n_cur)
+/* op over ref then cur in one row with {"n_ref": N}: n_want values. */
+static double *oracle_two_samples(const char *op, const float *ref, size_t n_ref, const float *cur,
+                                  size_t n_cur, size_t n_want)
 {
     double *in = malloc((n_ref + n_cur) * sizeof *in), *want;
-    size_t n_want;
+    size_t n_got;
     for (size_t i = 0; i < n_ref; i++)
         in[i] = ref[i];
     for (size_t i = 0; i < n_cur; i++)
         in[n_ref + i] = cur[i];
     char params[64];
     snprintf(params, sizeof params, "{\"n_ref\": %zu}", n_ref);
-    assert_int_equal(oracle_run("drift_numeric", params, in, 1, n_ref + n_cur, &want, &n_want), 0);
-    assert_int_equal(n_want, 8);
+    assert_int_equal(oracle_run(op, params, in, 1, n_ref + n_cur, &want, &n_got), 0);
+    assert_int_equal(n_got, n_want);
     free(in);
     return want;
+}
+
+static double *oracle_numeric(const float *ref, size_t n_ref, const float *cur, size_t n_cur)
+{
+    return oracle_two_samples("drift_numeric", ref, n_ref, cur, n_cur, 8);
 }
 
 /* Exact path.  Tolerances: D is a difference of two count ratios formed
@@ -531,19 +538,7 @@ static void test_alloc_failures(void **state)
 
 static double *oracle_psi_quantile(const float *ref, size_t n_ref, const float *cur, size_t n_cur)
 {
-    double *in = malloc((n_ref + n_cur) * sizeof *in), *want;
-    size_t n_want;
-    for (size_t i = 0; i < n_ref; i++)
-        in[i] = ref[i];
-    for (size_t i = 0; i < n_cur; i++)
-        in[n_ref + i] = cur[i];
-    char params[64];
-    snprintf(params, sizeof params, "{\"n_ref\": %zu}", n_ref);
-    assert_int_equal(oracle_run("drift_psi_quantile", params, in, 1, n_ref + n_cur, &want, &n_want),
-                     0);
-    assert_int_equal(n_want, 2);
-    free(in);
-    return want;
+    return oracle_two_samples("drift_psi_quantile", ref, n_ref, cur, n_cur, 2);
 }
 
 /* PSI on the reference's deciles against numpy's np.quantile bins: the
