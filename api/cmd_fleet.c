@@ -2,7 +2,7 @@
  *   kiln fleet create NAME [--canary SHARE] [--health-seconds N] [--no-encrypt]
  *   kiln fleet list | kiln fleet show NAME | kiln fleet pubkey NAME
  *   kiln device enroll --fleet F [--ttl-seconds N]   prints a one-time token
- *   kiln device list [--fleet F] | kiln device revoke ID
+ *   kiln device list [--fleet F] | kiln device show ID | kiln device revoke ID
  *   kiln publish NAME@VERSION --fleet F [--canary SHARE] [--health-seconds N]
  *                [--expires-days D]
  *   kiln rollback --fleet F [--expires-days D] | kiln rollout status --fleet F */
@@ -24,7 +24,7 @@ static void usage(FILE *f)
             "usage: kiln fleet create NAME [--canary SHARE] [--health-seconds N] [--no-encrypt]\n"
             "       kiln fleet list | kiln fleet show NAME | kiln fleet pubkey NAME\n"
             "       kiln device enroll --fleet F [--ttl-seconds N]   (prints a one-time token)\n"
-            "       kiln device list [--fleet F] | kiln device revoke ID\n"
+            "       kiln device list [--fleet F] | kiln device show ID | kiln device revoke ID\n"
             "       kiln publish NAME@VERSION --fleet F [--canary SHARE] [--health-seconds N]\n"
             "                    [--expires-days D]   (envelope expiry; default 30 days)\n"
             "       kiln rollback --fleet F [--expires-days D] | kiln rollout status --fleet F\n"
@@ -228,7 +228,7 @@ static int device_main(int argc, char **argv)
 {
     jcli_ctx_t c = {.cmd = "device", .usage = usage};
     if (argc < 2)
-        return ka_usage_error("device", usage, "missing enroll, list or revoke", NULL);
+        return ka_usage_error("device", usage, "missing enroll, list, show or revoke", NULL);
     const char *sub = argv[1], *id = NULL, *fleet = NULL, *ttl = NULL;
     jcli_opt_t opts[] = {{"--fleet", NULL, &fleet, 1, NULL},
                          {"--ttl-seconds", NULL, &ttl, 1, check_count},
@@ -263,6 +263,19 @@ static int device_main(int argc, char **argv)
         json_t *d;
         if (!c.json)
             json_array_foreach(json_object_get(o, "devices"), i, d) print_device(d);
+    } else if (!strcmp(sub, "show")) {
+        if (!id)
+            return ka_usage_error("device", usage, "missing the device ID", NULL);
+        snprintf(path, sizeof path, "/v1/devices/%s", id);
+        if (call(&c, "GET", path, NULL, &o))
+            return 1;
+        if (!c.json) {
+            print_device(o);
+            /* the device's own words: why it refused an update or rolled back */
+            const char *msg = jcli_jstr(json_object_get(o, "report"), "message", "");
+            if (msg[0])
+                printf("  says: %s\n", msg);
+        }
     } else if (!strcmp(sub, "revoke")) {
         if (!id)
             return ka_usage_error("device", usage, "missing the device ID", NULL);

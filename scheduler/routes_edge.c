@@ -290,6 +290,7 @@ static void report(struct kd *kd, ka_req_t *req, st_state_t *st, const st_device
     const json_t *feat = json_object_get(b, "features");
     r.model = json_string_value(json_object_get(b, "model"));
     r.health = json_string_value(json_object_get(b, "health"));
+    const json_t *msg = json_object_get(b, "message");
     char *features = NULL;
     kiln_err_t err = {0};
     if (ver && (!json_is_integer(ver) || json_integer_value(ver) < 0)) {
@@ -297,6 +298,11 @@ static void report(struct kd *kd, ka_req_t *req, st_state_t *st, const st_device
         goto out;
     }
     r.model_version = ver ? json_integer_value(ver) : 0;
+    if (msg && !json_is_string(msg)) {
+        kd_reply_error(kd, req, 400, "message", "message: must be a string");
+        goto out;
+    }
+    r.message = json_string_value(msg);
     if (lat && (!json_is_object(lat) || num(lat, "p50", &r.latency_p50_us) < 0 ||
                 num(lat, "p99", &r.latency_p99_us) < 0)) {
         kd_reply_error(kd, req, 400, "latency_us",

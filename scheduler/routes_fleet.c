@@ -45,13 +45,13 @@ static json_t *device_json(const st_device_t *d)
     json_error_t jerr;
     json_t *feat = d->features_json[0] ? json_loads(d->features_json, 0, &jerr) : NULL;
     return json_pack("{s:s, s:s, s:s, s:I, s:b, s:I, s:s, s:I, s:{s:s, s:I, s:s, s:{s:f, s:f}, "
-                     "s:o, s:I}}",
+                     "s:s, s:o, s:I}}",
                      "id", d->id, "fleet", d->fleet, "name", d->name, "enrolled_ns",
                      (json_int_t)d->enrolled_ns, "revoked", d->revoked, "revoked_ns",
                      (json_int_t)d->revoked_ns, "public_key", pk, "last_seen_ns",
                      (json_int_t)d->last_seen_ns, "report", "model", d->model, "version",
                      (json_int_t)d->model_version, "health", d->health, "latency_us", "p50",
-                     d->latency_p50_us, "p99", d->latency_p99_us, "features",
+                     d->latency_p50_us, "p99", d->latency_p99_us, "message", d->message, "features",
                      feat ? feat : json_null(), "at_ns", (json_int_t)d->report_ns);
 }
 

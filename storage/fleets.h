@@ -19,6 +19,7 @@
 #define ST_TOKEN_HEX         64       /* 32 random bytes as hex */
 #define ST_HEALTH_MAX        32
 #define ST_FEATURES_JSON_MAX (256 * 1024)
+#define ST_MESSAGE_MAX       1024
 
 /* The schema (state.c's migration 6 -> 7). */
 #define ST_FLEETS_SQL                                                                  \
@@ -64,6 +65,11 @@
     " fleet TEXT PRIMARY KEY, seq INTEGER NOT NULL DEFAULT 0);"                        \
     "INSERT OR IGNORE INTO fleet_seq (fleet, seq)"                                     \
     " SELECT fleet, count(*) FROM rollouts GROUP BY fleet;"
+
+/* Version 8 -> 9: a report's message (why a device refused an update or
+ * rolled back), so /v1/devices/ID can say it. */
+#define ST_DEVICE_MESSAGE_SQL                                                          \
+    "ALTER TABLE devices ADD COLUMN message TEXT NOT NULL DEFAULT '';"
 
 /* ---- fleets */
 
@@ -128,6 +134,7 @@ typedef struct {
     char    model[ST_NAME_MAX];
     int64_t model_version;      /* 0: none reported */
     char    health[ST_HEALTH_MAX];  /* "ok", "degraded", "unhealthy", "rolled_back" or "" */
+    char    message[ST_MESSAGE_MAX];    /* the report's words, "" when none */
     double  latency_p50_us, latency_p99_us;
     const char *features_json;  /* live feature statistics, "" when none; borrowed: valid in a
                                  * list callback, or until st_device_free after st_device_get */
@@ -142,6 +149,7 @@ typedef struct {
     const char *health;         /* one of the four names above */
     double      latency_p50_us, latency_p99_us;
     const char *features_json;  /* NULL or "": none; at most ST_FEATURES_JSON_MAX bytes */
+    const char *message;        /* NULL or "": none; at most ST_MESSAGE_MAX - 1 bytes */
 } st_device_report_t;
 
 typedef int (*st_device_cb)(const st_device_t *dev, void *ud);

@@ -12,7 +12,7 @@
 #include "core/kiln_alloc.h"
 #include "storage/fleets.h"
 
-#define ST_SCHEMA_VERSION 8
+#define ST_SCHEMA_VERSION 9
 
 static const char *const status_names[ST_STATE_N_STATUS] = {
     "queued", "running", "succeeded", "failed", "cancelled", "timeout", "node_fail",
@@ -326,6 +326,9 @@ static const char migrate_6_7_sql[] = ST_FLEETS_SQL "PRAGMA user_version = 7;";
 /* Version 7 -> 8: the per-fleet publication counter (fleets.h). */
 static const char migrate_7_8_sql[] = ST_FLEET_SEQ_SQL "PRAGMA user_version = 8;";
 
+/* Version 8 -> 9: the device report's message (fleets.h). */
+static const char migrate_8_9_sql[] = ST_DEVICE_MESSAGE_SQL "PRAGMA user_version = 9;";
+
 static int code_of(int rc)
 {
     switch (rc & 0xff) {
@@ -451,6 +454,8 @@ static int schema_ensure(st_state_t *st, kiln_err_t *err)
     if (version <= 6 && (ret = exec_sql(st, migrate_6_7_sql, err, "upgrading schema")) < 0)
         goto fail;
     if (version <= 7 && (ret = exec_sql(st, migrate_7_8_sql, err, "upgrading schema")) < 0)
+        goto fail;
+    if (version <= 8 && (ret = exec_sql(st, migrate_8_9_sql, err, "upgrading schema")) < 0)
         goto fail;
     if ((ret = exec_sql(st, "COMMIT", err, "creating schema")) < 0)
         goto fail;

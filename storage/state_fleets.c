@@ -35,7 +35,7 @@ enum {
                    "(SELECT count(*) FROM devices d WHERE d.fleet = f.name AND d.revoked = 0)"
 #define DEV_COLS "d.id, d.fleet, d.name, d.enrolled_ns, d.revoked, d.revoked_ns, d.pubkey, " \
                  "d.last_time_ms, d.model, d.model_version, d.health, d.latency_p50_us, "      \
-                 "d.latency_p99_us, d.features_json, d.last_seen_ns, d.report_ns"
+                 "d.latency_p99_us, d.features_json, d.last_seen_ns, d.report_ns, d.message"
 #define RO_COLS "r.id, r.fleet, r.model, r.version, r.stage, r.canary_share, "              \
                 "r.health_window_s, r.started_ns, r.stage_ns, r.healthy_since_ns, r.reason, " \
                 "r.envelope_sha256, r.bundle_sha256, r.rollback, "                          \
@@ -73,7 +73,7 @@ static const char *const fq_sql[FQ_N] = {
                     "WHERE id = ?1 AND last_time_ms < ?2",
     [FQ_DEV_REPORT] = "UPDATE devices SET model = ?2, model_version = ?3, health = ?4, "
                       "latency_p50_us = ?5, latency_p99_us = ?6, features_json = ?7, "
-                      "report_ns = ?8 WHERE id = ?1",
+                      "report_ns = ?8, message = ?9 WHERE id = ?1",
     [FQ_RO_INSERT] = "INSERT INTO rollouts (fleet, model, version, stage, canary_share, "
                      "health_window_s, started_ns, stage_ns, envelope_sha256, bundle_sha256, "
                      "rollback) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10)",
@@ -488,6 +488,7 @@ static void device_from_row(sqlite3_stmt *s, st_device_t *d)
     d->features_json = fj ? (const char *)fj : "";
     d->last_seen_ns = sqlite3_column_int64(s, 14);
     d->report_ns = sqlite3_column_int64(s, 15);
+    copy_text(d->message, sizeof d->message, sqlite3_column_text(s, 16));
 }
 
 /* st_sq_each_row's row function: the row as a device to the caller's cb. */
@@ -672,9 +673,12 @@ int st_device_report(st_state_t *st, const char *id, const st_device_report_t *r
     if (r->features_json && strlen(r->features_json) > ST_FEATURES_JSON_MAX)
         return kiln_err_at(err, KILN_EINVAL, "features", "features: over %d bytes",
                            ST_FEATURES_JSON_MAX);
-    PREP(s, FQ_DEV_REPORT, "recording report", "ttitddti", id, r->model ? r->model : "",
+    if (r->message && strlen(r->message) >= ST_MESSAGE_MAX)
+        return kiln_err_at(err, KILN_EINVAL, "message", "message: over %d bytes",
+                           ST_MESSAGE_MAX - 1);
+    PREP(s, FQ_DEV_REPORT, "recording report", "ttitddtit", id, r->model ? r->model : "",
          r->model_version, r->health, r->latency_p50_us, r->latency_p99_us,
-         r->features_json ? r->features_json : "", now_ns);
+         r->features_json ? r->features_json : "", now_ns, r->message ? r->message : "");
     int changes = 0;
     if ((rc = run_changes(st, s, &changes, err, "recording report")) == 0 && changes == 0)
         rc = kiln_err_at(err, KILN_ENOTFOUND, "device", "device \"%s\" not found", id);

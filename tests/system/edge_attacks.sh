@@ -6,8 +6,8 @@
 # releases are made by `edge-sign craft` (tests/system/edge_sign.c) with
 # kilnd's own publisher key where a later check must be the one that refuses.
 # Each attack must be refused with its reason in the agent's log and in its
-# next report to kilnd (the mirror logs each report and kilnd's answer: kilnd
-# keeps health and version, not the message), while the agent keeps scoring
+# next report to kilnd (the mirror logs each report and kilnd's answer; kilnd
+# keeps the message, and `kiln device show` prints it), while the agent keeps scoring
 # windows with the same model and DIR/current names the same directory.
 # Attacks: a flipped byte in a real bundle (and the release installs once the
 # tampering stops), another signing key, a replayed older envelope, an
@@ -63,8 +63,11 @@ while not buf.endswith(b"\n"):
 print(json.loads(buf)["model"])
 PY
 }
-report_says() {  # the device's next report, accepted by kilnd, says $1
-    grep -F "mitm: report to kilnd (HTTP 200)" "$T/mitm.log" | grep -qF "$1"
+report_says() {  # the device's report, accepted and kept by kilnd, says $1
+    local out
+    out=$($KILN device show "$DEV" --dir "$D" 2>&1) || return 1
+    grep -F "mitm: report to kilnd (HTTP 200)" "$T/mitm.log" | grep -qF "$1" &&
+        grep '^  says: ' <<<"$out" | grep -qF "$1"
 }
 publish_wait() {  # publish_wait VERSION
     $KILN publish "bearing@$1" --fleet plant-7 --dir "$D" >"$T/pub$1.out" 2>&1 ||

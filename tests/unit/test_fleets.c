@@ -316,8 +316,23 @@ static void test_rollout_machine(void **state)
     assert_int_equal(r.id, id3);
 
     /* a report with a bad health name */
-    st_device_report_t bad = {"bearing", 3, "fine", 0, 0, NULL};
+    st_device_report_t bad = {"bearing", 3, "fine", 0, 0, NULL, NULL};
     assert_int_equal(st_device_report(st, d[0].id, &bad, NOW, &err), KILN_EINVAL);
+    /* the message is kept, and one too long is refused */
+    st_device_report_t said = {"bearing", 2, "rolled_back", 0, 0, NULL,
+                               "v3 failed its self-test: rolled back to v2"};
+    assert_int_equal(st_device_report(st, d[0].id, &said, NOW, &err), 0);
+    st_device_t got;
+    assert_int_equal(st_device_get(st, d[0].id, &got, &err), 0);
+    assert_string_equal(got.message, said.message);
+    assert_string_equal(got.health, "rolled_back");
+    st_device_free(&got);
+    char longmsg[ST_MESSAGE_MAX + 1];
+    memset(longmsg, 'x', ST_MESSAGE_MAX);
+    longmsg[ST_MESSAGE_MAX] = 0;
+    said.message = longmsg;
+    assert_int_equal(st_device_report(st, d[0].id, &said, NOW, &err), KILN_EINVAL);
+    assert_non_null(strstr(err.msg, "message"));
     ks_fleet_ids_free(ids, n);
     for (int i = 0; i < 4; i++)
         st_device_free(&d[i]);
@@ -330,11 +345,13 @@ static void test_rollout_machine(void **state)
 static void test_upgrade(void **state)
 {
     (void)state;
+    static const char *const msg_drop = "ALTER TABLE devices DROP COLUMN message;";
     static const char *const seq_drop = "DROP TABLE fleet_seq;";
     static const char *const fleet_drop =
         "DROP TABLE rollout_canaries; DROP TABLE rollouts; DROP TABLE enroll_tokens;"
         "DROP TABLE devices; DROP TABLE fleets;";
     static const char *const downgrade[] = {
+        "PRAGMA user_version = 8;",
         "PRAGMA user_version = 7;",
         "PRAGMA user_version = 6;",
         "DROP TABLE drift_results; ALTER TABLE runs DROP COLUMN input_path;"
@@ -364,8 +381,9 @@ static void test_upgrade(void **state)
         sqlite3 *raw;
         assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
         char *msg = NULL;
-        if (sqlite3_exec(raw, seq_drop, NULL, NULL, &msg) != SQLITE_OK ||
-            (k > 0 && sqlite3_exec(raw, fleet_drop, NULL, NULL, &msg) != SQLITE_OK) ||
+        if (sqlite3_exec(raw, msg_drop, NULL, NULL, &msg) != SQLITE_OK ||
+            (k > 0 && sqlite3_exec(raw, seq_drop, NULL, NULL, &msg) != SQLITE_OK) ||
+            (k > 1 && sqlite3_exec(raw, fleet_drop, NULL, NULL, &msg) != SQLITE_OK) ||
             sqlite3_exec(raw, downgrade[k], NULL, NULL, &msg) != SQLITE_OK)
             fail_msg("downgrade %zu: %s", k, msg);
         sqlite3_close(raw);
@@ -384,7 +402,7 @@ static void test_upgrade(void **state)
         sqlite3_stmt *s;
         assert_int_equal(sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
         assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-        assert_int_equal(sqlite3_column_int(s, 0), 8);
+        assert_int_equal(sqlite3_column_int(s, 0), 9);
         sqlite3_finalize(s);
         sqlite3_close(raw);
         cleanup();
