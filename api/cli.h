@@ -35,6 +35,8 @@ int kiln_cmd_rollout(int argc, char **argv);
 int kiln_cmd_train(int argc, char **argv);
 /* cmd_score.c: a score job on this machine, with a model file */
 int kiln_cmd_score(int argc, char **argv);
+/* cmd_export.c: a gbdt model file as LightGBM model text */
+int kiln_cmd_export_lightgbm(int argc, char **argv);
 
 /* cmd_models.c, for cmd_train.c too: a model's metrics (a json_t * object
  * as void *, to keep jansson out of this header), one "name value" line

@@ -22,6 +22,7 @@ static const struct {
     {"workers",   kiln_cmd_workers,   "the workers kilnd knows and what they have free"},
     {"train",     kiln_cmd_train,     "train a model from a feature dataset on this machine"},
     {"score",     kiln_cmd_score,     "score a feature or sensor dataset with a model file on this machine"},
+    {"export-lightgbm", kiln_cmd_export_lightgbm, "write a gbdt model file as LightGBM model text"},
     {"models",    kiln_cmd_models,    "the registry's models: latest version and aliases"},
     {"model",     kiln_cmd_model,     "show a model version, promote it to an alias, roll back"},
     {"runs",      kiln_cmd_runs,      "train runs and their metrics; compare two runs"},
