@@ -1,10 +1,9 @@
-/* drift_report.c - the drift job's report as one self-contained HTML page
- * (inline CSS, one inline SVG per column, no script, nothing fetched) and
- * as JSON (drift_report.h, docs/drift.md). */
-#include "drift_report.h"
-
+/* drift_report.c - the drift job's report (drift_report.h, docs/drift.md):
+ * what its two renderings share - the checks, the summary, the table order
+ * (most drifted first), the text helpers and the PATH.tmp.PID-then-rename
+ * output files.  The JSON: drift_report_json.c; the self-contained HTML
+ * page: drift_report_html.c. */
 #include <errno.h>
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,13 +12,11 @@
 #include <unistd.h>
 
 #include "../core/kiln_alloc.h"
-
-#define REF_COLOR "#3b6fb6"
-#define CUR_COLOR "#e8710a"
+#include "drift_report_int.h"
 
 /* ---- validation and summary ------------------------------------------ */
 
-static double effective_share(const jb_drift_report_t *r)
+double jb_drift_report_share(const jb_drift_report_t *r)
 {
     return r->drift_share > 0 && !isnan(r->drift_share) ? r->drift_share : 0.5;
 }
@@ -51,26 +48,20 @@ int jb_drift_report_summary(const jb_drift_report_t *r, size_t *n_drifted, doubl
     int rc = check(r, err);
     if (rc < 0)
         return rc;
-    if ((rc = kn_drift_dataset(r->results, r->n_columns, effective_share(r), n_drifted, drifted,
-                               err)) < 0)
+    if ((rc = kn_drift_dataset(r->results, r->n_columns, jb_drift_report_share(r), n_drifted,
+                               drifted, err)) < 0)
         return rc;
     *share = (double)*n_drifted / (double)r->n_columns;
     return 0;
 }
 
-static int is_pvalue(kn_drift_method_t m)
+int jb_drift_report_is_pvalue(kn_drift_method_t m)
 {
     return m == KN_DRIFT_KS || m == KN_DRIFT_CHISQUARE || m == KN_DRIFT_CHI2_CONTINGENCY ||
            m == KN_DRIFT_ZTEST;
 }
 
-/* The comparison that makes a column drift (drift_stats.c's verdicts). */
-static const char *drift_cmp(kn_drift_method_t m)
-{
-    return m == KN_DRIFT_KS ? "<=" : is_pvalue(m) ? "<" : ">=";
-}
-
-static kn_drift_kind_t column_kind(const jb_drift_report_t *r, size_t i)
+kn_drift_kind_t jb_drift_report_kind(const jb_drift_report_t *r, size_t i)
 {
     if (r->column_kinds)
         return r->column_kinds[i];
@@ -79,12 +70,12 @@ static kn_drift_kind_t column_kind(const jb_drift_report_t *r, size_t i)
 
 /* How far past the threshold, in decades, positive when drifted; NaN when
  * the score is unknown. */
-static double margin(const kn_drift_result_t *c)
+double jb_drift_report_margin(const kn_drift_result_t *c)
 {
     double s = c->score, t = c->threshold;
     if (isnan(s) || isnan(t))
         return NAN;
-    if (is_pvalue(c->method))
+    if (jb_drift_report_is_pvalue(c->method))
         return s <= 0 ? (t > 0 ? INFINITY : 0) : log10(t / s);
     if (t <= 0)
         return s > 0 ? INFINITY : 0;
@@ -112,7 +103,7 @@ static int rank_cmp(const void *pa, const void *pb)
 
 /* Sorted indices into a new array (kiln_free): columns by margin, assets
  * by share of drifted columns. */
-static int rank(const jb_drift_report_t *r, int assets, size_t **out, kiln_err_t *err)
+int jb_drift_report_rank(const jb_drift_report_t *r, int assets, size_t **out, kiln_err_t *err)
 {
     size_t n = assets ? r->n_assets : r->n_columns;
     rank_t *k = kiln_malloc((n ? n : 1) * sizeof *k);
@@ -130,7 +121,7 @@ static int rank(const jb_drift_report_t *r, int assets, size_t **out, kiln_err_t
             k[i].key = a->n_columns ? (double)a->n_drifted / (double)a->n_columns : NAN;
         } else {
             k[i].drifted = r->results[i].drifted != 0;
-            k[i].key = margin(&r->results[i]);
+            k[i].key = jb_drift_report_margin(&r->results[i]);
         }
     }
     qsort(k, n, sizeof *k, rank_cmp);
@@ -145,7 +136,7 @@ int jb_drift_report_order(const jb_drift_report_t *r, size_t *order, kiln_err_t 
 {
     size_t *o = NULL;
     int rc = check(r, err);
-    if (rc == 0 && (rc = rank(r, 0, &o, err)) == 0) {
+    if (rc == 0 && (rc = jb_drift_report_rank(r, 0, &o, err)) == 0) {
         memcpy(order, o, r->n_columns * sizeof *order);
         kiln_free(o);
     }
@@ -156,7 +147,7 @@ int jb_drift_report_order(const jb_drift_report_t *r, size_t *order, kiln_err_t 
 
 /* Length of the valid UTF-8 sequence at s (1..4), 0 when not valid
  * (overlong forms, surrogates and code points past U+10FFFF included). */
-static size_t utf8_len(const unsigned char *s)
+size_t jb_drift_report_utf8_len(const unsigned char *s)
 {
     unsigned c = s[0];
     if (c < 0x80)
@@ -173,14 +164,14 @@ static size_t utf8_len(const unsigned char *s)
 
 /* s with each invalid byte replaced by U+FFFD, as a new kiln_malloc string;
  * NULL when out of memory. */
-static char *utf8_clean(const char *s)
+char *jb_drift_report_utf8_clean(const char *s)
 {
     size_t n = strlen(s);
     char *out = kiln_malloc(3 * n + 1), *p = out;
     if (!out)
         return NULL;
     for (const unsigned char *q = (const unsigned char *)s; *q;) {
-        size_t k = utf8_len(q);
+        size_t k = jb_drift_report_utf8_len(q);
         if (k) {
             memcpy(p, q, k);
             p += k;
@@ -195,52 +186,18 @@ static char *utf8_clean(const char *s)
     return out;
 }
 
-/* Text or attribute value: the five HTML specials escaped, control
- * characters and invalid UTF-8 as U+FFFD. */
-static void html_puts(FILE *f, const char *s)
-{
-    for (const unsigned char *q = (const unsigned char *)s; *q;) {
-        size_t k = utf8_len(q);
-        if (k == 0 || (*q < 0x20 && *q != '\t' && *q != '\n') || *q == 0x7F) {
-            fputs("\xEF\xBF\xBD", f);
-            q++;
-            continue;
-        }
-        switch (*q) {
-        case '&': fputs("&amp;", f); break;
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '"': fputs("&quot;", f); break;
-        case '\'': fputs("&#39;", f); break;
-        default: fwrite(q, 1, k, f);
-        }
-        q += k;
-    }
-}
-
-/* %.4g, or an em dash for NaN (HTML). */
-static const char *num(char *buf, size_t n, double x)
-{
-    if (isnan(x))
-        return "&mdash;";
-    if (isinf(x))
-        return x > 0 ? "&infin;" : "&minus;&infin;";
-    snprintf(buf, n, "%.4g", x);
-    return buf;
-}
-
-static void percent(char *buf, size_t n, double share)
+void jb_drift_report_percent(char *buf, size_t n, double share)
 {
     double p = 100 * share;
     snprintf(buf, n, p == floor(p) ? "%.0f%%" : "%.1f%%", p);
 }
 
-static const char *kind_name(kn_drift_kind_t k)
+const char *jb_drift_report_kind_name(kn_drift_kind_t k)
 {
     return k == KN_DRIFT_CLASS ? "class" : "numeric";
 }
 
-static void iso_time(char *buf, size_t n, int64_t unix_s)
+void jb_drift_report_iso_time(char *buf, size_t n, int64_t unix_s)
 {
     time_t t = (time_t)unix_s;
     struct tm tm;
@@ -248,14 +205,14 @@ static void iso_time(char *buf, size_t n, int64_t unix_s)
         snprintf(buf, n, "%lld", (long long)unix_s);
 }
 
-static int64_t created(const jb_drift_report_t *r)
+int64_t jb_drift_report_created(const jb_drift_report_t *r)
 {
     return r->created_unix_s ? r->created_unix_s : (int64_t)time(NULL);
 }
 
 /* ---- output files: PATH.tmp.PID, then rename ------------------------ */
 
-static int open_tmp(const char *path, char *tmp, size_t n, FILE **f, kiln_err_t *err)
+int jb_drift_report_open_tmp(const char *path, char *tmp, size_t n, FILE **f, kiln_err_t *err)
 {
     if (!path || !*path)
         return kiln_err_set(err, KILN_EINVAL, "drift report: no output path");
@@ -269,7 +226,7 @@ static int open_tmp(const char *path, char *tmp, size_t n, FILE **f, kiln_err_t 
 
 /* Closes f; renames tmp to path when ok and every write went through,
  * else removes tmp. */
-static int commit_tmp(FILE *f, int ok, const char *tmp, const char *path, kiln_err_t *err)
+int jb_drift_report_commit_tmp(FILE *f, int ok, const char *tmp, const char *path, kiln_err_t *err)
 {
     int bad = !ok || ferror(f);
     int e = bad ? EIO : 0;
@@ -284,526 +241,4 @@ static int commit_tmp(FILE *f, int ok, const char *tmp, const char *path, kiln_e
         return kiln_err_set(err, KILN_EIO, "drift report %s: cannot write: %s", path, strerror(e));
     }
     return 0;
-}
-
-/* ---- JSON ----------------------------------------------------------- */
-
-static json_t *jnum(double x)
-{
-    return isfinite(x) ? json_real(x) : json_null();
-}
-
-/* A float share as its shortest round-tripping decimal (0.025, not
- * 0.025000000372529). */
-static json_t *jfloat(float x)
-{
-    char buf[32];
-    snprintf(buf, sizeof buf, "%.9g", (double)x);
-    return jnum(strtod(buf, NULL));
-}
-
-static json_t *jint(size_t n)
-{
-    return json_integer((json_int_t)n);
-}
-
-static json_t *jstr(const char *s)
-{
-    if (!s)
-        return json_null();
-    char *c = utf8_clean(s);
-    json_t *v = c ? json_string(c) : NULL;
-    kiln_free(c);
-    return v;
-}
-
-/* Sets o[key] = v, stealing v; remembers a failure (NULL v: out of memory). */
-static void put(json_t *o, const char *key, json_t *v, int *bad)
-{
-    if (!v || json_object_set_new(o, key, v) < 0)
-        *bad = 1;
-}
-
-static void append(json_t *a, json_t *v, int *bad)
-{
-    if (!v || json_array_append_new(a, v) < 0)
-        *bad = 1;
-}
-
-static void rule_text(char *buf, size_t n, double drift_share)
-{
-    char p[32];
-    percent(p, sizeof p, drift_share);
-    snprintf(buf, n,
-             "the dataset drifts when at least %s of its columns drift (drift_share %g); a column "
-             "drifts when its p-value is at or below (ks) or below (chisquare, chi2_contingency, z) "
-             "the threshold, or its distance (wasserstein, psi, jensenshannon) reaches it",
-             p, drift_share);
-}
-
-static json_t *column_json(const jb_drift_report_t *r, size_t i, size_t rank_pos, int *bad)
-{
-    const kn_drift_result_t *c = &r->results[i];
-    json_t *o = json_object(), *s = json_object(), *h = json_object();
-    json_t *hr = json_array(), *hc = json_array();
-    if (!o || !s || !h || !hr || !hc) {
-        json_decref(o), json_decref(s), json_decref(h), json_decref(hr), json_decref(hc);
-        *bad = 1;
-        return NULL;
-    }
-    put(o, "name", jstr(r->column_names[i]), bad);
-    put(o, "index", jint(i), bad);
-    put(o, "rank", jint(rank_pos + 1), bad);
-    put(o, "type", json_string(kind_name(column_kind(r, i))), bad);
-    put(o, "method", json_string(kn_drift_method_name(c->method)), bad);
-    put(o, "score", jnum(c->score), bad);
-    put(o, "threshold", jnum(c->threshold), bad);
-    put(o, "drifts_when", json_string(is_pvalue(c->method) ? (c->method == KN_DRIFT_KS ? "p <= threshold"
-                                                                                        : "p < threshold")
-                                                            : "score >= threshold"), bad);
-    put(o, "drifted", json_boolean(c->drifted), bad);
-    put(o, "p_value", jnum(c->p_value), bad);
-    put(o, "margin", jnum(margin(c)), bad);
-
-    put(s, "n_ref", jint(c->n_ref), bad);
-    put(s, "n_cur", jint(c->n_cur), bad);
-    put(s, "n_unique", jint(c->n_unique), bad);
-    put(s, "sketched", json_boolean(c->sketched), bad);
-    put(s, "ks_stat", jnum(c->ks_stat), bad);
-    put(s, "ks_p", jnum(c->ks_p), bad);
-    put(s, "ks_exact", isnan(c->ks_p) ? json_null() : json_boolean(c->ks_exact), bad);
-    put(s, "wasserstein", jnum(c->wasserstein), bad);
-    put(s, "wasserstein_norm", jnum(c->wasserstein_norm), bad);
-    put(s, "ref_std", jnum(c->ref_std), bad);
-    put(s, "psi", jnum(c->psi), bad);
-    put(s, "psi_quantile", jnum(c->psi_quantile), bad);
-    put(s, "n_quantile_bins", json_integer(c->n_quantile_bins), bad);
-    put(s, "jensenshannon", jnum(c->jensenshannon), bad);
-    put(s, "n_bins", json_integer(c->n_bins), bad);
-    put(s, "chisquare_stat", jnum(c->chisquare_stat), bad);
-    put(s, "chisquare_p", jnum(c->chisquare_p), bad);
-    put(s, "chi2_stat", jnum(c->chi2_stat), bad);
-    put(s, "chi2_p", jnum(c->chi2_p), bad);
-    put(s, "chi2_dof", json_integer(c->chi2_dof), bad);
-    put(s, "z_p", jnum(c->z_p), bad);
-    put(s, "ks_error_bound", jnum(c->ks_error_bound), bad);
-    put(s, "wasserstein_error_bound", jnum(c->wasserstein_error_bound), bad);
-    put(o, "statistics", s, bad);
-
-    for (int b = 0; b < KN_DRIFT_HIST_BINS; b++) {
-        append(hr, jfloat(c->hist_ref[b]), bad);
-        append(hc, jfloat(c->hist_cur[b]), bad);
-    }
-    put(h, "lo", jnum(c->hist_lo), bad);
-    put(h, "hi", jnum(c->hist_hi), bad);
-    put(h, "bins", json_integer(KN_DRIFT_HIST_BINS), bad);
-    put(h, "reference", hr, bad);
-    put(h, "current", hc, bad);
-    put(o, "histogram", h, bad);
-    return o;
-}
-
-int jb_drift_report_json(const jb_drift_report_t *r, void **out, kiln_err_t *err)
-{
-    size_t n_drifted, *order = NULL, *aorder = NULL;
-    double share;
-    int drifted, bad = 0;
-    *out = NULL;
-    int rc = jb_drift_report_summary(r, &n_drifted, &share, &drifted, err);
-    if (rc < 0)
-        return rc;
-    if ((rc = rank(r, 0, &order, err)) < 0 || (rc = rank(r, 1, &aorder, err)) < 0) {
-        kiln_free(order);
-        return rc;
-    }
-    double ds = effective_share(r);
-    char when[40], rule[512];
-    int64_t t = created(r);
-    iso_time(when, sizeof when, t);
-    rule_text(rule, sizeof rule, ds);
-
-    json_t *doc = json_object(), *sum = json_object(), *ref = json_object(), *cur = json_object();
-    json_t *cols = json_array(), *assets = json_array(), *quality = json_array();
-    put(doc, "schema", json_string(JB_DRIFT_REPORT_SCHEMA), &bad);
-    put(doc, "title", jstr(r->title ? r->title : "Drift report"), &bad);
-    put(doc, "job_id", jstr(r->job_id), &bad);
-    put(doc, "model", jstr(r->model), &bad);
-    put(doc, "created", json_string(when), &bad);
-    put(doc, "created_unix_s", json_integer((json_int_t)t), &bad);
-    put(ref, "path", jstr(r->reference_path), &bad);
-    put(ref, "rows", jint(r->n_ref_rows), &bad);
-    put(cur, "path", jstr(r->current_path), &bad);
-    put(cur, "rows", jint(r->n_cur_rows), &bad);
-    put(doc, "reference", ref, &bad);
-    put(doc, "current", cur, &bad);
-
-    put(sum, "drifted", json_boolean(drifted), &bad);
-    put(sum, "n_columns", jint(r->n_columns), &bad);
-    put(sum, "n_drifted", jint(n_drifted), &bad);
-    put(sum, "share_drifted", jnum(share), &bad);
-    put(sum, "drift_share", jnum(ds), &bad);
-    put(sum, "rule", json_string(rule), &bad);
-    put(doc, "summary", sum, &bad);
-
-    for (size_t k = 0; k < r->n_columns && !bad; k++)
-        append(cols, column_json(r, order[k], k, &bad), &bad);
-    put(doc, "columns", cols, &bad);
-
-    for (size_t k = 0; k < r->n_assets && !bad; k++) {
-        const jb_drift_report_asset_t *a = &r->assets[aorder[k]];
-        json_t *o = json_object();
-        put(o, "asset", json_integer(a->asset_id), &bad);
-        put(o, "n_ref_rows", jint(a->n_ref_rows), &bad);
-        put(o, "n_cur_rows", jint(a->n_cur_rows), &bad);
-        put(o, "n_columns", jint(a->n_columns), &bad);
-        put(o, "n_drifted", jint(a->n_drifted), &bad);
-        put(o, "share_drifted",
-            jnum(a->n_columns ? (double)a->n_drifted / (double)a->n_columns : NAN), &bad);
-        put(o, "drifted", json_boolean(a->drifted), &bad);
-        append(assets, o, &bad);
-    }
-    put(doc, "assets", assets, &bad);
-
-    for (size_t k = 0; k < r->n_quality && !bad; k++) {
-        const jb_drift_report_quality_t *q = &r->quality[k];
-        json_t *o = json_object();
-        put(o, "metric", jstr(q->metric), &bad);
-        put(o, "reference", jnum(q->reference), &bad);
-        put(o, "current", jnum(q->current), &bad);
-        put(o, "change", jnum(q->current - q->reference), &bad);
-        append(quality, o, &bad);
-    }
-    put(doc, "quality", quality, &bad);
-
-    kiln_free(order);
-    kiln_free(aorder);
-    if (bad || !doc) {
-        json_decref(doc);
-        return kiln_err_set(err, KILN_ENOMEM, "drift report: out of memory building the JSON");
-    }
-    *out = doc;
-    return 0;
-}
-
-int jb_drift_report_write_json(const jb_drift_report_t *r, const char *path, kiln_err_t *err)
-{
-    void *doc = NULL;
-    char tmp[4200];
-    FILE *f = NULL;
-    int rc = jb_drift_report_json(r, &doc, err);
-    if (rc < 0)
-        return rc;
-    if ((rc = open_tmp(path, tmp, sizeof tmp, &f, err)) == 0) {
-        int ok = json_dumpf(doc, f, JSON_INDENT(1)) == 0 && fputc('\n', f) != EOF;
-        rc = commit_tmp(f, ok, tmp, path, err);
-    }
-    json_decref(doc);
-    return rc;
-}
-
-/* ---- HTML ----------------------------------------------------------- */
-
-static const char CSS[] =
-    "body{font:14px/1.4 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color:#1d1d1f;"
-    "background:#f6f7f9}\n"
-    "main{max-width:1180px;margin:0 auto;padding:20px}\n"
-    "h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}\n"
-    ".meta{color:#555;margin:0 0 16px}.meta span{margin-right:18px}\n"
-    "code{font:12px ui-monospace,monospace;background:#eceef1;padding:1px 4px;border-radius:3px;"
-    "word-break:break-all}\n"
-    "#verdict{border-radius:10px;padding:18px 24px;color:#fff}\n"
-    "#verdict.drifted{background:#b3261e}#verdict.stable{background:#1e7b34}\n"
-    "#verdict .headline{font-size:28px;font-weight:700}\n"
-    "#verdict .share{font-size:18px;margin-top:4px}\n"
-    "#verdict .rule{font-size:13px;opacity:.9;margin-top:8px}\n"
-    "table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #dde1e6}\n"
-    "th,td{padding:6px 10px;border-bottom:1px solid #e6e9ed;text-align:left;vertical-align:top}\n"
-    "th{background:#eef1f4;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}\n"
-    "tr[data-drifted='1'] td.name{border-left:4px solid #b3261e}\n"
-    "tr[data-drifted='0'] td.name{border-left:4px solid #1e7b34}\n"
-    ".badge{display:inline-block;padding:1px 8px;border-radius:9px;font-size:12px;font-weight:600}\n"
-    ".badge.yes{background:#fbe3e1;color:#8c1d18}.badge.no{background:#e2f3e6;color:#14572a}\n"
-    ".key{display:inline-block;width:12px;height:12px;border-radius:2px;vertical-align:-1px;"
-    "margin:0 4px 0 12px}\n"
-    "details{margin-top:4px;font-size:12px;color:#444}dl{margin:4px 0;display:grid;"
-    "grid-template-columns:auto auto;gap:0 12px}dt{color:#666}dd{margin:0}\n"
-    "svg{display:block}svg text{font:10px system-ui,sans-serif;fill:#444}\n"
-    "footer{color:#777;font-size:12px;margin-top:24px}\n";
-
-/* The two shares of one column over its 40 plot bins (class columns: one
- * pair of bars per label up to the last one seen), with a legend, the
- * axis ends and the largest share. */
-static void html_svg(FILE *f, const jb_drift_report_t *r, size_t i)
-{
-    const kn_drift_result_t *c = &r->results[i];
-    const double W = 260, H = 84, x0 = 4, x1 = 256, top = 16, base = 66;
-    int is_class = column_kind(r, i) == KN_DRIFT_CLASS;
-    int nb = KN_DRIFT_HIST_BINS;
-    double peak = 0, sum_ref = 0, sum_cur = 0;
-    if (is_class) {
-        nb = 1;
-        for (int b = 0; b < KN_DRIFT_HIST_BINS; b++)
-            if (c->hist_ref[b] > 0 || c->hist_cur[b] > 0)
-                nb = b + 1;
-    }
-    for (int b = 0; b < nb; b++) {
-        peak = fmax(peak, fmax(c->hist_ref[b], c->hist_cur[b]));
-        sum_ref += c->hist_ref[b];
-        sum_cur += c->hist_cur[b];
-    }
-    double yscale = peak > 0 ? (base - top) / peak : 0, bw = (x1 - x0) / nb;
-    char lo[32], hi[32], pk[32];
-
-    fprintf(f, "<svg class=\"dist\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
-               "role=\"img\"><title>",
-            W, H, W, H);
-    html_puts(f, r->column_names[i]);
-    fputs(": reference (blue) and current (orange) shares</title>\n", f);
-    if (is_class) {
-        for (int b = 0; b < nb; b++) {
-            double xr = x0 + b * bw, hr = c->hist_ref[b] * yscale, hc = c->hist_cur[b] * yscale;
-            fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"" REF_COLOR
-                       "\"/><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"" CUR_COLOR
-                       "\"/>\n",
-                    xr + bw * 0.1, base - hr, bw * 0.4, hr, xr + bw * 0.5, base - hc, bw * 0.4, hc);
-        }
-        snprintf(lo, sizeof lo, "%.0f", c->hist_lo);
-        snprintf(hi, sizeof hi, "%.0f", c->hist_lo + nb - 1);
-    } else {
-        /* step outlines: reference filled, current filled lighter and stroked */
-        for (int side = 0; side < 2; side++) {
-            const float *h = side ? c->hist_cur : c->hist_ref;
-            fprintf(f, "<path fill=\"%s\" fill-opacity=\"%s\" stroke=\"%s\" stroke-width=\"1\" d=\"M%.1f %.1f",
-                    side ? CUR_COLOR : REF_COLOR, side ? "0.35" : "0.55",
-                    side ? CUR_COLOR : REF_COLOR, x0, base);
-            for (int b = 0; b < nb; b++) {
-                double y = base - h[b] * yscale;
-                fprintf(f, "V%.1fH%.1f", y, x0 + (b + 1) * bw);
-            }
-            fprintf(f, "V%.1fZ\"/>\n", base);
-        }
-        snprintf(lo, sizeof lo, "%.4g", c->hist_lo);
-        snprintf(hi, sizeof hi, "%.4g", c->hist_hi);
-    }
-    fprintf(f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#888\"/>\n", x0, base,
-            x1, base);
-    fprintf(f, "<text class=\"axis-min\" x=\"%.0f\" y=\"%.0f\">%s%s</text>", x0, base + 12,
-            is_class ? "class " : "", lo);
-    fprintf(f, "<text class=\"axis-max\" x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\">%s%s</text>\n", x1,
-            base + 12, is_class ? "class " : "", hi);
-    percent(pk, sizeof pk, round(peak * 1000) / 1000);
-    fprintf(f, "<text class=\"peak\" x=\"%.0f\" y=\"10\">max %s</text>", x0, pk);
-    fprintf(f, "<rect x=\"142\" y=\"2\" width=\"9\" height=\"9\" fill=\"" REF_COLOR "\"/>"
-               "<text x=\"154\" y=\"10\">reference</text>"
-               "<rect x=\"206\" y=\"2\" width=\"9\" height=\"9\" fill=\"" CUR_COLOR "\"/>"
-               "<text x=\"218\" y=\"10\">current</text>\n");
-    if (is_class && (sum_ref < 0.999 || sum_cur < 0.999))
-        fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">labels past %.0f not plotted"
-                   "</text>\n", (x0 + x1) / 2, base + 12, c->hist_lo + KN_DRIFT_HIST_BINS - 1);
-    fputs("</svg>", f);
-}
-
-static void stat_row(FILE *f, const char *name, double x)
-{
-    char b[32];
-    if (!isnan(x))
-        fprintf(f, "<dt>%s</dt><dd>%s</dd>", name, num(b, sizeof b, x));
-}
-
-static void html_stats(FILE *f, const kn_drift_result_t *c)
-{
-    fprintf(f, "<details><summary>statistics</summary><dl>"
-               "<dt>rows ref / cur</dt><dd>%zu / %zu</dd><dt>distinct</dt><dd>%zu%s</dd>",
-            c->n_ref, c->n_cur, c->n_unique, c->sketched ? " (sketch buckets)" : "");
-    stat_row(f, "KS D", c->ks_stat);
-    if (!isnan(c->ks_p))
-        fprintf(f, "<dt>KS p (%s)</dt><dd>%.4g</dd>", c->ks_exact ? "exact" : "asymptotic", c->ks_p);
-    stat_row(f, "Wasserstein", c->wasserstein);
-    stat_row(f, "Wasserstein / std", c->wasserstein_norm);
-    stat_row(f, "reference std", c->ref_std);
-    if (!isnan(c->psi))
-        fprintf(f, "<dt>PSI (%d bins)</dt><dd>%.4g</dd>", c->n_bins, c->psi);
-    if (!isnan(c->psi_quantile))
-        fprintf(f, "<dt>PSI on reference quantiles (%d bins)</dt><dd>%.4g</dd>",
-                c->n_quantile_bins, c->psi_quantile);
-    stat_row(f, "Jensen-Shannon", c->jensenshannon);
-    stat_row(f, "chi-square stat", c->chisquare_stat);
-    stat_row(f, "chi-square p", c->chisquare_p);
-    if (!isnan(c->chi2_stat))
-        fprintf(f, "<dt>chi2 contingency (dof %d)</dt><dd>%.4g, p %.4g</dd>", c->chi2_dof,
-                c->chi2_stat, c->chi2_p);
-    stat_row(f, "z-test p", c->z_p);
-    if (c->sketched) {
-        stat_row(f, "KS error bound", c->ks_error_bound);
-        stat_row(f, "W error bound", c->wasserstein_error_bound);
-    }
-    fputs("</dl></details>", f);
-}
-
-static void html_columns(FILE *f, const jb_drift_report_t *r, const size_t *order)
-{
-    char b1[32], b2[32];
-    fputs("<h2>Columns, most drifted first</h2>\n<p>Distributions: "
-          "<span class=\"key\" style=\"background:" REF_COLOR "\"></span>reference"
-          "<span class=\"key\" style=\"background:" CUR_COLOR "\"></span>current "
-          "(share of rows per bin; numeric columns in 40 equal bins from min to max of both "
-          "samples, class columns one pair of bars per label).</p>\n"
-          "<table id=\"features\"><thead><tr><th>#</th><th>feature</th><th>type</th><th>method</th>"
-          "<th>score</th><th>threshold</th><th>drifted</th><th>distribution</th></tr></thead>"
-          "<tbody>\n", f);
-    for (size_t k = 0; k < r->n_columns; k++) {
-        size_t i = order[k];
-        const kn_drift_result_t *c = &r->results[i];
-        const char *cmp = drift_cmp(c->method);
-        fprintf(f, "<tr class=\"feature-row\" data-rank=\"%zu\" data-index=\"%zu\" data-drifted=\"%d\" "
-                   "data-feature=\"", k + 1, i, c->drifted ? 1 : 0);
-        html_puts(f, r->column_names[i]);
-        fprintf(f, "\"><td class=\"n\">%zu</td><td class=\"name\"><strong>", k + 1);
-        html_puts(f, r->column_names[i]);
-        fputs("</strong>", f);
-        html_stats(f, c);
-        fprintf(f, "</td><td>%s</td><td>%s</td><td class=\"n score\">%s%s</td>"
-                   "<td class=\"n\">%s %s</td>",
-                kind_name(column_kind(r, i)), kn_drift_method_name(c->method),
-                is_pvalue(c->method) ? "p = " : "", num(b1, sizeof b1, c->score),
-                is_pvalue(c->method) ? (cmp[1] ? "p &le;" : "p &lt;") : "&ge;",
-                num(b2, sizeof b2, c->threshold));
-        fprintf(f, "<td><span class=\"badge %s\">%s</span></td><td>", c->drifted ? "yes" : "no",
-                c->drifted ? "drifted" : "no");
-        html_svg(f, r, i);
-        fputs("</td></tr>\n", f);
-    }
-    fputs("</tbody></table>\n", f);
-}
-
-static void html_assets(FILE *f, const jb_drift_report_t *r, const size_t *order)
-{
-    char pc[32];
-    fputs("<h2>Assets</h2>\n<table id=\"assets\"><thead><tr><th>asset</th>"
-          "<th>rows ref</th><th>rows cur</th><th>drifted columns</th><th>share</th>"
-          "<th>drifted</th></tr></thead><tbody>\n", f);
-    for (size_t k = 0; k < r->n_assets; k++) {
-        const jb_drift_report_asset_t *a = &r->assets[order[k]];
-        if (a->n_columns)
-            percent(pc, sizeof pc, (double)a->n_drifted / (double)a->n_columns);
-        else
-            snprintf(pc, sizeof pc, "&mdash;");
-        fprintf(f, "<tr class=\"asset-row\" data-asset=\"%d\" data-drifted=\"%d\"><td>%d</td>"
-                   "<td class=\"n\">%zu</td><td class=\"n\">%zu</td><td class=\"n\">%zu of %zu</td>"
-                   "<td class=\"n\">%s</td><td><span class=\"badge %s\">%s</span></td></tr>\n",
-                (int)a->asset_id, a->drifted ? 1 : 0, (int)a->asset_id, a->n_ref_rows,
-                a->n_cur_rows, a->n_drifted, a->n_columns, pc, a->drifted ? "yes" : "no",
-                a->drifted ? "drifted" : "no");
-    }
-    fputs("</tbody></table>\n", f);
-}
-
-static void html_quality(FILE *f, const jb_drift_report_t *r)
-{
-    char b1[32], b2[32], b3[32];
-    fputs("<h2>Model quality</h2>\n<table id=\"quality\"><thead><tr><th>metric</th>"
-          "<th>reference</th><th>current</th><th>change</th></tr></thead><tbody>\n", f);
-    for (size_t k = 0; k < r->n_quality; k++) {
-        const jb_drift_report_quality_t *q = &r->quality[k];
-        fputs("<tr class=\"quality-row\" data-metric=\"", f);
-        html_puts(f, q->metric);
-        fputs("\"><td>", f);
-        html_puts(f, q->metric);
-        fprintf(f, "</td><td class=\"n\">%s</td><td class=\"n\">%s</td><td class=\"n\">%s</td></tr>\n",
-                num(b1, sizeof b1, q->reference), num(b2, sizeof b2, q->current),
-                num(b3, sizeof b3, q->current - q->reference));
-    }
-    fputs("</tbody></table>\n", f);
-}
-
-static void html_meta(FILE *f, const char *label, const char *value)
-{
-    if (!value)
-        return;
-    fprintf(f, "<span>%s <code>", label);
-    html_puts(f, value);
-    fputs("</code></span>", f);
-}
-
-static void html_page(FILE *f, const jb_drift_report_t *r, const size_t *order,
-                      const size_t *aorder, size_t n_drifted, double share, int drifted)
-{
-    const char *title = r->title ? r->title : "Drift report";
-    char when[40], pc[32], ds[32];
-    iso_time(when, sizeof when, created(r));
-    percent(pc, sizeof pc, share);
-    percent(ds, sizeof ds, effective_share(r));
-
-    fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-          "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\n<title>", f);
-    html_puts(f, title);
-    fprintf(f, " - %s</title>\n<style>\n%s</style>\n</head><body><main>\n<h1 id=\"title\">",
-            drifted ? "drift detected" : "no drift", CSS);
-    html_puts(f, title);
-    fputs("</h1>\n<p class=\"meta\">", f);
-    html_meta(f, "job", r->job_id);
-    html_meta(f, "model", r->model);
-    fprintf(f, "<span>created <time datetime=\"%s\">%s</time></span></p>\n", when, when);
-
-    fprintf(f, "<section id=\"verdict\" class=\"%s\" data-drifted=\"%d\" data-n-drifted=\"%zu\" "
-               "data-n-columns=\"%zu\" data-share=\"%.6g\">\n"
-               "<div class=\"headline\">%s</div>\n"
-               "<div class=\"share\" id=\"drift-share\">%zu of %zu features drifted (%s)</div>\n"
-               "<div class=\"rule\" id=\"rule\">Rule: the dataset drifts when at least %s of its "
-               "features drift (drift_share %g). ",
-            drifted ? "drifted" : "stable", drifted ? 1 : 0, n_drifted, r->n_columns, share,
-            drifted ? "Dataset drift detected" : "No dataset drift", n_drifted, r->n_columns, pc,
-            ds, effective_share(r));
-    fputs("Per feature: p-value methods drift at p &le; threshold (ks) or p &lt; threshold "
-          "(chisquare, chi2_contingency, z); distances (wasserstein, psi, psi_quantile, "
-          "jensenshannon) at score "
-          "&ge; threshold. Methods used:", f);
-    for (int m = KN_DRIFT_KS; m <= KN_DRIFT_PSI_QUANTILE; m++) {
-        size_t n = 0;
-        for (size_t i = 0; i < r->n_columns; i++)
-            n += (int)r->results[i].method == m;
-        if (n)
-            fprintf(f, " %s &times;%zu", kn_drift_method_name((kn_drift_method_t)m), n);
-    }
-    fputs(".</div>\n</section>\n", f);
-
-    fputs("<h2>Data</h2>\n<table id=\"data\"><thead><tr><th></th><th>dataset</th><th>rows</th>"
-          "</tr></thead><tbody>\n<tr><td>reference</td><td><code>", f);
-    html_puts(f, r->reference_path ? r->reference_path : "-");
-    fprintf(f, "</code></td><td class=\"n\">%zu</td></tr>\n<tr><td>current</td><td><code>",
-            r->n_ref_rows);
-    html_puts(f, r->current_path ? r->current_path : "-");
-    fprintf(f, "</code></td><td class=\"n\">%zu</td></tr>\n</tbody></table>\n", r->n_cur_rows);
-
-    if (r->n_quality)
-        html_quality(f, r);
-    html_columns(f, r, order);
-    if (r->n_assets)
-        html_assets(f, r, aorder);
-    fputs("<footer>Written by kiln's drift job. Statistics: kernels/drift.h (scipy and Evidently "
-          "0.7 definitions). This page is self-contained: it needs no network. The same data: the "
-          "report's JSON (", f);
-    fputs(JB_DRIFT_REPORT_SCHEMA ").</footer>\n</main></body></html>\n", f);
-}
-
-int jb_drift_report_write_html(const jb_drift_report_t *r, const char *path, kiln_err_t *err)
-{
-    size_t n_drifted, *order = NULL, *aorder = NULL;
-    double share;
-    int drifted;
-    char tmp[4200];
-    FILE *f = NULL;
-    int rc = jb_drift_report_summary(r, &n_drifted, &share, &drifted, err);
-    if (rc < 0)
-        return rc;
-    if ((rc = rank(r, 0, &order, err)) < 0 || (rc = rank(r, 1, &aorder, err)) < 0)
-        goto out;
-    if ((rc = open_tmp(path, tmp, sizeof tmp, &f, err)) < 0)
-        goto out;
-    html_page(f, r, order, aorder, n_drifted, share, drifted);
-    rc = commit_tmp(f, 1, tmp, path, err);
-out:
-    kiln_free(aorder);
-    kiln_free(order);
-    return rc;
 }
