@@ -138,6 +138,15 @@ $(B)/bench/%: bench/%.c $(B)/libkiln.a $(GPU_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libkiln.a $(GPU_LIB) $(LDLIBS) $(GPU_LDLIBS) -lfftw3f
 
+# sched_bench is one program in several files: bench/sched_bench.c (main, the
+# measurements) and bench/sched_bench/ (its processes and cluster), a folder
+# BENCH_SRC's glob does not enter.
+SCHED_BENCH_SRC := $(wildcard bench/sched_bench/*.c)
+$(B)/bench/sched_bench: bench/sched_bench.c $(SCHED_BENCH_SRC) $(wildcard bench/sched_bench/*.h) \
+                        $(B)/libkiln.a $(GPU_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ bench/sched_bench.c $(SCHED_BENCH_SRC) $(B)/libkiln.a $(GPU_LIB) $(LDLIBS) $(GPU_LDLIBS) -lfftw3f
+
 # CUDA twins: compiled (warning-free) whenever nvcc exists, even without a GPU,
 # into libkiln_cuda.a (link it with -lcudart -lcublas, and -lnccl when NCCL
 # was found).
