@@ -26,6 +26,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: kiln local [--workers N] [--dir DIR] [--cores C] [--http HOST:PORT]\n"
             "                  [--listen ENDPOINT] [--lease-ms MS]\n"
+            "                  [--fleet-listen HOST:PORT --fleet-cert CERT --fleet-key KEY]\n"
             "Runs kilnd and N kiln-workers on this machine until Ctrl-C (SIGINT) or SIGTERM,\n"
             "then stops them cleanly.  Jobs, logs and task outputs live under DIR\n"
             "(default ./kiln-local); other commands reach this cluster with --dir DIR.\n"
@@ -33,7 +34,10 @@ static void usage(FILE *f)
             "  --cores C        cores each worker offers (default: online CPUs / N, at least 1)\n"
             "  --http H:P       the API's address (default 127.0.0.1:0: a free port, in DIR/kilnd.url)\n"
             "  --listen EP      the workers' endpoint (default tcp://127.0.0.1:*, in DIR/kilnd.zmq)\n"
-            "  --lease-ms MS    a worker silent this long is lost (default 5000)\n");
+            "  --lease-ms MS    a worker silent this long is lost (default 5000)\n"
+            "  --fleet-listen H:P, --fleet-cert CERT.pem, --fleet-key KEY.pem\n"
+            "                   passed to kilnd: the edge agents' HTTPS fleet endpoint\n"
+            "                   (port 0: a free one, in DIR/kilnd.fleet-url; docs/edge.md)\n");
 }
 
 /* The directory holding this executable, where kilnd and kiln-worker are. */
@@ -112,6 +116,7 @@ int kiln_cmd_local(int argc, char **argv)
 {
     unsigned long long n_workers = 2, cores = 0, lease = 0;
     const char *dir = "kiln-local", *http = "127.0.0.1:0", *listen = "tcp://127.0.0.1:*";
+    const char *fleet_listen = NULL, *fleet_cert = NULL, *fleet_key = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -136,6 +141,12 @@ int kiln_cmd_local(int argc, char **argv)
             http = v;
         } else if (!strcmp(a, "--listen")) {
             listen = v;
+        } else if (!strcmp(a, "--fleet-listen")) {
+            fleet_listen = v;
+        } else if (!strcmp(a, "--fleet-cert")) {
+            fleet_cert = v;
+        } else if (!strcmp(a, "--fleet-key")) {
+            fleet_key = v;
         } else {
             return ka_usage_error("local", usage, "unknown option", a);
         }
@@ -161,11 +172,13 @@ int kiln_cmd_local(int argc, char **argv)
         fprintf(stderr, "kiln local: %s: %s\n", dir, strerror(errno));
         return 1;
     }
-    char url_path[PATH_MAX], zmq_path[PATH_MAX], url[512], ep[512];
+    char url_path[PATH_MAX], zmq_path[PATH_MAX], furl_path[PATH_MAX], url[512], ep[512];
     snprintf(url_path, sizeof url_path, "%s/kilnd.url", dir);
     snprintf(zmq_path, sizeof zmq_path, "%s/kilnd.zmq", dir);
+    snprintf(furl_path, sizeof furl_path, "%s/kilnd.fleet-url", dir);
     unlink(url_path);   /* a stale one from a previous run would look ready */
     unlink(zmq_path);
+    unlink(furl_path);
 
     /* SIGINT/SIGTERM/SIGCHLD are taken with sigtimedwait, never by a handler. */
     sigset_t mask, old;
@@ -177,8 +190,20 @@ int kiln_cmd_local(int argc, char **argv)
 
     char lease_s[32];
     snprintf(lease_s, sizeof lease_s, "%llu", lease ? lease : 5000);
-    char *kargv[] = {kilnd, "--dir", (char *)dir, "--http", (char *)http, "--listen",
-                     (char *)listen, "--lease-ms", lease_s, NULL};
+    /* The fleet options go to kilnd as given; kilnd checks them (all three
+     * or none) and says what is wrong. */
+    char *kargv[16] = {kilnd, "--dir", (char *)dir, "--http", (char *)http, "--listen",
+                       (char *)listen, "--lease-ms", lease_s};
+    int kargc = 9;
+    const char *fleet_opt[3][2] = {{"--fleet-listen", fleet_listen},
+                                   {"--fleet-cert", fleet_cert},
+                                   {"--fleet-key", fleet_key}};
+    for (int k = 0; k < 3; k++)
+        if (fleet_opt[k][1]) {
+            kargv[kargc++] = (char *)fleet_opt[k][0];
+            kargv[kargc++] = (char *)fleet_opt[k][1];
+        }
+    kargv[kargc] = NULL;
     pid_t kpid = spawn(kargv, &mask);
     pid_t wpid[LOCAL_MAX_WORKERS] = {0};
     int rc = 1;
@@ -216,6 +241,9 @@ int kiln_cmd_local(int argc, char **argv)
            "kiln local: submit with `kiln submit SPEC.json --dir %s`; Ctrl-C stops\n",
            url, ep, n_workers, n_workers == 1 ? "" : "s", cores, cores == 1 ? "" : "s", dir, dir);
     printf("kiln local: dashboard %s/ui/\n", url);   /* docs/dashboard.md */
+    char furl[512];   /* kilnd writes it before kilnd.url */
+    if (fleet_listen && read_line(furl_path, furl, sizeof furl) == 0)
+        printf("kiln local: fleet endpoint for edge agents %s\n", furl);
     /* Where Prometheus finds each daemon (docs/metrics.md); a worker writes
      * its URL once it serves, so wait for it a little. */
     printf("kiln local: metrics: kilnd %s/metrics\n", url);
