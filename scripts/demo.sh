@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh - the whole pipeline on the real data in ../shared/data: ingest the
 # CWRU bearing recordings and the C-MAPSS turbofan runs, featurize the
-# bearings, and show how well the features separate the fault classes.
+# bearings, and show how well the features separate the fault classes; train,
+# score, run a pipeline, check drift, and serve the model on an edge agent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KILN=bin/kiln
@@ -27,7 +28,13 @@ $KILN inspect "$OUT/cmapss-train.h5"
 step "3. featurize on the cluster: kiln local (kilnd + 2 workers), two jobs, the second after the first"
 CLUSTER=$OUT/cluster
 rm -rf "$CLUSTER"
-$KILN local --workers 2 --dir "$CLUSTER" > "$OUT/local.log" 2>&1 &
+# kilnd also opens the edge agents' HTTPS fleet endpoint (step 9), on a free
+# loopback port, with a throwaway CA and server certificate made now.
+. tests/system/lib/testca.sh
+rm -rf "$OUT/ca"
+make_test_ca "$OUT/ca" || { echo "demo: cannot make the test CA with certtool" >&2; exit 1; }
+$KILN local --workers 2 --dir "$CLUSTER" --fleet-listen 127.0.0.1:0 \
+    --fleet-cert "$OUT/ca/server.pem" --fleet-key "$OUT/ca/server.key" > "$OUT/local.log" 2>&1 &
 LOCAL_PID=$!
 trap 'kill -INT $LOCAL_PID 2>/dev/null; wait $LOCAL_PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do [ -s "$CLUSTER/kilnd.url" ] && break; sleep 0.1; done
@@ -170,6 +177,9 @@ DR=$($KILN submit "$OUT/job-drift.json" --dir "$CLUSTER" --wait --json | $PY -c 
 $KILN drift show "$DR" --dir "$CLUSTER" | head -n 20
 echo "-- verdict: $($KILN drift show "$DR" --dir "$CLUSTER" | head -n 1)"
 echo "-- report: $OUT/cwru-drift.html (JSON: $OUT/cwru-drift.json)"
+
+step "9. edge: publish cwru-gbdt@production to a fleet; a kiln-edge agent enrolls, pulls, verifies and serves it; edge vs cluster on every CWRU window"
+scripts/demo_edge.sh "$OUT" "$CLUSTER"
 
 kill -INT $LOCAL_PID; wait $LOCAL_PID || true
 trap - EXIT
