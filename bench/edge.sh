@@ -8,13 +8,15 @@
 #   MQTT         a real mosquitto on 127.0.0.1 (generated config, free port),
 #                a `kiln-edge serve --mqtt` and edge_bench --mqtt (round trips,
 #                one window in flight)
-#   peer         the mlp converted to ONNX and scored by onnxruntime, one row
-#                per call, against kiln's scaler + predict on the same rows
-#                (bench/peer_onnxruntime.py asserts the same predictions first)
+#   peers        the mlp converted to ONNX and scored by onnxruntime, and the
+#                gbdt exported to LightGBM's model text (`kiln export-lightgbm`)
+#                and scored by LightGBM's predictor, one row per call, each
+#                against kiln's scaler + predict on the same rows
+#                (bench/peer_onnxruntime.py and bench/peer_lightgbm_edge.py
+#                assert the same predictions first)
 # Each measurement runs 3 times; the rows (medians) replace the edge rows in
 # bench/results.json: edge_score_p99, edge_mqtt_p99, edge_windows_per_s,
-# edge_vs_onnxruntime.  The gbdt is not given a peer: kiln's trees are not
-# exported to LightGBM's text format (yet).
+# edge_vs_onnxruntime, edge_vs_lightgbm.
 #
 # Environment (run.sh sets the first four): B, BIN_DIR (kiln, kiln-edge),
 # PY (the venv's python), OUT (this part's output folder);
@@ -46,7 +48,7 @@ mkdir -p "$OUT/bin" "$OUT/data"
 OUT=$(cd "$OUT" && pwd)
 # snapshot the programs, as the other parts do
 cp "$BIN_DIR/kiln" "$BIN_DIR/kiln-edge" "$B/bench/edge_bench" "$OUT/bin/"
-cp bench/peer_onnxruntime.py tests/system/lib/edge_tool.py "$OUT/bin/"
+cp bench/peer_onnxruntime.py bench/peer_lightgbm_edge.py tests/system/lib/edge_tool.py "$OUT/bin/"
 KILN=$OUT/bin/kiln EDGE=$OUT/bin/kiln-edge BENCH=$OUT/bin/edge_bench
 D=$OUT/data
 PIN=()
@@ -85,6 +87,8 @@ done
 "$PY" "$OUT/bin/edge_tool.py" frames "$D/gen.h5" vib_x,vib_y,temp "$D/frames.bin" >/dev/null ||
     die "frames from $D/gen.h5"
 "$PY" "$OUT/bin/peer_onnxruntime.py" rows "$D/feat.h5" "$D/rows.f32" >/dev/null || die "feature rows"
+"$KILN" export-lightgbm "$D/gbdt.kmodel" -o "$D/gbdt.lightgbm.txt" >"$OUT/export-lightgbm.log" 2>&1 ||
+    die "kiln export-lightgbm (see $OUT/export-lightgbm.log)"
 
 # ---- in process: featurize + score, and the model alone on the same rows ----
 for k in gbdt mlp; do
@@ -102,6 +106,16 @@ for i in $(seq 1 $RUNS); do
     "${PIN[@]}" env OMP_NUM_THREADS=1 "$PY" "$OUT/bin/peer_onnxruntime.py" compare "$D/mlp.kmodel" \
         "$D/rows.f32" "$D/kiln-scores.f32" "$D/mlp.onnx" --repeat "$REPEAT" >"$OUT/onnx-$i.json" \
         2>"$OUT/onnx-$i.log" || { tail -n 5 "$OUT/onnx-$i.log" >&2; die "onnxruntime peer"; }
+done
+for i in $(seq 1 $RUNS); do
+    echo "bench: edge: gbdt scaler + predict alone, one row per call, run $i/$RUNS; then LightGBM"
+    "${PIN[@]}" "$BENCH" "$D/gbdt" --rows "$D/rows.f32" --scores-out "$D/kiln-gbdt-scores.f32" \
+        --repeat "$REPEAT" >"$OUT/rows-gbdt-$i.json" 2>"$OUT/rows-gbdt-$i.log" ||
+        die "edge_bench gbdt --rows (see $OUT/rows-gbdt-$i.log)"
+    "${PIN[@]}" env OMP_NUM_THREADS=1 "$PY" "$OUT/bin/peer_lightgbm_edge.py" compare \
+        "$D/gbdt.lightgbm.txt" "$D/rows.f32" "$D/kiln-gbdt-scores.f32" --repeat "$REPEAT" \
+        >"$OUT/lightgbm-$i.json" 2>"$OUT/lightgbm-$i.log" ||
+        { tail -n 5 "$OUT/lightgbm-$i.log" >&2; die "LightGBM peer"; }
 done
 
 # ---- through a real broker ----------------------------------------------------
@@ -145,6 +159,7 @@ med = lambda rs, key: statistics.median(r[key] for r in rs)
 inproc = {k: load("inproc-" + k) for k in ("gbdt", "mlp")}
 mqtt = {k: load("mqtt-" + k) for k in ("gbdt", "mlp")}
 rows_k, onnx = load("rows-mlp"), load("onnx")
+rows_g, lgbm = load("rows-gbdt"), load("lightgbm")
 stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
 common = {"window": "3 channels x 2048 samples at 12 kHz", "windows": windows, "runs": runs,
           "measured_at": stamp, "git_commit": commit, "git_modified_tracked_files": dirty,
@@ -158,6 +173,10 @@ m99 = {k: round(med(mqtt[k], "p99_us") / 1000, 3) for k in mqtt}
 m50 = {k: round(med(mqtt[k], "p50_us") / 1000, 3) for k in mqtt}
 k50, k99 = med(rows_k, "p50_us"), med(rows_k, "p99_us")
 o50, o99 = med(onnx, "p50_us"), med(onnx, "p99_us")
+g50, g99 = med(rows_g, "p50_us"), med(rows_g, "p99_us")
+l50, l99 = med(lgbm, "p50_us"), med(lgbm, "p99_us")
+lp50 = statistics.median(r["python_predict"]["p50_us"] for r in lgbm)
+lp99 = statistics.median(r["python_predict"]["p99_us"] for r in lgbm)
 worst = lambda d: max(d.values())
 rows = [
     dict(name="edge_score_p99", value=worst(p99), unit="us", peer=None, peer_value=None, ratio=None,
@@ -181,14 +200,34 @@ rows = [
          peer_p99_us=round(o99, 3), model="mlp " + "-".join(map(str, onnx[0]["layers"])),
          rows_scored=onnx[0]["rows"], calls=onnx[0]["calls"],
          max_abs_prob_diff=max(r["max_abs_prob_diff"] for r in onnx),
-         same_class_rows=onnx[0]["same_class_rows"], gbdt_peer="none: kiln's trees are not exported "
-         "to LightGBM's model format", note="the mlp alone (scaler + predict; featurization is kiln's "
+         same_class_rows=onnx[0]["same_class_rows"], gbdt_peer="LightGBM: edge_vs_lightgbm",
+         note="the mlp alone (scaler + predict; featurization is kiln's "
          "in both edge paths) on the same feature rows, one row per call, pinned to one core: kiln "
          "(edge_bench --rows, predict_ws) vs onnxruntime session.run from Python (the scaler as "
          "Sub/Div, Gemm, Relu, Softmax; predictions asserted equal first); p50 per call, median "
          "of %d runs; ratio = onnxruntime / kiln (>1: kiln faster)" % runs, **common),
+    dict(name="edge_vs_lightgbm", value=round(g50, 3), unit="us", peer=lgbm[0]["peer"],
+         peer_value=round(l50, 3), ratio=round(l50 / g50, 2), ratio_p99=round(l99 / g99, 2),
+         kiln_p50_us=round(g50, 3), kiln_p99_us=round(g99, 3), peer_p50_us=round(l50, 3),
+         peer_p99_us=round(l99, 3), peer_python_p50_us=round(lp50, 3),
+         peer_python_p99_us=round(lp99, 3), ratio_python=round(lp50 / g50, 2),
+         peer_ctypes_call_p50_us=round(statistics.median(r["ctypes_call_p50_us"] for r in lgbm), 3),
+         model="gbdt %s, %d rounds, %d trees, %d features" % (lgbm[0]["objective"],
+         lgbm[0]["rounds"], lgbm[0]["trees"], lgbm[0]["features"]),
+         rows_scored=lgbm[0]["rows"], calls=lgbm[0]["calls"],
+         max_abs_prob_diff=max(r["max_abs_prob_diff"] for r in lgbm),
+         same_class_rows=lgbm[0]["same_class_rows"], tolerance=lgbm[0]["tolerance"],
+         note="the gbdt alone (scaler + predict) on the same feature rows, one row per call, "
+              "pinned to one core: kiln (edge_bench --rows) vs LightGBM's own predictor on the "
+              "model `kiln export-lightgbm` wrote (scaler folded into the thresholds; "
+              "predictions asserted equal first), through its single-row C API fast path "
+              "(LGBM_BoosterPredictForMatSingleRowFast via ctypes; peer_ctypes_call_p50_us is what a "
+              "trivial call through ctypes costs) and, as peer_python_*, Booster.predict; p50 "
+              "per call, median of %d runs; ratio = LightGBM / kiln (>1: kiln faster)" % runs,
+         **common),
 ]
 names = {r["name"] for r in rows}
+byname = {r["name"]: r for r in rows}
 try:
     old = json.load(open("bench/results.json"))
     old = old if isinstance(old, list) else []
@@ -211,8 +250,13 @@ print("%-44s %10.3f %10.3f   < 2: %s" % ("MQTT round trip p99 ms (mosquitto)", m
 print("%-44s %10.3f %10.3f" % ("MQTT round trip p50 ms", m50["gbdt"], m50["mlp"]))
 print("mlp score alone, one row per call: kiln p50 %.2f / p99 %.2f us, onnxruntime p50 %.2f / p99 %.2f us"
       " -> ratio %.1fx (p99 %.1fx; >1: kiln faster); max |prob diff| %.2g"
-      % (k50, k99, o50, o99, o50 / k50, o99 / k99, rows[-1]["max_abs_prob_diff"]))
+      % (k50, k99, o50, o99, o50 / k50, o99 / k99, byname["edge_vs_onnxruntime"]["max_abs_prob_diff"]))
 print("  peer: %s" % onnx[0]["peer"])
+print("gbdt score alone, one row per call: kiln p50 %.2f / p99 %.2f us, LightGBM C API p50 %.2f / p99 %.2f us"
+      " -> ratio %.1fx (p99 %.1fx; >1: kiln faster); Booster.predict p50 %.2f / p99 %.2f us (%.1fx);"
+      " max |prob diff| %.2g" % (g50, g99, l50, l99, l50 / g50, l99 / g99, lp50, lp99, lp50 / g50,
+                                  byname["edge_vs_lightgbm"]["max_abs_prob_diff"]))
+print("  peer: %s" % lgbm[0]["peer"])
 print("wrote bench/results.json (edge rows)")
 if not all(noalloc.values()):
     print("bench: edge: a warm window allocated (%s)" % noalloc, file=sys.stderr)

@@ -10,7 +10,8 @@ tests/system/gbdt_export_lightgbm.sh runs.
       predictions, then times single-row predictions two ways, one row per
       call as an edge agent scores each window: LightGBM's C API fast path
       (LGBM_BoosterPredictForMatSingleRowFast through ctypes, set up once)
-      and the Python Booster.predict.  Prints one JSON object.
+      and the Python Booster.predict; and, to read the first figure, what
+      a trivial C API call through ctypes costs.  Prints one JSON object.
   check MODEL.txt FEATURES.h5 PREDICTIONS.h5
       the same assertions on a feature dataset and `kiln score`'s
       kiln.predictions.v1 file of it (/score, /predicted); prints one JSON
@@ -151,13 +152,21 @@ def compare(model_txt, rows_path, kiln_scores, repeat):
             booster.predict(r, num_threads=1)
             lat_py.append((time.perf_counter_ns() - t0) / 1e3)
     fast.close()
+    # what a ctypes call costs by itself, for reading the fast path's figure:
+    # a C API call that does nothing but read a field
+    get_nf, nf, lat_call = fast.lib.LGBM_BoosterGetNumFeature, ctypes.c_int(), []
+    for _ in range(repeat):
+        for _ in ptrs:
+            t0 = time.perf_counter_ns()
+            get_nf(booster._handle, ctypes.byref(nf))
+            lat_call.append((time.perf_counter_ns() - t0) / 1e3)
     f, p = percentiles(lat_fast), percentiles(lat_py)
     print(json.dumps({
         "peer": "LightGBM %s: LGBM_BoosterPredictForMatSingleRowFast (C API via ctypes, "
                 "num_threads=1, float32 row), and Booster.predict from Python" % lgb.__version__,
         "objective": obj, "rows": int(x.shape[0]), "features": d, "outputs": n_out,
         "trees": booster.num_trees(), "rounds": booster.current_iteration(),
-        **f, "python_predict": p,
+        **f, "python_predict": p, "ctypes_call_p50_us": percentiles(lat_call)["p50_us"],
         "max_abs_prob_diff": max(same.get("max_abs_prob_diff") or 0.0,
                                  same_fast.get("max_abs_prob_diff") or 0.0),
         "max_rel_value_diff": same.get("max_rel_value_diff"),
