@@ -19,6 +19,7 @@
 #include "cluster/prom.h"
 #include "core/kiln_alloc.h"
 #include "edge/frame.h"
+#include "edge/store.h"
 #include "edge/update.h"
 
 #define KE_READ_CHUNK  ((size_t)256 << 10)
@@ -826,6 +827,15 @@ int ke_agent_run(const ke_agent_opts_t *opts, ke_counters_t *counters, kiln_err_
     a->o = *opts;
     a->eopts.max_assets = opts->max_assets;
     snprintf(a->device, sizeof a->device, "%s", opts->device_id ? opts->device_id : "edge");
+    if (!opts->device_id && opts->device_dir) {
+        /* an enrolled device names itself by its id in results and topics */
+        ke_device_t dev;
+        if ((rc = ke_device_read(opts->device_dir, &dev, err)) < 0) {
+            kiln_free(a);
+            return rc;
+        }
+        snprintf(a->device, sizeof a->device, "%s", dev.device_id);
+    }
     if ((rc = uv_loop_init(&a->loop)) < 0) {
         kiln_free(a);
         return kiln_err_set(err, KILN_EIO, "kiln-edge: uv_loop_init: %s", uv_strerror(rc));
@@ -841,6 +851,7 @@ int ke_agent_run(const ke_agent_opts_t *opts, ke_counters_t *counters, kiln_err_
             goto out;
         fprintf(stderr, "kiln-edge: no model yet; waiting for the first update\n");
         a->c.reload_failures = 0;
+        a->c.errors = 0;    /* waiting for the first model is not an error */
         rc = 0;
     }
     a->c.reloads = 0;

@@ -52,6 +52,12 @@ struct ke_update {
      * downloads it again (a transfer tampered with once must not freeze the
      * device on the old model). */
     unsigned char        quiet_hash[32], told_hash[32], env_hash[32];
+    /* A bundle refused after its envelope verified is fetched again, but
+     * after poll_s x 2^bad_tries (at most 64 polls, an hour): a bundle
+     * broken at the source must not have every device of a plant pull it
+     * again at every poll. */
+    unsigned char        bad_hash[32];
+    int                  bad_tries;
     char                 last_fail[800]; /* the last poll failure told */
 
     /* one job's input and output (the worker owns them while busy) */
@@ -282,6 +288,24 @@ static void apply(ke_update_t *u)
     ke_store_gc(u->dir, NULL);
 }
 
+/* The delay before the bundle of the envelope just refused is fetched again. */
+static int bundle_backoff(ke_update_t *u)
+{
+    if (u->bad_tries && !memcmp(u->bad_hash, u->env_hash, sizeof u->bad_hash)) {
+        if (u->bad_tries < 6)
+            u->bad_tries++;
+    } else {
+        memcpy(u->bad_hash, u->env_hash, sizeof u->bad_hash);
+        u->bad_tries = 1;
+    }
+    long delay = (long)u->o.poll_s << u->bad_tries;
+    if (delay > 3600)
+        delay = 3600 > u->o.poll_s ? 3600 : u->o.poll_s;
+    fprintf(stderr, "kiln-edge: update: the bundle of seq %" PRIu64 " was refused (%d in a row); "
+            "next download in %ld s\n", u->seq, u->bad_tries, delay);
+    return (int)delay;
+}
+
 static void after_poll(ke_update_t *u)
 {
     int delay = u->o.poll_s;
@@ -294,6 +318,8 @@ static void after_poll(ke_update_t *u)
     case R_REFUSED:
         if (!u->have_env)   /* the envelope itself: quiet until it changes */
             memcpy(u->quiet_hash, u->env_hash, sizeof u->quiet_hash);
+        else
+            delay = bundle_backoff(u);
         if (!memcmp(u->told_hash, u->env_hash, sizeof u->told_hash))
             break;          /* its bundle, refused again: told already */
         memcpy(u->told_hash, u->env_hash, sizeof u->told_hash);
@@ -304,6 +330,7 @@ static void after_poll(ke_update_t *u)
         u->report_due = 1;
         break;
     case R_STAGED:
+        u->bad_tries = 0;
         apply(u);
         u->report_due = 1;
         break;

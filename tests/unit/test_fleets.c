@@ -235,7 +235,7 @@ static void report(st_state_t *st, const char *id, const char *model, int64_t v,
                    const char *health)
 {
     kiln_err_t err;
-    st_device_report_t r = {model, v, health, 100, 200, "{\"rms\":{\"mean\":1}}"};
+    st_device_report_t r = {model, v, health, 100, 200, "{\"rms\":{\"mean\":1}}", NULL};
     assert_int_equal(st_device_report(st, id, &r, NOW, &err), 0);
 }
 
