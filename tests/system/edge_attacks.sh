@@ -109,6 +109,9 @@ touch "$CTL/flip"
 publish_wait 2
 refused "flipped-byte" 2 bundle-sha256 bearing@1
 grep -q "flipped byte" "$T/mitm.log" || die "the mirror flipped nothing"
+# a refused bundle is fetched again only after a backoff (2 polls, then 4, ...)
+grep -q "the bundle of seq 2 was refused (1 in a row); next download in 2 s" "$T/a1.log" ||
+    die "no backoff after the refused bundle: $(grep 'seq 2' "$T/a1.log" | tail -3)"
 # the tampering stops: the same signed release installs (no freeze)
 rm -f "$CTL/flip"
 wait_for "a1 on v2 once the tampering stopped" 30 at_version 2 ||
