@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/kiln_alloc.h"
@@ -326,8 +327,10 @@ static const char migrate_6_7_sql[] = ST_FLEETS_SQL "PRAGMA user_version = 7;";
 /* Version 7 -> 8: the per-fleet publication counter (fleets.h). */
 static const char migrate_7_8_sql[] = ST_FLEET_SEQ_SQL "PRAGMA user_version = 8;";
 
-/* Version 8 -> 9: the device report's message (fleets.h). */
-static const char migrate_8_9_sql[] = ST_DEVICE_MESSAGE_SQL "PRAGMA user_version = 9;";
+/* Version 8 -> 9: the device report's message (fleets.h).  The column is
+ * added only where it is missing: a store whose version number alone was
+ * lowered keeps its devices table as it was. */
+static const char migrate_8_9_sql[] = ST_DEVICE_MESSAGE_SQL;
 
 static int code_of(int rc)
 {
@@ -403,6 +406,22 @@ static int exec_sql(st_state_t *st, const char *sql, kiln_err_t *err, const char
     return rc == SQLITE_OK ? 0 : st_sq_err(st, rc, err, op);
 }
 
+/* 1 when table has the column, 0 when not, < 0 on error. */
+static int has_column(st_state_t *st, const char *table, const char *column, kiln_err_t *err)
+{
+    sqlite3_stmt *s = NULL;
+    char sql[128];
+    snprintf(sql, sizeof sql, "PRAGMA table_info(%s)", table);
+    int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return st_sq_err(st, rc, err, "reading the schema");
+    int found = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        found |= !strcmp((const char *)sqlite3_column_text(s, 1), column);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? found : st_sq_err(st, rc, err, "reading the schema");
+}
+
 static int schema_ensure(st_state_t *st, kiln_err_t *err)
 {
     sqlite3_stmt *s = NULL;
@@ -455,8 +474,12 @@ static int schema_ensure(st_state_t *st, kiln_err_t *err)
         goto fail;
     if (version <= 7 && (ret = exec_sql(st, migrate_7_8_sql, err, "upgrading schema")) < 0)
         goto fail;
-    if (version <= 8 && (ret = exec_sql(st, migrate_8_9_sql, err, "upgrading schema")) < 0)
-        goto fail;
+    if (version <= 8) {
+        if ((ret = has_column(st, "devices", "message", err)) < 0 ||
+            (ret == 0 && (ret = exec_sql(st, migrate_8_9_sql, err, "upgrading schema")) < 0) ||
+            (ret = exec_sql(st, "PRAGMA user_version = 9;", err, "upgrading schema")) < 0)
+            goto fail;
+    }
     if ((ret = exec_sql(st, "COMMIT", err, "creating schema")) < 0)
         goto fail;
     return 0;

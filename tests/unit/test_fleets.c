@@ -340,7 +340,7 @@ static void test_rollout_machine(void **state)
     cleanup();
 }
 
-/* Stores of schema versions 1 to 7 open as version 8 with the fleet tables
+/* Stores of schema versions 1 to 8 open as version 9 with the fleet tables
  * and the publication counter. */
 static void test_upgrade(void **state)
 {

@@ -291,6 +291,18 @@ static void test_save_load(void **state)
     assert_int_equal(km_gbdt_predict(m2, x, n, sb, pb, &err), 0);
     assert_memory_equal(sa, sb, n * 3 * sizeof *sa);
     assert_memory_equal(pa, pb, n * sizeof *pa);
+    /* one and two rows at a time (the lockstep path an edge window takes)
+     * give the very scores of the 32-row blocks */
+    for (size_t i = 0; i + 2 <= 200; i += 2) {
+        float s1[3], s2[6];
+        int32_t p1, p2[2];
+        assert_int_equal(km_gbdt_predict(m, x + i * D, 1, s1, &p1, &err), 0);
+        assert_int_equal(km_gbdt_predict(m, x + i * D, 2, s2, p2, &err), 0);
+        assert_memory_equal(s1, sa + i * 3, sizeof s1);
+        assert_memory_equal(s2, sa + i * 3, sizeof s2);
+        assert_int_equal(p1, pa[i]);
+        assert_memory_equal(p2, pa + i, sizeof p2);
+    }
     km_gbdt_free(&m2);
 
     for (size_t len = 0; len < b.len; len += (len < 64 ? 1 : 97)) {
