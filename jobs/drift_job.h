@@ -1,7 +1,8 @@
-/* drift_job.h - the drift job's parsed spec, shared by its two files:
- * jobs/type_drift.c (spec, resolve, plan, finish, record) and
- * jobs/drift_run.c (the task: datasets read in chunks into kn_drift
- * columns, the per-asset and model-quality parts, the report). */
+/* drift_job.h - the drift job's parsed spec, shared by its files:
+ * jobs/type_drift.c (spec, resolve, plan, finish, record) and the task in
+ * jobs/drift_run.c, drift_columns.c, drift_accum.c and drift_quality.c
+ * (datasets read in chunks into kn_drift columns, the per-asset and
+ * model-quality parts, the report). */
 #ifndef KILN_JOBS_DRIFT_JOB_H
 #define KILN_JOBS_DRIFT_JOB_H
 

@@ -1,5 +1,5 @@
 /* fuzz_bundle.c - libFuzzer target for what an edge agent parses from the
- * network (storage/bundle.c).  First byte even: the rest is an envelope for
+ * network (storage/bundle_envelope.c, bundle_bytes.c, bundle_tar.c).  First byte even: the rest is an envelope for
  * st_bundle_verify_envelope (JSON, base64, signature).  Odd: the rest is the
  * tar inside a bundle; it is wrapped, and signed here with the fuzz key, so
  * the tar walker (names, types, links, sizes, hashes) is reached.  Every call
