@@ -425,6 +425,8 @@ int jb_fleet_publish(st_state_t *st, const char *dir, const jb_publish_t *p, int
     r.canary_share = share;
     r.health_window_s = window;
     r.started_ns = now_ns;
+    r.expires_at = meta.expires;
+    r.expires_s = expires_s;
     int64_t id = 0;
     if ((rc = st_rollout_create(st, &r, (const char *const *)canaries, n_canaries, &id, err)) < 0 ||
         (rc = st_rollout_get(st, id, out, err)) < 0)
@@ -511,6 +513,8 @@ int jb_fleet_rollback(st_state_t *st, const char *dir, const char *fleet, int64_
     r.started_ns = now_ns;
     r.canary_share = cur.canary_share;
     r.health_window_s = cur.health_window_s;
+    r.expires_at = now_ns / 1000000000LL + expires_s;
+    r.expires_s = expires_s;
     if ((rc = st_rollout_create(st, &r, NULL, 0, &id, err)) < 0 ||
         (rc = st_rollout_set_stage(st, id, ST_ROLLOUT_FULL, reason, now_ns, err)) < 0 ||
         (rc = st_rollout_get(st, id, out, err)) < 0)

@@ -67,9 +67,13 @@
     " SELECT fleet, count(*) FROM rollouts GROUP BY fleet;"
 
 /* Version 8 -> 9: a report's message (why a device refused an update or
- * rolled back), so /v1/devices/ID can say it. */
-#define ST_DEVICE_MESSAGE_SQL                                                          \
-    "ALTER TABLE devices ADD COLUMN message TEXT NOT NULL DEFAULT '';"
+ * rolled back), so /v1/devices/ID can say it; a rollout's envelope expiry
+ * and the lifetime it was signed for, so kilnd re-signs it in time.  Each
+ * column is added only where it is missing (storage/state.c). */
+#define ST_V9_COLUMNS(XX)                                                              \
+    XX("devices", "message", "TEXT NOT NULL DEFAULT ''")                               \
+    XX("rollouts", "expires_at", "INTEGER NOT NULL DEFAULT 0")                         \
+    XX("rollouts", "expires_s", "INTEGER NOT NULL DEFAULT 0")
 
 /* ---- fleets */
 
@@ -202,6 +206,8 @@ typedef struct {
     char    bundle_sha256[65];      /* the bundle it names */
     int     rollback;               /* 1: a signed rollback instruction */
     int64_t n_canaries;
+    int64_t expires_at;             /* unix s: its envelope's expiry (0: not recorded, schema < 9) */
+    int64_t expires_s;              /* the lifetime it was signed for (0: not recorded) */
 } st_rollout_t;
 
 typedef int (*st_rollout_cb)(const st_rollout_t *r, void *ud);
@@ -226,6 +232,10 @@ int st_rollout_active(st_state_t *st, st_rollout_cb cb, void *ud, kiln_err_t *er
 int st_rollout_set_stage(st_state_t *st, int64_t id, st_rollout_stage_t stage, const char *reason,
                          int64_t now_ns, kiln_err_t *err);
 int st_rollout_set_healthy_since(st_state_t *st, int64_t id, int64_t since_ns, kiln_err_t *err);
+/* The rollout's envelope replaced by a re-signed one (same seq and bundle,
+ * a later expiry): sha256 and expires_at (unix s) recorded. */
+int st_rollout_set_envelope(st_state_t *st, int64_t id, const char *sha256, int64_t expires_at,
+                            kiln_err_t *err);
 /* *yes 1 when device is one of the rollout's canaries. */
 int st_rollout_is_canary(st_state_t *st, int64_t id, const char *device, int *yes,
                          kiln_err_t *err);

@@ -327,10 +327,16 @@ static const char migrate_6_7_sql[] = ST_FLEETS_SQL "PRAGMA user_version = 7;";
 /* Version 7 -> 8: the per-fleet publication counter (fleets.h). */
 static const char migrate_7_8_sql[] = ST_FLEET_SEQ_SQL "PRAGMA user_version = 8;";
 
-/* Version 8 -> 9: the device report's message (fleets.h).  The column is
- * added only where it is missing: a store whose version number alone was
- * lowered keeps its devices table as it was. */
-static const char migrate_8_9_sql[] = ST_DEVICE_MESSAGE_SQL;
+/* Version 8 -> 9: the columns of ST_V9_COLUMNS (fleets.h), each added only
+ * where it is missing: a store whose version number alone was lowered keeps
+ * its tables as they were. */
+typedef struct {
+    const char *table, *column, *decl;
+} column_add_t;
+
+#define V9_ENTRY(t, c, d) {t, c, d},
+static const column_add_t v9_columns[] = {ST_V9_COLUMNS(V9_ENTRY)};
+#undef V9_ENTRY
 
 static int code_of(int rc)
 {
@@ -474,12 +480,18 @@ static int schema_ensure(st_state_t *st, kiln_err_t *err)
         goto fail;
     if (version <= 7 && (ret = exec_sql(st, migrate_7_8_sql, err, "upgrading schema")) < 0)
         goto fail;
-    if (version <= 8) {
-        if ((ret = has_column(st, "devices", "message", err)) < 0 ||
-            (ret == 0 && (ret = exec_sql(st, migrate_8_9_sql, err, "upgrading schema")) < 0) ||
-            (ret = exec_sql(st, "PRAGMA user_version = 9;", err, "upgrading schema")) < 0)
+    for (size_t i = 0; version <= 8 && i < sizeof v9_columns / sizeof v9_columns[0]; i++) {
+        const column_add_t *c = &v9_columns[i];
+        char sql[256];
+        snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s;", c->table, c->column,
+                 c->decl);
+        if ((ret = has_column(st, c->table, c->column, err)) < 0 ||
+            (ret == 0 && (ret = exec_sql(st, sql, err, "upgrading schema")) < 0))
             goto fail;
     }
+    if (version <= 8 && (ret = exec_sql(st, "PRAGMA user_version = 9;", err,
+                                        "upgrading schema")) < 0)
+        goto fail;
     if ((ret = exec_sql(st, "COMMIT", err, "creating schema")) < 0)
         goto fail;
     return 0;

@@ -27,7 +27,7 @@ enum {
     FQ_DEV_INSERT, FQ_DEV_GET, FQ_DEV_LIST, FQ_DEV_REVOKE, FQ_DEV_SEEN, FQ_DEV_REPORT,
     FQ_RO_INSERT, FQ_RO_CANARY_ADD, FQ_RO_GET, FQ_RO_CURRENT, FQ_RO_LAST_GOOD, FQ_RO_LIST,
     FQ_RO_ACTIVE, FQ_RO_SET_STAGE, FQ_RO_SET_HEALTHY, FQ_RO_IS_CANARY, FQ_RO_CANARIES,
-    FQ_RO_HAS_BLOB, FQ_SEQ_BUMP, FQ_SEQ_GET,
+    FQ_RO_HAS_BLOB, FQ_SEQ_BUMP, FQ_SEQ_GET, FQ_RO_SET_ENVELOPE,
     FQ_N
 };
 
@@ -39,7 +39,8 @@ enum {
 #define RO_COLS "r.id, r.fleet, r.model, r.version, r.stage, r.canary_share, "              \
                 "r.health_window_s, r.started_ns, r.stage_ns, r.healthy_since_ns, r.reason, " \
                 "r.envelope_sha256, r.bundle_sha256, r.rollback, "                          \
-                "(SELECT count(*) FROM rollout_canaries c WHERE c.rollout_id = r.id)"
+                "(SELECT count(*) FROM rollout_canaries c WHERE c.rollout_id = r.id), "      \
+                "r.expires_at, r.expires_s"
 
 static const char *const fq_sql[FQ_N] = {
     [FQ_FLEET_INSERT] = "INSERT INTO fleets (name, created_ns, encrypted, canary_share, "
@@ -76,7 +77,8 @@ static const char *const fq_sql[FQ_N] = {
                       "report_ns = ?8, message = ?9 WHERE id = ?1",
     [FQ_RO_INSERT] = "INSERT INTO rollouts (fleet, model, version, stage, canary_share, "
                      "health_window_s, started_ns, stage_ns, envelope_sha256, bundle_sha256, "
-                     "rollback) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10)",
+                     "rollback, expires_at, expires_s) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12)",
     [FQ_RO_CANARY_ADD] = "INSERT OR IGNORE INTO rollout_canaries (rollout_id, device_id) "
                          "VALUES (?1, ?2)",
     [FQ_RO_GET] = "SELECT " RO_COLS " FROM rollouts r WHERE r.id = ?1",
@@ -92,6 +94,8 @@ static const char *const fq_sql[FQ_N] = {
     [FQ_RO_SET_STAGE] = "UPDATE rollouts SET stage = ?2, reason = ?3, stage_ns = ?4 "
                         "WHERE id = ?1",
     [FQ_RO_SET_HEALTHY] = "UPDATE rollouts SET healthy_since_ns = ?2 WHERE id = ?1",
+    [FQ_RO_SET_ENVELOPE] = "UPDATE rollouts SET envelope_sha256 = ?2, expires_at = ?3 "
+                           "WHERE id = ?1",
     [FQ_RO_IS_CANARY] = "SELECT 1 FROM rollout_canaries WHERE rollout_id = ?1 AND device_id = ?2",
     [FQ_RO_CANARIES] = "SELECT " DEV_COLS " FROM devices d JOIN rollout_canaries c "
                        "ON c.device_id = d.id WHERE c.rollout_id = ?1 ORDER BY d.id",
@@ -706,6 +710,8 @@ static int rollout_from_row(sqlite3_stmt *s, st_rollout_t *r)
     copy_text(r->bundle_sha256, sizeof r->bundle_sha256, sqlite3_column_text(s, 12));
     r->rollback = sqlite3_column_int(s, 13);
     r->n_canaries = sqlite3_column_int64(s, 14);
+    r->expires_at = sqlite3_column_int64(s, 15);
+    r->expires_s = sqlite3_column_int64(s, 16);
     return stage;
 }
 
@@ -733,10 +739,11 @@ int st_rollout_create(st_state_t *st, const st_rollout_t *r, const char *const *
     int rc = st_sq_sp_begin(st, err);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *s = prep(st, FQ_RO_INSERT, &rc, err, "creating rollout", "ttitdiitti", r->fleet,
-                           r->model, r->version, stage, r->canary_share, r->health_window_s,
-                           r->started_ns, r->envelope_sha256, r->bundle_sha256,
-                           (int64_t)(r->rollback ? 1 : 0));
+    sqlite3_stmt *s = prep(st, FQ_RO_INSERT, &rc, err, "creating rollout", "ttitdiittiii",
+                           r->fleet, r->model, r->version, stage, r->canary_share,
+                           r->health_window_s, r->started_ns, r->envelope_sha256,
+                           r->bundle_sha256, (int64_t)(r->rollback ? 1 : 0), r->expires_at,
+                           r->expires_s);
     if (s)
         rc = st_sq_run_done(st, s, err, "creating rollout");
     int64_t new_id = rc == 0 ? sqlite3_last_insert_rowid(st->db) : 0;
@@ -844,6 +851,20 @@ int st_rollout_set_stage(st_state_t *st, int64_t id, st_rollout_stage_t stage, c
     PREP(s, FQ_RO_SET_STAGE, "moving rollout", "itti", id, name, reason ? reason : "", now_ns);
     int changes = 0;
     int rc = run_changes(st, s, &changes, err, "moving rollout");
+    if (rc == 0 && changes == 0)
+        rc = kiln_err_at(err, KILN_ENOTFOUND, "rollout", "rollout %lld not found", (long long)id);
+    return rc;
+}
+
+int st_rollout_set_envelope(st_state_t *st, int64_t id, const char *sha256, int64_t expires_at,
+                            kiln_err_t *err)
+{
+    if (!st || !is_hex64(sha256))
+        return kiln_err_set(err, KILN_EINVAL,
+                            "rollout envelope: a hash of 64 lowercase hex digits is required");
+    PREP(s, FQ_RO_SET_ENVELOPE, "re-signing rollout", "iti", id, sha256, expires_at);
+    int changes = 0;
+    int rc = run_changes(st, s, &changes, err, "re-signing rollout");
     if (rc == 0 && changes == 0)
         rc = kiln_err_at(err, KILN_ENOTFOUND, "rollout", "rollout %lld not found", (long long)id);
     return rc;

@@ -345,7 +345,9 @@ static void test_rollout_machine(void **state)
 static void test_upgrade(void **state)
 {
     (void)state;
-    static const char *const msg_drop = "ALTER TABLE devices DROP COLUMN message;";
+    static const char *const msg_drop = "ALTER TABLE devices DROP COLUMN message;"
+                                        "ALTER TABLE rollouts DROP COLUMN expires_at;"
+                                        "ALTER TABLE rollouts DROP COLUMN expires_s;";
     static const char *const seq_drop = "DROP TABLE fleet_seq;";
     static const char *const fleet_drop =
         "DROP TABLE rollout_canaries; DROP TABLE rollouts; DROP TABLE enroll_tokens;"
