@@ -212,10 +212,27 @@ int ke_store_link(const char *dir, const char *link, char *target, size_t cap, k
     return 0;
 }
 
-/* DIR/link := target by a new symlink beside it and rename(2). */
-static int relink(const char *dir, const char *link, const char *target, int *steps,
-                  int stop_after, kiln_err_t *err)
+void ke_store_test_pause(const char *point)
 {
+    const char *spec = getenv("KILN_TEST_SWAP_PAUSE");
+    const char *colon = spec ? strchr(spec, ':') : NULL;
+    if (!colon || (size_t)(colon - spec) != strlen(point) || strncmp(spec, point, strlen(point)))
+        return;
+    long ms = strtol(colon + 1, NULL, 10);
+    if (ms <= 0)
+        return;
+    fprintf(stderr, "kiln-edge: swap: pausing at %s (%ld ms)\n", point, ms);
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* DIR/link := target by a new symlink beside it and rename(2); pause_as
+ * (NULL: none) names the test pauses "PAUSE_AS-link" and "PAUSE_AS-renamed". */
+static int relink(const char *dir, const char *link, const char *target, int *steps,
+                  int stop_after, const char *pause_as, kiln_err_t *err)
+{
+    char point[64];
     char path[KE_PATH_MAX], tmp[KE_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/%s", dir, link);
     snprintf(tmp, sizeof tmp, "%s/.%s.new", dir, link);
@@ -224,6 +241,10 @@ static int relink(const char *dir, const char *link, const char *target, int *st
         return kiln_err_at(err, KILN_EIO, tmp, "%s: symlink: %s", tmp, strerror(errno));
     if (stop_after && ++*steps == stop_after)
         return 1;
+    if (pause_as) {
+        snprintf(point, sizeof point, "%s-link", pause_as);
+        ke_store_test_pause(point);
+    }
     if (rename(tmp, path) != 0) {
         int e = errno;
         unlink(tmp);
@@ -231,6 +252,10 @@ static int relink(const char *dir, const char *link, const char *target, int *st
     }
     if (stop_after && ++*steps == stop_after)
         return 1;
+    if (pause_as) {
+        snprintf(point, sizeof point, "%s-renamed", pause_as);
+        ke_store_test_pause(point);
+    }
     return 0;
 }
 
@@ -241,19 +266,13 @@ int ke_store_swap(const char *dir, const char *target, int stop_after, kiln_err_
     if ((rc = ke_store_link(dir, "current", old, sizeof old, err)) < 0)
         return rc;
     if (old[0]) {
-        if ((rc = relink(dir, "previous", old, &steps, stop_after, err)) != 0)
+        if ((rc = relink(dir, "previous", old, &steps, stop_after, NULL, err)) != 0)
             return rc < 0 ? rc : 0;
+        ke_store_test_pause("previous");
     } else {
         steps = 2;
     }
-    const char *delay = getenv("KILN_TEST_SWAP_DELAY_MS");
-    if (delay && atoi(delay) > 0) {
-        struct timespec ts = {atoi(delay) / 1000, (long)(atoi(delay) % 1000) * 1000000L};
-        fprintf(stderr, "kiln-edge: swap: previous -> %s, pausing %s ms before current\n",
-                old[0] ? old : "(none)", delay);
-        nanosleep(&ts, NULL);
-    }
-    if ((rc = relink(dir, "current", target, &steps, stop_after, err)) != 0)
+    if ((rc = relink(dir, "current", target, &steps, stop_after, "current", err)) != 0)
         return rc < 0 ? rc : 0;
     if (fsync_dir(dir) != 0)
         return kiln_err_at(err, KILN_EIO, dir, "%s: fsync: %s", dir, strerror(errno));
@@ -268,7 +287,7 @@ int ke_store_rollback(const char *dir, kiln_err_t *err)
         return rc;
     if (!prev[0])
         return kiln_err_set(err, KILN_ENOTFOUND, "%s/previous: none to roll back to", dir);
-    if ((rc = relink(dir, "current", prev, &steps, 0, err)) < 0)
+    if ((rc = relink(dir, "current", prev, &steps, 0, NULL, err)) < 0)
         return rc;
     if (fsync_dir(dir) != 0)
         return kiln_err_at(err, KILN_EIO, dir, "%s: fsync: %s", dir, strerror(errno));

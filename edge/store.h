@@ -60,9 +60,18 @@ int ke_store_link(const char *dir, const char *link, char *target, size_t cap, k
  * by rename of a new symlink, then fsync(DIR).  stop_after (tests): 0 runs
  * every step, k > 0 returns after step k as if killed (1: previous linked
  * beside, 2: previous renamed, 3: current linked beside, 4: current
- * renamed).  KILN_TEST_SWAP_DELAY_MS in the environment sleeps between
- * the two renames (system tests kill -9 there). */
+ * renamed).  Passes the test pauses "previous" (previous renamed),
+ * "current-link" (.current.new made) and "current-renamed" (before the
+ * fsync of DIR): ke_store_test_pause. */
 int ke_store_swap(const char *dir, const char *target, int stop_after, kiln_err_t *err);
+/* Test hook, for system tests that kill -9 an agent at a chosen point of its
+ * update: with KILN_TEST_SWAP_PAUSE="POINT:MS" in the environment and point
+ * equal to POINT, says "kiln-edge: swap: pausing at POINT" on stderr and
+ * sleeps MS ms.  Points: staged (the bundle extracted, before the swap),
+ * previous, current-link, current-renamed (ke_store_swap) and state (the
+ * new model loaded, before state.json is written; edge/update.c).  Unset or
+ * another point: does nothing. */
+void ke_store_test_pause(const char *point);
 /* current := previous's target (the agent's own rollback). */
 int ke_store_rollback(const char *dir, kiln_err_t *err);
 /* Removes DIR/models/ entries that neither link names and DIR/download/

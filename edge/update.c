@@ -236,6 +236,7 @@ static void apply(ke_update_t *u)
     const st_bundle_envelope_t *env = &u->env;
     char staging[KE_PATH_MAX + 300];
     snprintf(staging, sizeof staging, "%s/%s", u->dir, u->staging_rel);
+    ke_store_test_pause("staged");
     if (ke_store_swap(u->dir, u->staging_rel, 0, &err) < 0) {
         fprintf(stderr, "kiln-edge: update: swap to %s v%" PRIu64 " failed: %s\n",
                 env->model_name, env->version, err.msg);
@@ -253,6 +254,7 @@ static void apply(ke_update_t *u)
         u->st.version = env->version;
         snprintf(u->st.model, sizeof u->st.model, "%s", env->model_name);
         snprintf(u->st.current, sizeof u->st.current, "%s", u->staging_rel);
+        ke_store_test_pause("state");
         if (ke_state_write(u->dir, &u->st, &err) < 0)
             fprintf(stderr, "kiln-edge: update: %s (the next poll applies it again)\n", err.msg);
         unlink(u->part);

@@ -102,9 +102,9 @@ wait_for "plant-8 halted" 30 halted
 
 # --- v2, with a3 killed -9 in the middle of its swap
 kill -9 "${APID[a3]}"
-KILN_TEST_SWAP_DELAY_MS=4000 start_agent a3
+KILN_TEST_SWAP_PAUSE=previous:4000 start_agent a3
 $KILN publish bearing@2 --fleet plant-7 --dir "$D" >/dev/null 2>&1 || die "publish v2"
-wait_for "a3 in its swap" 60 grep -q "pausing" "$T/a3.log"
+wait_for "a3 in its swap" 60 grep -q "pausing at previous" "$T/a3.log"
 kill -9 "${APID[a3]}"
 resolves a3 || die "a3 killed in its swap: current resolves to nothing"
 log "a3 killed mid-swap: current -> $(readlink "$T/a3/current")"

@@ -2,7 +2,8 @@
  * update path that stand alone: the state file round trip (and a malformed
  * one named), the symlink swap stopped after every step as if killed
  * (current always names the old or the new model, never neither; a swap
- * before any model; the agent's own rollback), garbage collection keeping
+ * before any model; the agent's own rollback), the pause hook the system
+ * test edge_kill9_swap.sh kills at, garbage collection keeping
  * what the links name, the resume offset and which answers a resumed
  * download may use, and the report's latency quantiles and feature
  * statistics.  The whole path runs against kilnd in
@@ -210,6 +211,69 @@ static void test_swap_first_rollback_gc(void **state)
     rm_rf(d);
 }
 
+/* What ke_store_swap (and a direct ke_store_test_pause) says on stderr
+ * with KILN_TEST_SWAP_PAUSE set to spec; out gets the text. */
+static void swap_saying(const char *spec, const char *dir, const char *target, char *out,
+                        size_t cap)
+{
+    char log[1024];
+    kiln_err_t err;
+    snprintf(log, sizeof log, "%s/stderr.txt", dir);
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *f = fopen(log, "w+");
+    assert_non_null(f);
+    dup2(fileno(f), 2);
+    if (spec)
+        setenv("KILN_TEST_SWAP_PAUSE", spec, 1);
+    else
+        unsetenv("KILN_TEST_SWAP_PAUSE");
+    int rc = ke_store_swap(dir, target, 0, &err);
+    ke_store_test_pause("staged");
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    unsetenv("KILN_TEST_SWAP_PAUSE");
+    assert_int_equal(rc, 0);
+    rewind(f);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = 0;
+    fclose(f);
+}
+
+/* The system tests' pause hook: it names its point, pauses only at the very
+ * point named (not a prefix of it, not with a bad or zero delay, not at
+ * "previous" when there is no previous), and the swap completes after it. */
+static void test_pause_hook(void **state)
+{
+    (void)state;
+    char *d = tmpdir();
+    char said[1024], cur[64];
+    mkmodel(d, "a");
+    mkmodel(d, "b");
+    swap_saying("previous:1", d, "models/a", said, sizeof said);   /* first swap: none */
+    assert_string_equal(said, "");
+    swap_saying(NULL, d, "models/b", said, sizeof said);
+    assert_string_equal(said, "");
+    const char *points[] = {"previous", "current-link", "current-renamed", "staged"};
+    for (size_t i = 0; i < 4; i++) {
+        char spec[64], want[128];
+        snprintf(spec, sizeof spec, "%s:1", points[i]);
+        snprintf(want, sizeof want, "kiln-edge: swap: pausing at %s (1 ms)\n", points[i]);
+        swap_saying(spec, d, i % 2 ? "models/b" : "models/a", said, sizeof said);
+        assert_string_equal(said, want);
+        resolve(d, "current", cur, sizeof cur);
+        assert_string_equal(cur, i % 2 ? "b" : "a");
+    }
+    const char *quiet[] = {"current:1", "current-link", "current-link:0", "current-link:x",
+                           ":5", "state:1"};
+    for (size_t i = 0; i < 6; i++) {
+        swap_saying(quiet[i], d, i % 2 ? "models/b" : "models/a", said, sizeof said);
+        assert_string_equal(said, "");
+    }
+    rm_rf(d);
+}
+
 static void test_resume(void **state)
 {
     (void)state;
@@ -281,6 +345,7 @@ int main(void)
         cmocka_unit_test(test_state_file),
         cmocka_unit_test(test_swap_every_step),
         cmocka_unit_test(test_swap_first_rollback_gc),
+        cmocka_unit_test(test_pause_hook),
         cmocka_unit_test(test_resume),
         cmocka_unit_test(test_stats),
     };
