@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "core/kiln_err.h"
+#include "jobs/fleet_refresh.h"
 #include "jobs/publish.h"
 #include "storage/bundle.h"
 #include "storage/fleets.h"
@@ -62,5 +63,8 @@ int ks_fleet_publish(st_state_t *st, const char *dir, const ks_publish_t *p, int
                      st_rollout_t *out, uint64_t *seq, kiln_err_t *err);
 int ks_fleet_rollback(st_state_t *st, const char *dir, const char *fleet, int64_t expires_s,
                       int64_t now_ns, st_rollout_t *out, uint64_t *seq, kiln_err_t *err);
+/* jobs/fleet_refresh.h: served envelopes re-signed at half their lifetime. */
+int ks_fleet_refresh(st_state_t *st, const char *dir, int64_t now_ns, jb_refresh_cb cb, void *ud,
+                     int *n_resigned, kiln_err_t *err);
 
 #endif

@@ -30,3 +30,9 @@ int ks_fleet_rollback(st_state_t *st, const char *dir, const char *fleet, int64_
 {
     return jb_fleet_rollback(st, dir, fleet, expires_s, now_ns, out, seq, err);
 }
+
+int ks_fleet_refresh(st_state_t *st, const char *dir, int64_t now_ns, jb_refresh_cb cb, void *ud,
+                     int *n_resigned, kiln_err_t *err)
+{
+    return jb_fleet_refresh(st, dir, now_ns, cb, ud, n_resigned, err);
+}

@@ -62,6 +62,7 @@ struct kd {
     ka_httpd_t  *fleet_httpd;   /* the edge agents' HTTPS listener, or NULL */
     const char  *dir;
     unsigned     ticks;
+    char         refresh_err[sizeof(((kiln_err_t *)0)->msg)];  /* the last re-signing failure told */
     int          in_txn;
     kd_out_t    *out;
     size_t       n_out, cap_out;
@@ -290,14 +291,38 @@ static void on_zidle(uv_idle_t *h)
 
 /* ---- timer, finish, signals */
 
+static void on_resigned(const char *fleet, int64_t rollout_id, int64_t expires_at, void *ud)
+{
+    (void)ud;
+    fprintf(stderr, "kilnd: fleet %s: rollout %lld's envelope re-signed (same seq and bundle), "
+            "now valid until %lld (unix s)\n", fleet, (long long)rollout_id,
+            (long long)expires_at);
+}
+
+/* Served envelopes re-signed before they expire (jobs/fleet_refresh.h); a
+ * failure is told once until it changes. */
+static void refresh_envelopes(struct kd *kd)
+{
+    kiln_err_t err = {0};
+    if (ks_fleet_refresh(ks_sched_state(kd->sched), kd->dir, ks_now_ns(), on_resigned, NULL,
+                         NULL, &err) == 0) {
+        kd->refresh_err[0] = '\0';
+    } else if (strcmp(kd->refresh_err, err.msg)) {
+        fprintf(stderr, "kilnd: re-signing envelopes: %s\n", err.msg);
+        memcpy(kd->refresh_err, err.msg, sizeof kd->refresh_err);
+    }
+}
+
 static void on_tick(uv_timer_t *h)
 {
     struct kd *kd = h->data;
     kd_txn(kd);
     ks_sched_tick(kd->sched);
     /* Rollouts move on reports that arrive over seconds: once a second. */
-    if (++kd->ticks % 10 == 0)
+    if (++kd->ticks % 10 == 0) {
         ks_fleet_tick(ks_sched_state(kd->sched), ks_now_ns());
+        refresh_envelopes(kd);
+    }
 }
 
 static void finish_work(uv_work_t *w)

@@ -58,7 +58,7 @@ static json_t *device_json(const st_device_t *d)
 static json_t *rollout_json(const st_rollout_t *r)
 {
     return json_pack("{s:I, s:s, s:s, s:I, s:s, s:f, s:I, s:I, s:I, s:I, s:s, s:s, s:s, s:b, "
-                     "s:I}",
+                     "s:I, s:I, s:I}",
                      "id", (json_int_t)r->id, "fleet", r->fleet, "model", r->model, "version",
                      (json_int_t)r->version, "stage", st_rollout_stage_name(r->stage),
                      "canary_share", r->canary_share, "health_window_s",
@@ -66,7 +66,8 @@ static json_t *rollout_json(const st_rollout_t *r)
                      "stage_ns", (json_int_t)r->stage_ns, "healthy_since_ns",
                      (json_int_t)r->healthy_since_ns, "reason", r->reason, "envelope_sha256",
                      r->envelope_sha256, "bundle_sha256", r->bundle_sha256, "rollback",
-                     r->rollback, "canaries", (json_int_t)r->n_canaries);
+                     r->rollback, "canaries", (json_int_t)r->n_canaries, "expires_at",
+                     (json_int_t)r->expires_at, "expires_s", (json_int_t)r->expires_s);
 }
 
 static int fleet_item(const st_fleet_t *f, void *ud)

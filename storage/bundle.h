@@ -177,6 +177,13 @@ int st_bundle_seal(const json_t *manifest, const void *bundle, size_t bundle_len
 int st_bundle_reseal(const char *old_envelope_path, const char *bundle_path, uint64_t seq,
                      int64_t expires, int rollback, const st_bundle_signkey_t *sk,
                      const char *out_envelope_path, kiln_err_t *err);
+/* The same from the old envelope's bytes to *envelope (kiln_malloc'd, NUL-
+ * terminated JSON).  seq 0: the old envelope's own seq (a refresh of its
+ * expiry, which agents that applied that seq ignore). */
+int st_bundle_reseal_bytes(const void *old_envelope, size_t old_len, const char *bundle_path,
+                           uint64_t seq, int64_t expires, int rollback,
+                           const st_bundle_signkey_t *sk, char **envelope, size_t *envelope_len,
+                           kiln_err_t *err);
 
 /* ---- agent ------------------------------------------------------------ */
 

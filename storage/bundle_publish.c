@@ -133,40 +133,55 @@ out:
     return rc;
 }
 
+int st_bundle_reseal_bytes(const void *old_envelope, size_t old_len, const char *bundle_path,
+                           uint64_t seq, int64_t expires, int rollback,
+                           const st_bundle_signkey_t *sk, char **envelope, size_t *envelope_len,
+                           kiln_err_t *err)
+{
+    if (!old_envelope || !bundle_path || !sk || !envelope || !envelope_len)
+        return kiln_err_set(err, KILN_EINVAL, "reseal: missing argument");
+    *envelope = NULL;
+    unsigned char *bundle = NULL;
+    size_t bundle_len;
+    st_bundle_envelope_t env;
+    st_bundle_pubkey_t pk;
+    memset(&env, 0, sizeof env);
+    memcpy(pk.pk, sk->pk, sizeof pk.pk);
+    int rc = st_bundle_open_envelope(old_envelope, old_len, &pk, &env, NULL, err);
+    if (rc < 0 || (rc = st_bundle_read_bounded(bundle_path, (size_t)env.bundle_size, &bundle,
+                                               &bundle_len, err)) < 0)
+        goto out;
+    char hex[65];
+    st_bundle_sha256_hex(bundle, bundle_len, hex);
+    if (bundle_len != env.bundle_size || strcmp(hex, env.bundle_sha256)) {
+        rc = kiln_err_set(err, KILN_EFORMAT, "reseal: %s is not the bundle the envelope describes",
+                          bundle_path);
+        goto out;
+    }
+    rc = st_bundle_seal(env.manifest, bundle, bundle_len, seq ? seq : env.seq, expires, rollback,
+                        sk, envelope, envelope_len, err);
+out:
+    st_bundle_envelope_free(&env);
+    kiln_free(bundle);
+    return rc;
+}
+
 int st_bundle_reseal(const char *old_envelope_path, const char *bundle_path, uint64_t seq,
                      int64_t expires, int rollback, const st_bundle_signkey_t *sk,
                      const char *out_envelope_path, kiln_err_t *err)
 {
     if (!old_envelope_path || !bundle_path || !sk || !out_envelope_path)
         return kiln_err_set(err, KILN_EINVAL, "reseal: missing argument");
-    unsigned char *old = NULL, *bundle = NULL;
-    size_t old_len, bundle_len;
+    unsigned char *old = NULL;
+    size_t old_len, envelope_len;
     char *envelope = NULL;
-    size_t envelope_len;
-    st_bundle_envelope_t env;
-    st_bundle_pubkey_t pk;
-    memset(&env, 0, sizeof env);
-    memcpy(pk.pk, sk->pk, sizeof pk.pk);
     int rc = st_bundle_read_bounded(old_envelope_path, ST_BUNDLE_ENVELOPE_MAX, &old, &old_len, err);
-    if (rc < 0 || (rc = st_bundle_open_envelope(old, old_len, &pk, &env, NULL, err)) < 0 ||
-        (rc = st_bundle_read_bounded(bundle_path, (size_t)env.bundle_size, &bundle, &bundle_len,
-                                     err)) < 0)
-        goto out;
-    char hex[65];
-    st_bundle_sha256_hex(bundle, bundle_len, hex);
-    if (bundle_len != env.bundle_size || strcmp(hex, env.bundle_sha256)) {
-        rc = kiln_err_set(err, KILN_EFORMAT, "reseal: %s is not the bundle %s describes",
-                          bundle_path, old_envelope_path);
-        goto out;
-    }
-    if ((rc = st_bundle_seal(env.manifest, bundle, bundle_len, seq, expires, rollback, sk,
-                             &envelope, &envelope_len, err)) < 0)
+    if (rc < 0 || (rc = st_bundle_reseal_bytes(old, old_len, bundle_path, seq, expires, rollback,
+                                               sk, &envelope, &envelope_len, err)) < 0)
         goto out;
     rc = st_bundle_write_atomic(out_envelope_path, envelope, envelope_len, 0644, 0, err);
 out:
-    st_bundle_envelope_free(&env);
     kiln_free(old);
-    kiln_free(bundle);
     kiln_free(envelope);
     return rc;
 }

@@ -189,4 +189,25 @@ R=$(curl -s -w '\n%{http_code}' -X POST -d '{"fleet":"plant-7"}' "$URL/v1/rollba
 [ "$(sha256sum "$D/publisher.pk" "$D/publisher.sk")" = "$PK_SUM" ] || die "the publisher key files changed"
 curl -s "$URL/v1/rollouts?fleet=plant-7" | pyj '[(r["id"], r["stage"]) for r in d["rollouts"]]' >"$T/ro"
 grep -q "(1, 'done'), \|(1, 'done')]" "$T/ro" || grep -q "(1, 'done')" "$T/ro" || die "rollouts: $(cat "$T/ro")"
+
+# --- re-signing: a release signed for 4 s is re-signed by kilnd once half of
+# that has passed (same seq and bundle), so it still verifies after the
+# first expiry, while the first envelope is refused as expired
+$KILN fleet create plant-r --no-encrypt --dir "$D" >/dev/null || die "fleet create plant-r"
+R=$(curl -s -w '\n%{http_code}' -X POST -d '{"model":"bearing@2","fleet":"plant-r","expires_s":4}' "$URL/v1/publish")
+[ "$(status_of "$R")" = 201 ] || die "publish to plant-r: $R"
+E0=$(body_of "$R" | pyj 'd["envelope_sha256"]')
+X0=$(body_of "$R" | pyj 'd["expires_at"]')
+resigned() { [ "$(curl -s "$URL/v1/fleets/plant-r/rollout" | pyj 'd["envelope_sha256"]')" != "$E0" ]; }
+wait_for "kilnd to re-sign plant-r's envelope" 10 resigned || die "plant-r's envelope never re-signed"
+for _ in $(seq 50); do [ "$(date +%s)" -gt "$X0" ] && break; sleep 0.2; done
+RO=$(curl -s "$URL/v1/fleets/plant-r/rollout")
+E1=$(pyj 'd["envelope_sha256"]' <<<"$RO")
+[ "$(pyj 'd["expires_at"] > '"$X0"' and d["bundle_sha256"] == "'"$(body_of "$R" | pyj 'd["bundle_sha256"]')"'"' <<<"$RO")" = True ] ||
+    die "re-signed rollout: $RO"
+V=$("$SIGN" verify "$D/artifacts/sha256/${E1:0:2}/$E1" "$T/publisher.pk" plant-r - 0) || die "re-signed envelope: $V"
+[ "$V" = "ok bearing 2 seq=1 rollback=0" ] || die "re-signed envelope said: $V"
+V=$("$SIGN" verify "$D/artifacts/sha256/${E0:0:2}/$E0" "$T/publisher.pk" plant-r - 0) && die "expired envelope taken: $V"
+grep -q expired <<<"$V" || die "the first envelope refused for: $V"
+grep -q "fleet plant-r: rollout [0-9]*'s envelope re-signed" "$D/kilnd.log" || die "kilnd did not log the re-signing"
 log "fleet publish ok: $(cat "$T/ro")"

@@ -631,6 +631,84 @@ static void test_publish_rollback(void **state)
     cleanup();
 }
 
+/* Served envelopes are re-signed at half their lifetime with the same seq
+ * and bundle: the canary rollout and the last good one while in canary, the
+ * rollback's with its rollback flag; a rollout without a recorded expiry at
+ * the first pass. */
+static void test_refresh(void **state)
+{
+    (void)state;
+    char path[512];
+    st_state_t *st = open_fresh(path);
+    kiln_err_t err;
+    assert_int_equal(st_fleet_create(st, "f", 1, 1, 0, NOW, &err), 0);
+    add_model(st, "bearing", 1, 1);
+    add_model(st, "bearing", 1, 1);
+    st_rollout_t r1, r2, a, b;
+    uint64_t seq = 0;
+    ks_publish_t p = {"bearing@1", "f", -1, -1, 100};
+    assert_int_equal(ks_fleet_publish(st, dir, &p, NOW, &r1, &seq, &err), 0);
+    assert_int_equal(r1.expires_at, NOW / SEC + 100);
+    assert_int_equal(r1.expires_s, 100);
+    assert_int_equal(st_rollout_set_stage(st, r1.id, ST_ROLLOUT_FULL, "test", NOW, &err), 0);
+    p.model_ref = "bearing@2";
+    assert_int_equal(ks_fleet_publish(st, dir, &p, NOW, &r2, &seq, &err), 0);
+    assert_int_equal(r2.stage, ST_ROLLOUT_CANARY);
+    int n = -1;
+    /* before half the lifetime: nothing */
+    assert_int_equal(ks_fleet_refresh(st, dir, NOW + 49 * SEC, NULL, NULL, &n, &err), 0);
+    assert_int_equal(n, 0);
+    /* past it: both served envelopes, valid 100 s from now, same seq and bundle */
+    assert_int_equal(ks_fleet_refresh(st, dir, NOW + 60 * SEC, NULL, NULL, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(st_rollout_get(st, r1.id, &a, &err), 0);
+    assert_int_equal(st_rollout_get(st, r2.id, &b, &err), 0);
+    assert_string_not_equal(a.envelope_sha256, r1.envelope_sha256);
+    assert_string_not_equal(b.envelope_sha256, r2.envelope_sha256);
+    assert_string_equal(a.bundle_sha256, r1.bundle_sha256);
+    assert_int_equal(a.expires_at, NOW / SEC + 160);
+    assert_int_equal(b.expires_at, NOW / SEC + 160);
+    st_bundle_envelope_t env;
+    st_bundle_reason_t why;
+    assert_int_equal(check_envelope(&b, "bearing", 1, 1, &env, &why), 0);
+    assert_int_equal(env.seq, 2);
+    assert_int_equal(env.version, 2);
+    assert_int_equal(env.expires, NOW / SEC + 160);
+    assert_int_equal(env.rollback, 0);
+    st_bundle_envelope_free(&env);
+    assert_int_equal(check_envelope(&a, NULL, 0, 0, &env, &why), 0);
+    assert_int_equal(env.seq, 1);
+    st_bundle_envelope_free(&env);
+    /* a device that applied seq 2 takes nothing new from it */
+    assert_int_not_equal(check_envelope(&b, "bearing", 2, 2, &env, &why), 0);
+    assert_int_equal(why, ST_BUNDLE_R_SAME_VERSION);
+    assert_int_equal(ks_fleet_refresh(st, dir, NOW + 61 * SEC, NULL, NULL, &n, &err), 0);
+    assert_int_equal(n, 0);
+
+    /* v2 halts; the rollback (full, current) is re-signed as a rollback */
+    assert_int_equal(st_rollout_set_stage(st, r2.id, ST_ROLLOUT_HALTED, "test", NOW, &err), 0);
+    st_rollout_t rb, c;
+    assert_int_equal(ks_fleet_rollback(st, dir, "f", 100, NOW + 70 * SEC, &rb, &seq, &err), 0);
+    assert_int_equal(ks_fleet_refresh(st, dir, NOW + 125 * SEC, NULL, NULL, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(st_rollout_get(st, rb.id, &c, &err), 0);
+    assert_int_equal(c.expires_at, NOW / SEC + 225);
+    assert_int_equal(check_envelope(&c, "bearing", 2, 2, &env, &why), 0);
+    assert_int_equal(env.rollback, 1);
+    assert_int_equal(env.seq, seq);
+    st_bundle_envelope_free(&env);
+    /* no recorded expiry (a rollout from schema 8): re-signed at once */
+    assert_int_equal(st_rollout_set_envelope(st, rb.id, c.envelope_sha256, 0, &err), 0);
+    assert_int_equal(ks_fleet_refresh(st, dir, NOW + 126 * SEC, NULL, NULL, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(st_rollout_get(st, rb.id, &c, &err), 0);
+    assert_int_equal(c.expires_at, NOW / SEC + 126 + 100);
+    /* a bad hash is refused */
+    assert_int_equal(st_rollout_set_envelope(st, rb.id, "xyz", 1, &err), KILN_EINVAL);
+    st_state_close(&st);
+    cleanup();
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -643,6 +721,7 @@ int main(void)
         cmocka_unit_test(test_seq),
         cmocka_unit_test(test_publisher_key),
         cmocka_unit_test(test_publish_rollback),
+        cmocka_unit_test(test_refresh),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
