@@ -67,10 +67,10 @@
     " SELECT fleet, count(*) FROM rollouts GROUP BY fleet;"
 
 /* Version 8 -> 9: a report's message (why a device refused an update or
- * rolled back), so /v1/devices/ID can say it; a rollout's envelope expiry
- * and the lifetime it was signed for, so kilnd re-signs it in time.  Each
- * column is added only where it is missing (storage/state.c). */
-#define ST_V9_COLUMNS(XX)                                                              \
+ * rolled back), so /v1/devices/ID can say it; 9 -> 10: a rollout's envelope
+ * expiry and the lifetime it was signed for, so kilnd re-signs it in time.
+ * Each column is added only where it is missing (storage/state.c). */
+#define ST_V10_COLUMNS(XX)                                                              \
     XX("devices", "message", "TEXT NOT NULL DEFAULT ''")                               \
     XX("rollouts", "expires_at", "INTEGER NOT NULL DEFAULT 0")                         \
     XX("rollouts", "expires_s", "INTEGER NOT NULL DEFAULT 0")
@@ -206,7 +206,7 @@ typedef struct {
     char    bundle_sha256[65];      /* the bundle it names */
     int     rollback;               /* 1: a signed rollback instruction */
     int64_t n_canaries;
-    int64_t expires_at;             /* unix s: its envelope's expiry (0: not recorded, schema < 9) */
+    int64_t expires_at;             /* unix s: its envelope's expiry (0: not recorded, schema < 10) */
     int64_t expires_s;              /* the lifetime it was signed for (0: not recorded) */
 } st_rollout_t;
 

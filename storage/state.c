@@ -13,7 +13,7 @@
 #include "core/kiln_alloc.h"
 #include "storage/fleets.h"
 
-#define ST_SCHEMA_VERSION 9
+#define ST_SCHEMA_VERSION 10
 
 static const char *const status_names[ST_STATE_N_STATUS] = {
     "queued", "running", "succeeded", "failed", "cancelled", "timeout", "node_fail",
@@ -327,16 +327,17 @@ static const char migrate_6_7_sql[] = ST_FLEETS_SQL "PRAGMA user_version = 7;";
 /* Version 7 -> 8: the per-fleet publication counter (fleets.h). */
 static const char migrate_7_8_sql[] = ST_FLEET_SEQ_SQL "PRAGMA user_version = 8;";
 
-/* Version 8 -> 9: the columns of ST_V9_COLUMNS (fleets.h), each added only
- * where it is missing: a store whose version number alone was lowered keeps
- * its tables as they were. */
+/* Version 8 -> 9 -> 10: the columns of ST_V10_COLUMNS (fleets.h), each
+ * added only where it is missing: version 9 stores have the first of them,
+ * and a store whose version number alone was lowered keeps its tables as
+ * they were. */
 typedef struct {
     const char *table, *column, *decl;
 } column_add_t;
 
-#define V9_ENTRY(t, c, d) {t, c, d},
-static const column_add_t v9_columns[] = {ST_V9_COLUMNS(V9_ENTRY)};
-#undef V9_ENTRY
+#define V10_ENTRY(t, c, d) {t, c, d},
+static const column_add_t v10_columns[] = {ST_V10_COLUMNS(V10_ENTRY)};
+#undef V10_ENTRY
 
 static int code_of(int rc)
 {
@@ -480,8 +481,8 @@ static int schema_ensure(st_state_t *st, kiln_err_t *err)
         goto fail;
     if (version <= 7 && (ret = exec_sql(st, migrate_7_8_sql, err, "upgrading schema")) < 0)
         goto fail;
-    for (size_t i = 0; version <= 8 && i < sizeof v9_columns / sizeof v9_columns[0]; i++) {
-        const column_add_t *c = &v9_columns[i];
+    for (size_t i = 0; version <= 9 && i < sizeof v10_columns / sizeof v10_columns[0]; i++) {
+        const column_add_t *c = &v10_columns[i];
         char sql[256];
         snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s;", c->table, c->column,
                  c->decl);
@@ -489,7 +490,7 @@ static int schema_ensure(st_state_t *st, kiln_err_t *err)
             (ret == 0 && (ret = exec_sql(st, sql, err, "upgrading schema")) < 0))
             goto fail;
     }
-    if (version <= 8 && (ret = exec_sql(st, "PRAGMA user_version = 9;", err,
+    if (version <= 9 && (ret = exec_sql(st, "PRAGMA user_version = 10;", err,
                                         "upgrading schema")) < 0)
         goto fail;
     if ((ret = exec_sql(st, "COMMIT", err, "creating schema")) < 0)

@@ -166,7 +166,7 @@ static void test_upgrade_from_v5(void **state)
     sqlite3_stmt *s;
     assert_int_equal(sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 9);
+    assert_int_equal(sqlite3_column_int(s, 0), 10);
     sqlite3_finalize(s);
     sqlite3_close(raw);
     unlink(path);

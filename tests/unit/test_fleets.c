@@ -340,7 +340,7 @@ static void test_rollout_machine(void **state)
     cleanup();
 }
 
-/* Stores of schema versions 1 to 8 open as version 9 with the fleet tables
+/* Stores of schema versions 1 to 9 open as version 10 with the fleet tables
  * and the publication counter. */
 static void test_upgrade(void **state)
 {
@@ -353,6 +353,8 @@ static void test_upgrade(void **state)
         "DROP TABLE rollout_canaries; DROP TABLE rollouts; DROP TABLE enroll_tokens;"
         "DROP TABLE devices; DROP TABLE fleets;";
     static const char *const downgrade[] = {
+        "ALTER TABLE rollouts DROP COLUMN expires_at; ALTER TABLE rollouts DROP COLUMN expires_s;"
+        "PRAGMA user_version = 9;",
         "PRAGMA user_version = 8;",
         "PRAGMA user_version = 7;",
         "PRAGMA user_version = 6;",
@@ -383,9 +385,9 @@ static void test_upgrade(void **state)
         sqlite3 *raw;
         assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
         char *msg = NULL;
-        if (sqlite3_exec(raw, msg_drop, NULL, NULL, &msg) != SQLITE_OK ||
-            (k > 0 && sqlite3_exec(raw, seq_drop, NULL, NULL, &msg) != SQLITE_OK) ||
-            (k > 1 && sqlite3_exec(raw, fleet_drop, NULL, NULL, &msg) != SQLITE_OK) ||
+        if ((k > 0 && sqlite3_exec(raw, msg_drop, NULL, NULL, &msg) != SQLITE_OK) ||
+            (k > 1 && sqlite3_exec(raw, seq_drop, NULL, NULL, &msg) != SQLITE_OK) ||
+            (k > 2 && sqlite3_exec(raw, fleet_drop, NULL, NULL, &msg) != SQLITE_OK) ||
             sqlite3_exec(raw, downgrade[k], NULL, NULL, &msg) != SQLITE_OK)
             fail_msg("downgrade %zu: %s", k, msg);
         sqlite3_close(raw);
@@ -404,7 +406,7 @@ static void test_upgrade(void **state)
         sqlite3_stmt *s;
         assert_int_equal(sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
         assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-        assert_int_equal(sqlite3_column_int(s, 0), 9);
+        assert_int_equal(sqlite3_column_int(s, 0), 10);
         sqlite3_finalize(s);
         sqlite3_close(raw);
         cleanup();
