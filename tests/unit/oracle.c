@@ -1,15 +1,24 @@
 /* oracle.c - the C side of the numpy/scipy oracle: raw float64 files in,
- * raw float64 file out, one python process per call. */
+ * raw float64 file out.  One python process per test process answers every
+ * call (tests/oracle/oracle.py --serve), so numpy, scipy, scikit-learn and
+ * Evidently are imported once, not once per check. */
 #include "oracle.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 
 #include "core/kiln_alloc.h"
@@ -39,12 +48,158 @@ static int write_all(const char *path, const void *p, size_t n)
     return (fclose(f) == 0 && w == n) ? 0 : -1;
 }
 
+/* The server: started by the first call of this process, it reads one
+ * request line per call on its fd 3 (one end of a socketpair) and answers
+ * "ok" or "error" (the traceback goes to its stderr, the test's log).  A
+ * forked child that calls the oracle starts its own; a server that died
+ * (killed by a test, crashed in an op) is restarted once per call. */
+static struct {
+    pid_t owner;   /* the process that started it: pid 0 = none */
+    pid_t pid;
+    int fd;        /* our end of the socketpair, close-on-exec */
+} server = {0, 0, -1};
+
+#define ORACLE_SERVER_FD 3
+
+static void server_stop(void)
+{
+    if (server.owner != getpid()) {
+        server.owner = 0;   /* a forked child's copy: not ours to stop */
+        server.fd = -1;
+        return;
+    }
+    close(server.fd);   /* EOF: the server exits */
+    server.fd = -1;
+    server.owner = 0;
+    /* bounded: a forked child may still hold a copy of the socket */
+    for (int i = 0; i < 500; i++) {
+        pid_t r = waitpid(server.pid, NULL, WNOHANG);
+        if (r != 0)
+            return;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    kill(server.pid, SIGKILL);
+    waitpid(server.pid, NULL, 0);
+}
+
+static void server_stop_at_exit(void)
+{
+    if (server.owner == getpid())
+        server_stop();
+}
+
+static int server_start(void)
+{
+    static int atexit_done;
+    const char *py = getenv("KILN_PYTHON");
+    const char *root = getenv("KILN_ROOT");
+    char script[1024], fd_arg[16];
+    int sv[2];
+
+    py = py && *py ? py : ".venv/bin/python";
+    snprintf(script, sizeof script, "%s/tests/oracle/oracle.py", root && *root ? root : ".");
+    snprintf(fd_arg, sizeof fd_arg, "%d", ORACLE_SERVER_FD);
+    char *argv[] = {(char *)py, script, "--serve", fd_arg, NULL};
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        fprintf(stderr, "oracle: socketpair: %s\n", strerror(errno));
+        return -1;
+    }
+    fflush(NULL);   /* the log keeps the test's lines before the server's */
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "oracle: fork: %s\n", strerror(errno));
+        close(sv[0]);
+        close(sv[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        /* dup2 leaves the new fd without close-on-exec (unless it is the
+         * same fd, which fcntl clears) */
+        if (sv[1] == ORACLE_SERVER_FD)
+            fcntl(sv[1], F_SETFD, 0);
+        else if (dup2(sv[1], ORACLE_SERVER_FD) < 0)
+            _exit(127);
+        /* the server outlives this call: it must not hold the test's other
+         * descriptors (a pipe's write end would keep its reader from EOF) */
+        if (syscall(SYS_close_range, ORACLE_SERVER_FD + 1, ~0U, 0) != 0) {
+            long max_fd = sysconf(_SC_OPEN_MAX);
+            for (long fd = ORACLE_SERVER_FD + 1; fd < (max_fd > 0 && max_fd < 65536 ? max_fd : 65536);
+                 fd++)
+                close((int)fd);
+        }
+        execvp(py, argv);
+        _exit(127);
+    }
+    close(sv[1]);
+    server.owner = getpid();
+    server.pid = pid;
+    server.fd = sv[0];
+    if (!atexit_done) {
+        atexit(server_stop_at_exit);
+        atexit_done = 1;
+    }
+    return 0;
+}
+
+/* One request and its answer: 1 for "ok", 0 for "error", -1 when the
+ * server is gone (no answer). */
+static int server_call(const char *line)
+{
+    size_t len = strlen(line), at = 0;
+    while (at < len) {
+        ssize_t w = send(server.fd, line + at, len - at, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        at += (size_t)w;
+    }
+    char reply[64];
+    size_t got = 0;
+    while (got < sizeof reply - 1) {
+        ssize_t r = recv(server.fd, reply + got, sizeof reply - 1 - got, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+        if (reply[got - 1] == '\n')
+            break;
+    }
+    reply[got] = 0;
+    if (strcmp(reply, "ok\n") == 0)
+        return 1;
+    if (strcmp(reply, "error\n") == 0)
+        return 0;
+    fprintf(stderr, "oracle: unexpected answer %.40s\n", reply);
+    return -1;
+}
+
+/* Runs one request on this process's server, starting or restarting it
+ * as needed: 0 if the op succeeded. */
+static int oracle_request(const char *line)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (server.owner != getpid()) {
+            server.owner = 0;   /* never write into a parent's server */
+            if (server_start() != 0)
+                return -1;
+        }
+        int rc = server_call(line);
+        if (rc >= 0)
+            return rc == 1 ? 0 : -1;
+        fprintf(stderr, "oracle: the python server (pid %ld) is gone%s\n", (long)server.pid,
+                attempt ? "" : ", restarting it");
+        server_stop();
+    }
+    return -1;
+}
+
 int oracle_run(const char *op, const char *params_json, const double *in,
                size_t rows, size_t cols, double **out, size_t *n_out)
 {
-    char in_path[512], out_path[512], params_path[512], cmd[4096];
-    const char *py = getenv("KILN_PYTHON");
-    const char *root = getenv("KILN_ROOT");
+    char in_path[512], out_path[512], params_path[512], line[4096];
     int rc = -1;
 
     *out = NULL;
@@ -57,11 +212,14 @@ int oracle_run(const char *op, const char *params_json, const double *in,
         fprintf(stderr, "oracle: cannot write %s\n", in_path);
         goto out;
     }
-    snprintf(cmd, sizeof cmd, "'%s' '%s/tests/oracle/oracle.py' '%s' '%s' '%s' %zu %zu '%s'",
-             py && *py ? py : ".venv/bin/python", root && *root ? root : ".",
-             op, params_path, in_path, rows, cols, out_path);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "oracle: failed: %s\n", cmd);
+    if (strpbrk(op, "\t\n")) {
+        fprintf(stderr, "oracle: bad op name\n");
+        goto out;
+    }
+    snprintf(line, sizeof line, "%s\t%s\t%s\t%zu\t%zu\t%s\n", op, params_path, in_path, rows,
+             cols, out_path);
+    if (oracle_request(line) != 0) {
+        fprintf(stderr, "oracle: failed: %s(%s) on %zu x %zu\n", op, params_json, rows, cols);
         goto out;
     }
     FILE *f = fopen(out_path, "rb");

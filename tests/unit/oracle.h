@@ -1,5 +1,7 @@
 /* oracle.h - asks numpy/scipy (tests/oracle/oracle.py, run by $KILN_PYTHON)
- * for the expected answer at test time, so no expected value is pasted in. */
+ * for the expected answer at test time, so no expected value is pasted in.
+ * One python process answers all the calls of a test process (started by
+ * the first call; a forked child gets its own). */
 #ifndef KILN_TEST_ORACLE_H
 #define KILN_TEST_ORACLE_H
 
