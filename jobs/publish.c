@@ -296,6 +296,26 @@ static int resolve_model(st_state_t *st, const char *ref, st_model_t *m, kiln_er
     return 0;
 }
 
+/* The seq of the envelope ROOT/<sha256> (kilnd's own artifact, signed by
+ * it: read, not verified). */
+static int envelope_seq(const char *root, const char *sha256, uint64_t *seq, kiln_err_t *err)
+{
+    char path[PATH_CAP];
+    if (st_artifact_path(root, sha256, path, sizeof path) < 0)
+        return kiln_err_set(err, KILN_EINVAL, "%s: path too long", root);
+    json_error_t jerr;
+    json_t *env = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *v = json_object_get(env, "seq");
+    int rc = 0;
+    if (json_is_integer(v) && json_integer_value(v) > 0)
+        *seq = (uint64_t)json_integer_value(v);
+    else
+        rc = kiln_err_at(err, KILN_EFORMAT, path, "envelope %s: no seq (%s)", path,
+                         env ? "no \"seq\" field" : jerr.text);
+    json_decref(env);
+    return rc;
+}
+
 /* "DIR/publish/NAME.PID.SEQ.EXT": the staging names st_bundle_* write to
  * before the bytes move into the artifact store. */
 static int stage_path(char *buf, size_t cap, const char *dir, const char *fleet, uint64_t seq,
@@ -311,8 +331,9 @@ static int stage_path(char *buf, size_t cap, const char *dir, const char *fleet,
     return n < 0 || (size_t)n >= cap ? kiln_err_set(err, KILN_EINVAL, "%s: path too long", d) : 0;
 }
 
-int jb_fleet_publish(st_state_t *st, const char *dir, const jb_publish_t *p, int64_t now_ns,
-                     st_rollout_t *out, uint64_t *seq_out, kiln_err_t *err)
+/* jb_fleet_publish, and with same_ok jb_fleet_publish_once. */
+static int publish(st_state_t *st, const char *dir, const jb_publish_t *p, int same_ok,
+                   int64_t now_ns, st_rollout_t *out, uint64_t *seq_out, kiln_err_t *err)
 {
     if (!st || !dir || !p || !p->model_ref || !p->fleet || !out)
         return kiln_err_set(err, KILN_EINVAL, "publish: missing argument");
@@ -360,6 +381,27 @@ int jb_fleet_publish(st_state_t *st, const char *dir, const jb_publish_t *p, int
     kiln_err_t e2 = {0};
     if (st_rollout_current(st, p->fleet, &cur, &e2) == 0 && !strcmp(cur.model, m.name) &&
         cur.version >= m.version) {
+        if (cur.version == m.version && cur.stage == ST_ROLLOUT_HALTED) {
+            rc = kiln_err_at(err, KILN_ESTATE, "model",
+                             "%s@%lld was already published to fleet %s and its rollout %lld "
+                             "was halted (%s): publish a newer version, or `kiln rollback "
+                             "--fleet %s`", m.name, (long long)m.version, p->fleet,
+                             (long long)cur.id, cur.reason[0] ? cur.reason : "no reason recorded",
+                             p->fleet);
+            goto out;
+        }
+        if (same_ok && cur.version == m.version) {
+            uint64_t cur_seq = 0;
+            if (dir_path(root, sizeof root, dir, "artifacts") < 0)
+                rc = kiln_err_set(err, KILN_EINVAL, "%s: path too long", dir);
+            else if ((rc = envelope_seq(root, cur.envelope_sha256, &cur_seq, err)) == 0) {
+                *out = cur;
+                if (seq_out)
+                    *seq_out = cur_seq;
+                rc = 1;
+            }
+            goto out;
+        }
         rc = kiln_err_at(err, KILN_ESTATE, "model",
                          "fleet %s was last given %s@%lld (rollout %lld): agents take only a "
                          "newer version of a model; `kiln rollback --fleet %s` goes back",
@@ -448,6 +490,18 @@ out:
     json_decref(header);
     st_registry_run_free(&run);
     return rc;
+}
+
+int jb_fleet_publish(st_state_t *st, const char *dir, const jb_publish_t *p, int64_t now_ns,
+                     st_rollout_t *out, uint64_t *seq, kiln_err_t *err)
+{
+    return publish(st, dir, p, 0, now_ns, out, seq, err);
+}
+
+int jb_fleet_publish_once(st_state_t *st, const char *dir, const jb_publish_t *p, int64_t now_ns,
+                          st_rollout_t *out, uint64_t *seq, kiln_err_t *err)
+{
+    return publish(st, dir, p, 1, now_ns, out, seq, err);
 }
 
 int jb_fleet_rollback(st_state_t *st, const char *dir, const char *fleet, int64_t expires_s,

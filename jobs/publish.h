@@ -62,9 +62,18 @@ typedef struct {
  * fleet key when it has one) and its envelope, signed with DIR's publisher
  * key under the fleet's next seq, go into DIR/artifacts, and a canary
  * rollout starts with ceil(share x devices) canaries.  *out the new
- * rollout, *seq (may be NULL) its seq. */
+ * rollout, *seq (may be NULL) its seq.  The version the fleet's current
+ * rollout already is counts as not above it (POST /v1/publish: 409); when
+ * that rollout was halted, the refusal names its reason. */
 int jb_fleet_publish(st_state_t *st, const char *dir, const jb_publish_t *p, int64_t now_ns,
                      st_rollout_t *out, uint64_t *seq, kiln_err_t *err);
+/* The publish job's: as jb_fleet_publish, but when the fleet's current
+ * rollout is already this very model and version, in any stage but halted,
+ * returns 1 with *out that rollout and *seq its envelope's seq, and makes
+ * nothing (a pipeline run again whose train step was cached names the
+ * version its last run published).  0 after a new publish. */
+int jb_fleet_publish_once(st_state_t *st, const char *dir, const jb_publish_t *p, int64_t now_ns,
+                          st_rollout_t *out, uint64_t *seq, kiln_err_t *err);
 /* Rolls fleet back to the newest earlier rollout that went full, of another
  * version than the current one: its envelope re-signed (st_bundle_reseal)
  * with rollback: true, the next seq and a new expiry (expires_s <= 0: the

@@ -13,7 +13,10 @@
  * itself (jobs/publish.c: checks, signed bundle, seq, canaries, rollout)
  * happens in record, on the scheduler's thread in its transaction, at the
  * time the job runs (not at submit: in a pipeline the model does not exist
- * yet).  A refusal fails the job with the reason. */
+ * yet).  A refusal fails the job with the reason, except one: the fleet's
+ * current rollout already being this very version (a pipeline run again,
+ * its train step cached) succeeds with "already published: rollout N, seq
+ * S, stage X" and makes nothing new; a halted one still fails. */
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -149,13 +152,19 @@ static int publish_record(const void *parsed, const char *task_output, const jb_
     jb_publish_t req = {p->model, p->fleet, p->canary_share, p->health_window_s, p->expires_s};
     st_rollout_t r;
     uint64_t seq = 0;
-    int rc = jb_fleet_publish(ctx->st, ctx->dir, &req, ctx->now_ns, &r, &seq, err);
+    int rc = jb_fleet_publish_once(ctx->st, ctx->dir, &req, ctx->now_ns, &r, &seq, err);
     if (rc < 0)
         return rc;
-    snprintf(summary, cap, "published %s@%lld to fleet %s: rollout %lld (seq %llu, %s, "
-             "canary share %g, %lld canar%s)", r.model, (long long)r.version, r.fleet, (long long)r.id,
-             (unsigned long long)seq, st_rollout_stage_name(r.stage), r.canary_share,
-             (long long)r.n_canaries, r.n_canaries == 1 ? "y" : "ies");
+    if (rc == 1)
+        snprintf(summary, cap, "already published: rollout %lld, seq %llu, stage %s (%s@%lld on "
+                 "fleet %s%s; nothing new signed)", (long long)r.id, (unsigned long long)seq,
+                 st_rollout_stage_name(r.stage), r.model, (long long)r.version, r.fleet,
+                 r.rollback ? ", a rollback" : "");
+    else
+        snprintf(summary, cap, "published %s@%lld to fleet %s: rollout %lld (seq %llu, %s, "
+                 "canary share %g, %lld canar%s)", r.model, (long long)r.version, r.fleet,
+                 (long long)r.id, (unsigned long long)seq, st_rollout_stage_name(r.stage),
+                 r.canary_share, (long long)r.n_canaries, r.n_canaries == 1 ? "y" : "ies");
     return 0;
 }
 

@@ -5,7 +5,11 @@
 # seq; a pipeline whose train run fails its gate fails at its publish step
 # with the gate's reason (and publishes nothing older); a publish job of a
 # rejected model, and one of a version the fleet already has, fail with the
-# reason; bad publish specs are refused at submit naming the field.
+# reason; bad publish specs are refused at submit naming the field.  A
+# cached pipeline train -> publish run twice: the second run's train step is
+# cached (the same version) and its publish step succeeds as "already
+# published" with the first run's rollout and seq, making no second rollout;
+# POST /v1/publish of that version is still a 409.
 # Loopback only; bounded waits; every process is killed on exit.
 set -euo pipefail
 cd "$KILN_ROOT"
@@ -78,4 +82,33 @@ for bad in '{"type":"publish","fleet":"plant-7"}|model' \
     if submit_json "$D" "$spec" >"$T/out" 2>&1; then die "accepted: $spec"; fi
     grep -q "$field" "$T/out" || die "refusal of $spec does not name $field: $(cat "$T/out")"
 done
+# --- a cached pipeline run twice: the second publish is "already published"
+$KILN fleet create plant-9 --canary 1 --health-seconds 1 --dir "$D" >/dev/null || die "fleet create 9"
+cached_pipe() {
+    printf '{"type":"pipeline","name":"gearbox-pipe","steps":[
+      {"name":"train","job":{"type":"train","name":"gearbox","input":"%s","output":"%s/gearbox.kmodel",
+        "model":{"kind":"logreg","C":1.0,"max_iter":100},"target":"label",
+        "validation":{"split":"time","fraction":0.25},"seed":7,"max_retries":0}},
+      {"name":"publish","after":["train"],"job":{"type":"publish","model":"gearbox@latest",
+        "fleet":"plant-9","canary_share":1.0}}]}' "$T/feat.h5" "$T"
+}
+c1=$(submit_json "$D" "$(cached_pipe)") || die "submit cached pipeline"
+wait_job_state "$D" "$c1" succeeded 90
+$KILN logs "$(job_json "$D" "$c1" | pyj 'd["steps"][1]["job"]')" --dir "$D" >"$T/c1.log"
+first=$(sed -n 's/.*published gearbox@1 to fleet plant-9: rollout \([0-9]*\) (seq \([0-9]*\),.*/\1 \2/p' "$T/c1.log")
+[ -n "$first" ] || die "first cached pipeline's publish log: $(cat "$T/c1.log")"
+c2=$(submit_json "$D" "$(cached_pipe)") || die "submit cached pipeline again"
+wait_job_state "$D" "$c2" succeeded 90
+train2=$(job_json "$D" "$c2" | pyj 'd["steps"][0]["job"]')
+[ "$(job_json "$D" "$train2" | pyj 'd["reason"]["code"]')" = cached ] ||
+    die "the second run's train step was not cached: $(job_json "$D" "$train2")"
+$KILN logs "$(job_json "$D" "$c2" | pyj 'd["steps"][1]["job"]')" --dir "$D" >"$T/c2.log"
+set -- $first
+grep -q "already published: rollout $1, seq $2, stage [a-z]* (gearbox@1 on fleet plant-9" "$T/c2.log" ||
+    die "second publish step's log (first: rollout $1, seq $2): $(cat "$T/c2.log")"
+n=$(curl -s "$URL/v1/rollouts?fleet=plant-9" | pyj 'len(d["rollouts"])')
+[ "$n" = 1 ] || die "$n rollouts of plant-9 after the pipeline ran twice, expected 1"
+code=$(curl -s -o "$T/pub409" -w '%{http_code}' -X POST "$URL/v1/publish" \
+    -d '{"model":"gearbox@1","fleet":"plant-9"}')
+[ "$code" = 409 ] || die "POST /v1/publish of the same version: HTTP $code $(cat "$T/pub409")"
 log "fleet publish job ok"

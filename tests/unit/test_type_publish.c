@@ -3,7 +3,12 @@
  * for one, no fleet, canary_share, health_window_s and expires_s out of
  * range, an unknown field, a gang), a good one parses into one in-process
  * task that does nothing, and record without kilnd's directory fails
- * cleanly.  The publish itself is jobs/publish.c's (test_fleets.c) and the
+ * cleanly.  Record against a real state store: a version the fleet's
+ * current rollout already is (a pipeline run again, its train step cached)
+ * succeeds as "already published" without a new rollout or seq, in every
+ * stage but halted; a halted one, or an older version, fails with the
+ * reason; POST /v1/publish's jb_fleet_publish still refuses the same
+ * version.  The publish itself is jobs/publish.c's (test_fleets.c) and the
  * job end to end is tests/system/fleet_publish_job.sh. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,10 +17,19 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/kiln_alloc.h"
 #include "jobs/jobtype.h"
+#include "jobs/publish.h"
+#include "storage/artifacts.h"
+#include "storage/fleets.h"
+#include "storage/registry.h"
+
+#define SEC 1000000000LL
+#define NOW (1700000000LL * SEC)
 
 static int validate(const char *text, void **parsed, kiln_err_t *err)
 {
@@ -105,11 +119,140 @@ static void test_good_spec(void **state)
     }
 }
 
+/* An accepted registry version of name whose .kmodel is a header with a
+ * feature spec (all publish reads of it), in dir/artifacts. */
+static void add_model(st_state_t *st, const char *dir, const char *name)
+{
+    char hdr[512], root[600], hex[65];
+    snprintf(hdr, sizeof hdr,
+             "{\"kind\":\"logreg\",\"feature_names\":[\"a.rms\"],\"metrics\":{},"
+             "\"seed\":%d,\"feature_spec\":{\"sample_rate_hz\":1000}}", rand());
+    size_t hl = strlen(hdr), len = 12 + hl + 64;
+    unsigned char *bytes = calloc(1, len);
+    assert_non_null(bytes);
+    memcpy(bytes, "KILNMDL1", 8);
+    for (int i = 0; i < 4; i++)
+        bytes[8 + i] = (unsigned char)(hl >> (8 * i));
+    memcpy(bytes + 12, hdr, hl);
+    kiln_err_t err;
+    snprintf(root, sizeof root, "%s/artifacts", dir);
+    assert_int_equal(st_artifact_put(root, bytes, len, hex, &err), 0);
+    free(bytes);
+    st_run_t r = {0};
+    r.model_name = (char *)name;
+    r.kind = "logreg";
+    r.params_json = "{}";
+    r.dataset_sha256 = "d";
+    r.featspec_sha256 = "f";
+    r.code_version = "test";
+    r.metrics_json = "{}";
+    r.accepted = 1;
+    r.artifact_sha256 = hex;
+    int64_t id, version;
+    assert_int_equal(st_registry_run_insert(st, &r, &id, &err), 0);
+    assert_int_equal(st_registry_model_add(st, name, id, hex, NOW, &version, &err), 0);
+}
+
+static int count_rollout(const st_rollout_t *r, void *ud)
+{
+    (void)r;
+    ++*(int *)ud;
+    return 0;
+}
+
+static int n_rollouts(st_state_t *st)
+{
+    int n = 0;
+    kiln_err_t err;
+    assert_int_equal(st_rollout_list(st, "f", 100, count_rollout, &n, &err), 0);
+    return n;
+}
+
+/* Runs the publish job's record for model on fleet f; summary its log line. */
+static int record(const jb_record_ctx_t *ctx, const char *model, char *summary, size_t cap,
+                  kiln_err_t *err)
+{
+    char spec[256];
+    snprintf(spec, sizeof spec, "{\"type\":\"publish\",\"model\":\"%s\",\"fleet\":\"f\"}", model);
+    void *parsed = NULL;
+    assert_int_equal(validate(spec, &parsed, err), 0);
+    summary[0] = '\0';
+    int rc = jb_type_find("publish")->record(parsed, "", ctx, summary, cap, err);
+    jb_type_find("publish")->free_parsed(parsed);
+    return rc;
+}
+
+static void test_record_same_version(void **state)
+{
+    (void)state;
+    char dir[256], path[512], summary[512], want[256];
+    snprintf(dir, sizeof dir, "%s/kiln-typepub-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR")
+                                                                           : "/tmp");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/state.db", dir);
+    st_state_t *st = NULL;
+    kiln_err_t err;
+    assert_int_equal(st_state_open(path, &st, &err), 0);
+    assert_int_equal(st_fleet_create(st, "f", 1, 1, 0, NOW, &err), 0);
+    add_model(st, dir, "bearing");
+    add_model(st, dir, "bearing");
+    jb_record_ctx_t ctx = {.st = st, .dir = dir, .now_ns = NOW};
+
+    /* the first run publishes: rollout, seq 1 */
+    assert_int_equal(record(&ctx, "bearing@latest", summary, sizeof summary, &err), 0);
+    assert_non_null(strstr(summary, "published bearing@2 to fleet f: rollout"));
+    assert_non_null(strstr(summary, "seq 1, canary"));
+    st_rollout_t first;
+    assert_int_equal(st_rollout_current(st, "f", &first, &err), 0);
+    /* run again (train cached: the same version): already published, nothing new */
+    assert_int_equal(record(&ctx, "bearing@latest", summary, sizeof summary, &err), 0);
+    snprintf(want, sizeof want, "already published: rollout %lld, seq 1, stage canary",
+             (long long)first.id);
+    if (strncmp(summary, want, strlen(want)))
+        fail_msg("summary \"%s\", wanted \"%s...\"", summary, want);
+    assert_int_equal(n_rollouts(st), 1);
+    /* POST /v1/publish's path still refuses the same version (409) */
+    jb_publish_t p = {"bearing@2", "f", -1, -1, 0};
+    st_rollout_t r;
+    uint64_t seq = 0;
+    assert_int_equal(jb_fleet_publish(st, dir, &p, NOW, &r, &seq, &err), KILN_ESTATE);
+    assert_non_null(strstr(err.msg, "last given bearing@2"));
+    /* full, done: still already published */
+    assert_int_equal(st_rollout_set_stage(st, first.id, ST_ROLLOUT_FULL, "test", NOW, &err), 0);
+    assert_int_equal(record(&ctx, "bearing@2", summary, sizeof summary, &err), 0);
+    assert_non_null(strstr(summary, "seq 1, stage full"));
+    assert_int_equal(st_rollout_set_stage(st, first.id, ST_ROLLOUT_DONE, "test", NOW, &err), 0);
+    assert_int_equal(record(&ctx, "bearing@2", summary, sizeof summary, &err), 0);
+    assert_non_null(strstr(summary, "seq 1, stage done"));
+    /* an older version than the fleet's is still refused */
+    assert_int_equal(record(&ctx, "bearing@1", summary, sizeof summary, &err), KILN_ESTATE);
+    assert_non_null(strstr(err.msg, "last given bearing@2"));
+    assert_string_equal(summary, "");
+    /* halted: the same version fails with the halt's reason */
+    assert_int_equal(st_rollout_set_stage(st, first.id, ST_ROLLOUT_HALTED,
+                                          "canary dev-1 unhealthy", NOW, &err), 0);
+    assert_int_equal(record(&ctx, "bearing@2", summary, sizeof summary, &err), KILN_ESTATE);
+    assert_non_null(strstr(err.msg, "was halted (canary dev-1 unhealthy)"));
+    assert_string_equal(summary, "");
+    assert_int_equal(n_rollouts(st), 1);
+    /* nothing consumed a seq: the next publish is seq 2 */
+    add_model(st, dir, "bearing");
+    assert_int_equal(record(&ctx, "bearing@3", summary, sizeof summary, &err), 0);
+    assert_non_null(strstr(summary, "published bearing@3"));
+    assert_non_null(strstr(summary, "seq 2, canary"));
+    assert_int_equal(n_rollouts(st), 2);
+    st_state_close(&st);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_specs),
         cmocka_unit_test(test_good_spec),
+        cmocka_unit_test(test_record_same_version),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
