@@ -7,7 +7,7 @@
 
 CC      ?= cc
 PKGS    := hdf5 jansson matio sqlite3 libzmq libuv libmicrohttpd libcurl ompi-c libarchive \
-           libsodium libmosquitto gnutls
+           libsodium libmosquitto gnutls libcrypto
 CPPFLAGS_PKG := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS_PKG     := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # -march: the build machine's own vector units (the product is built where it runs).

@@ -14,12 +14,14 @@ cd "$(dirname "$0")/.."
 # started by hand there, never as the systemd service; chromium: the headless
 # browser of tests/system/dashboard_browser.sh; libarchive, libsodium,
 # libmosquitto + mosquitto (started by hand by the tests), GnuTLS and its
-# certtool: model bundles, their signatures and the edge agents (issue 9).
+# certtool: model bundles, their signatures and the edge agents (issue 9);
+# OpenSSL's libcrypto for the bundle hash and AEAD (storage/bundle_aead.c).
 PKGS="build-essential pkg-config libhdf5-dev hdf5-tools libjansson-dev libmatio-dev
       libcmocka-dev libfftw3-dev libsqlite3-dev libzmq3-dev libuv1-dev libmicrohttpd-dev
       libcurl4-openssl-dev slurm-wlm munge python3 python3-venv time util-linux-extra
       clang libclang-rt-14-dev openmpi-bin libopenmpi-dev prometheus chromium
-      libarchive-dev libsodium-dev libmosquitto-dev mosquitto gnutls-bin libgnutls28-dev"
+      libarchive-dev libsodium-dev libmosquitto-dev mosquitto gnutls-bin libgnutls28-dev
+      libssl-dev"
 missing=""
 for p in $PKGS; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

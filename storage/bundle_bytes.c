@@ -103,10 +103,9 @@ int st_bundle_unpack(const st_bundle_envelope_t *env, const void *bundle, size_t
                                     "bundle: ciphertext shorter than its tag");
         if (!(plain = kiln_malloc(tar_len)))
             return st_bundle_refuse(why, err, ST_BUNDLE_R_NOMEM, "bundle: out of memory");
-        unsigned long long plen;
-        if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, &plen, NULL, tar, tar_len, b,
-                                                       ST_BUNDLE_HEADER_BYTES, b + NONCE_OFF,
-                                                       fleet_key->key) != 0) {
+        size_t plen;
+        if (st_bundle_aead_open(plain, &plen, tar, tar_len, b, ST_BUNDLE_HEADER_BYTES,
+                                b + NONCE_OFF, fleet_key->key) != 0) {
             kiln_free(plain);
             return st_bundle_refuse(why, err, ST_BUNDLE_R_DECRYPT,
                                     "bundle does not decrypt with this device's key for fleet "

@@ -67,5 +67,11 @@ int st_bundle_walk_tar(const st_bundle_envelope_t *env, const unsigned char *tar
 /* A pax tar of the n members, mtime = created, deterministic. */
 int st_bundle_make_tar(const char *const *names, const void *const *data, const size_t *lens,
                        size_t n, int64_t mtime, st_bundle_grow_t *g, kiln_err_t *err);
+/* XChaCha20-Poly1305 (IETF) open of c (ciphertext + 16-byte tag) with ad
+ * into m (room for clen - 16): 0 with *mlen, -1 when it does not
+ * authenticate (m zeroed) (bundle_aead.c). */
+int st_bundle_aead_open(unsigned char *m, size_t *mlen, const unsigned char *c, size_t clen,
+                        const unsigned char *ad, size_t adlen, const unsigned char nonce[24],
+                        const unsigned char key[32]);
 
 #endif

@@ -18,7 +18,7 @@ mkdir -p "$OUT"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 CFLAGS="-std=c11 -g -O1 -march=native -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -I.
         $(pkg-config --cflags hdf5 jansson libzmq libarchive libsodium) $(pkg-config --cflags ompi-c 2>/dev/null)"
-LIBS="$(pkg-config --libs hdf5 jansson matio sqlite3 libzmq libarchive libsodium) $(pkg-config --libs ompi-c 2>/dev/null)
+LIBS="$(pkg-config --libs hdf5 jansson matio sqlite3 libzmq libarchive libsodium libcrypto) $(pkg-config --libs ompi-c 2>/dev/null)
       -lm -lpthread"
 SRC="core/*.c kernels/cpu/*.c kernels/cuda_stub/*.c storage/*.c cluster/*.c jobs/*.c scheduler/sched*.c scheduler/idmap.c scheduler/cron.c"
 # The library sources are compiled once (in parallel) and shared by every

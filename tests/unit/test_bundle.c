@@ -22,6 +22,8 @@
 #include "core/kiln_alloc.h"
 #include "oracle.h"
 #include "storage/bundle.h"
+#include "storage/bundle_int.h"
+#include <sodium.h>
 
 #define NOW     1700000000LL
 #define FLEET   "line-3"
@@ -770,6 +772,51 @@ static void test_alloc_failures(void **state)
     free(bundle);
 }
 
+/* The OpenSSL opener agrees with libsodium's XChaCha20-Poly1305 seal byte
+ * for byte, and refuses a changed tag, ciphertext, associated data or key. */
+static void test_aead_matches_libsodium(void **state)
+{
+    (void)state;
+    assert_true(sodium_init() >= 0);
+    static const size_t lens[] = {0, 1, 63, 64, 65, 1000, (1u << 20) + 7};
+    unsigned char key[32], nonce[24], ad[100];
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        size_t n = lens[i];
+        unsigned char *m = malloc(n + 1), *c = malloc(n + 16), *out = malloc(n + 1);
+        randombytes_buf(m, n + 1);
+        randombytes_buf(key, sizeof key);
+        randombytes_buf(nonce, sizeof nonce);
+        randombytes_buf(ad, sizeof ad);
+        unsigned long long clen;
+        size_t adlen = i % 2 ? sizeof ad : 0, olen = 0;
+        crypto_aead_xchacha20poly1305_ietf_encrypt(c, &clen, m, n, ad, adlen, NULL, nonce, key);
+        assert_int_equal(clen, n + 16);
+        assert_int_equal(st_bundle_aead_open(out, &olen, c, clen, ad, adlen, nonce, key), 0);
+        assert_int_equal(olen, n);
+        if (n)
+            assert_memory_equal(out, m, n);
+        c[clen - 1] ^= 1;   /* tag */
+        assert_int_equal(st_bundle_aead_open(out, &olen, c, clen, ad, adlen, nonce, key), -1);
+        c[clen - 1] ^= 1;
+        if (n) {
+            c[n / 2] ^= 0x80;   /* ciphertext */
+            assert_int_equal(st_bundle_aead_open(out, &olen, c, clen, ad, adlen, nonce, key), -1);
+            c[n / 2] ^= 0x80;
+        }
+        if (adlen) {
+            ad[7] ^= 1;
+            assert_int_equal(st_bundle_aead_open(out, &olen, c, clen, ad, adlen, nonce, key), -1);
+            ad[7] ^= 1;
+        }
+        key[0] ^= 1;
+        assert_int_equal(st_bundle_aead_open(out, &olen, c, clen, ad, adlen, nonce, key), -1);
+        assert_int_equal(st_bundle_aead_open(out, &olen, c, 15, ad, adlen, nonce, key), -1);
+        free(m);
+        free(c);
+        free(out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -789,6 +836,7 @@ int main(void)
         cmocka_unit_test(test_key_files),
         cmocka_unit_test(test_create_arguments),
         cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_aead_matches_libsodium),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
