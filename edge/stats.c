@@ -9,7 +9,7 @@
 #include "core/kiln_alloc.h"
 #include "core/kiln_err.h"
 
-/* The bounds of agent.c's kiln_edge_inference_seconds, in microseconds. */
+/* The bounds of agent_metrics.c's kiln_edge_inference_seconds, in microseconds. */
 static const double bounds_us[KE_STATS_BUCKETS - 1] = {10, 20, 50, 100, 150, 200, 300,
                                                        500, 1e3, 2e3, 5e3, 1e4, 5e4, 2.5e5};
 
