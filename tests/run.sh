@@ -15,12 +15,37 @@ export TMPDIR=$TMPROOT
 trap 'rm -rf "$TMPROOT"' EXIT
 
 passed=0; failed=0; failures=""
+# Unit test binaries run KILN_TEST_JOBS at a time (default 2: each is one
+# process with its own oracle server and scratch files, no ports); their
+# results are printed in name order as soon as each is known.
+jobs_max=${KILN_TEST_JOBS:-2}
+units=()
 for t in "$B"/tests/test_*; do
-    [ -x "$t" ] || continue
-    name=$(basename "$t")
+    [ -x "$t" ] && units+=("$t")
+done
+run_unit() {   # BINARY LOG: the log, then LOG.rc ("exit seconds") last
+    local t0=$SECONDS
+    timeout 600 "$1" >"$2" 2>&1
+    echo "$? $((SECONDS - t0))" >"$2.rc.tmp" && mv "$2.rc.tmp" "$2.rc"
+}
+started=0; shown=0
+while [ $shown -lt ${#units[@]} ]; do
+    finished=0
+    for ((i = shown; i < started; i++)); do
+        [ -f "$TMPROOT/${units[$i]##*/}.log.rc" ] && finished=$((finished + 1))
+    done
+    if [ $((started - shown - finished)) -lt "$jobs_max" ] && [ $started -lt ${#units[@]} ]; then
+        run_unit "${units[$started]}" "$TMPROOT/${units[$started]##*/}.log" &
+        started=$((started + 1))
+        continue
+    fi
+    name=${units[$shown]##*/}
     log="$TMPROOT/$name.log"
-    timeout 600 "$t" >"$log" 2>&1
-    rc=$?
+    if [ ! -f "$log.rc" ]; then
+        sleep 0.05
+        continue
+    fi
+    read -r rc secs <"$log.rc"
     run=$(grep -c '^\[ RUN      \]' "$log")
     ok=$(grep -c '^\[       OK \]' "$log")
     skip=$(grep -c '^\[  SKIPPED \]' "$log")
@@ -29,20 +54,23 @@ for t in "$B"/tests/test_*; do
     passed=$((passed + ok)); failed=$((failed + bad))
     if [ $bad -ne 0 ]; then
         failures="$failures $name"
-        echo "---- $name (exit $rc) ----"; tail -n 40 "$log"
+        echo "---- $name (exit $rc, ${secs} s) ----"; tail -n 40 "$log"
     else
-        echo "ok   $name ($ok tests)"
+        echo "ok   $name ($ok tests, ${secs} s)"
     fi
+    shown=$((shown + 1))
 done
+wait
 for s in tests/system/*.sh; do
     [ -f "$s" ] || continue
     name=$(basename "$s" .sh)
     log="$TMPROOT/$name.log"
+    t0=$SECONDS
     if timeout 900 bash "$s" >"$log" 2>&1; then
-        passed=$((passed + 1)); echo "ok   system/$name"
+        passed=$((passed + 1)); echo "ok   system/$name ($((SECONDS - t0)) s)"
     else
         failed=$((failed + 1)); failures="$failures system/$name"
-        echo "---- system/$name ----"; tail -n 40 "$log"
+        echo "---- system/$name ($((SECONDS - t0)) s) ----"; tail -n 40 "$log"
     fi
 done
 # GPU parity (built by tests/gpu/run.sh): run where a GPU is, else say so.
