@@ -674,10 +674,6 @@ int ka_httpd_start(uv_loop_t *loop, const ka_httpd_opts_t *opts, ka_handler_fn h
                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
                                   MHD_OPTION_HTTPS_MEM_KEY, o.tls_key_pem,
                                   MHD_OPTION_HTTPS_MEM_CERT, o.tls_cert_pem,
-                                  /* Room for 256 KiB of a file body per turn (the
-                                   * default pool is 32 KiB): fewer reads and loop
-                                   * turns per bundle when a fleet downloads at once. */
-                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(288 * 1024),
                                   MHD_OPTION_END);
     else
         h->mhd = MHD_start_daemon(flags, (uint16_t)o.port, NULL, NULL, on_access, h,
