@@ -14,29 +14,6 @@
 #define PATH_CAP 1200
 
 typedef struct {
-    char (*names)[ST_NAME_MAX];
-    size_t n, cap;
-    int    oom;
-} names_t;
-
-static int collect_fleet(const st_fleet_t *f, void *ud)
-{
-    names_t *v = ud;
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 16;
-        char (*p)[ST_NAME_MAX] = kiln_realloc(v->names, cap * sizeof *p);
-        if (!p) {
-            v->oom = 1;
-            return 1;
-        }
-        v->names = p;
-        v->cap = cap;
-    }
-    snprintf(v->names[v->n++], ST_NAME_MAX, "%s", f->name);
-    return 0;
-}
-
-typedef struct {
     st_state_t         *st;
     const char         *dir;
     char                root[PATH_CAP];
@@ -93,20 +70,19 @@ int jb_fleet_refresh(st_state_t *st, const char *dir, int64_t now_ns, jb_refresh
     int n = snprintf(c.root, sizeof c.root, "%s/artifacts", dir);
     if (n < 0 || (size_t)n >= sizeof c.root)
         return kiln_err_set(err, KILN_EINVAL, "%s: path too long", dir);
-    names_t fleets = {0};
-    int rc = st_fleet_list(st, collect_fleet, &fleets, err), first = 0;
-    if (rc == 0 && fleets.oom)
-        rc = kiln_err_set(err, KILN_ENOMEM, "refresh: out of memory");
+    char (*names)[ST_NAME_MAX] = NULL;
+    size_t n_fleets = 0;
+    int rc = st_fleet_names(st, &names, &n_fleets, err), first = 0;
     kiln_err_t e1 = {0};
-    for (size_t i = 0; rc == 0 && i < fleets.n; i++) {
+    for (size_t i = 0; rc == 0 && i < n_fleets; i++) {
         st_rollout_t served[2];
         size_t n_served = 0;
         kiln_err_t e2 = {0};
-        if (st_rollout_current(st, fleets.names[i], &served[0], &e2) < 0)
+        if (st_rollout_current(st, names[i], &served[0], &e2) < 0)
             continue;       /* nothing published (ENOTFOUND), or told at the next pass */
         n_served = 1;
         if ((served[0].stage == ST_ROLLOUT_CANARY || served[0].stage == ST_ROLLOUT_HALTED) &&
-            st_rollout_last_good(st, fleets.names[i], served[0].id, &served[1], &e2) == 0)
+            st_rollout_last_good(st, names[i], served[0].id, &served[1], &e2) == 0)
             n_served = 2;
         for (size_t k = 0; k < n_served; k++) {
             int64_t exp = 0;
@@ -118,11 +94,11 @@ int jb_fleet_refresh(st_state_t *st, const char *dir, int64_t now_ns, jb_refresh
                 if (n_resigned)
                     (*n_resigned)++;
                 if (cb)
-                    cb(fleets.names[i], served[k].id, exp, ud);
+                    cb(names[i], served[k].id, exp, ud);
             }
         }
     }
-    kiln_free(fleets.names);
+    kiln_free(names);
     if (c.have_sk)
         st_bundle_key_wipe(&c.sk, sizeof c.sk);
     if (rc == 0 && first < 0) {

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "core/kiln_err.h"
+#include "jobs/fleet_gc.h"
 #include "jobs/fleet_refresh.h"
 #include "jobs/publish.h"
 #include "storage/bundle.h"
@@ -66,5 +67,9 @@ int ks_fleet_rollback(st_state_t *st, const char *dir, const char *fleet, int64_
 /* jobs/fleet_refresh.h: served envelopes re-signed at half their lifetime. */
 int ks_fleet_refresh(st_state_t *st, const char *dir, int64_t now_ns, jb_refresh_cb cb, void *ud,
                      int *n_resigned, kiln_err_t *err);
+/* jobs/fleet_gc.h: old rollouts' blobs out of the artifact store. */
+#define KS_FLEET_KEEP JB_FLEET_KEEP
+typedef jb_gc_stats_t ks_gc_stats_t;
+int ks_fleet_gc(st_state_t *st, const char *dir, int keep, ks_gc_stats_t *out, kiln_err_t *err);
 
 #endif

@@ -36,3 +36,8 @@ int ks_fleet_refresh(st_state_t *st, const char *dir, int64_t now_ns, jb_refresh
 {
     return jb_fleet_refresh(st, dir, now_ns, cb, ud, n_resigned, err);
 }
+
+int ks_fleet_gc(st_state_t *st, const char *dir, int keep, ks_gc_stats_t *out, kiln_err_t *err)
+{
+    return jb_fleet_gc(st, dir, keep, out, err);
+}

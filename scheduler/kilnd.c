@@ -313,6 +313,20 @@ static void refresh_envelopes(struct kd *kd)
     }
 }
 
+/* Bundles and envelopes of rollouts older than the newest KS_FLEET_KEEP
+ * per fleet (and its two newest that went full) leave the artifact store
+ * (jobs/fleet_gc.h). */
+static void collect_releases(struct kd *kd)
+{
+    ks_gc_stats_t gc = {0, 0};
+    kiln_err_t err = {0};
+    if (ks_fleet_gc(ks_sched_state(kd->sched), kd->dir, KS_FLEET_KEEP, &gc, &err) < 0)
+        fprintf(stderr, "kilnd: removing old releases: %s\n", err.msg);
+    if (gc.files)
+        fprintf(stderr, "kilnd: removed %lld blobs (%.1f MB) of rollouts older than each fleet's "
+                "newest %d\n", (long long)gc.files, gc.bytes / 1e6, KS_FLEET_KEEP);
+}
+
 static void on_tick(uv_timer_t *h)
 {
     struct kd *kd = h->data;
@@ -323,6 +337,9 @@ static void on_tick(uv_timer_t *h)
         ks_fleet_tick(ks_sched_state(kd->sched), ks_now_ns());
         refresh_envelopes(kd);
     }
+    /* Old releases' blobs: once a minute, the first a second after start. */
+    if (kd->ticks % 600 == 10)
+        collect_releases(kd);
 }
 
 static void finish_work(uv_work_t *w)

@@ -104,6 +104,8 @@ int st_fleet_update(st_state_t *st, const char *name, double canary_share,
  * the fleet, its tokens, revoked devices and rollouts go, and its key file. */
 int st_fleet_delete(st_state_t *st, const char *name, kiln_err_t *err);
 int st_fleet_list(st_state_t *st, st_fleet_cb cb, void *ud, kiln_err_t *err);
+/* Every fleet's name: *names kiln_malloc'd (kiln_free), *n of them. */
+int st_fleet_names(st_state_t *st, char (**names)[ST_NAME_MAX], size_t *n, kiln_err_t *err);
 /* The key file of a fleet: DIR/fleet-keys/NAME.key next to the database. */
 int st_fleet_key_path(st_state_t *st, const char *name, char *buf, size_t cap);
 /* Reads the fleet's key (st_bundle_load_fleetkey: refuses loose modes and

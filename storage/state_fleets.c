@@ -14,6 +14,7 @@
 
 #include <sodium.h>
 
+#include "core/kiln_alloc.h"
 #include "storage/bundle.h"
 #include "storage/sha256.h"
 
@@ -345,6 +346,47 @@ int st_fleet_list(st_state_t *st, st_fleet_cb cb, void *ud, kiln_err_t *err)
     PREP(s, FQ_FLEET_LIST, "listing fleets", "");
     struct fleet_visit v = {cb, ud};
     return st_sq_each_row(st, s, fleet_row, &v, err, "listing fleets");
+}
+
+/* st_fleet_names' list callback: one more name, growing the array. */
+struct fleet_names {
+    char (*names)[ST_NAME_MAX];
+    size_t n, cap;
+    int    oom;
+};
+
+static int name_item(const st_fleet_t *f, void *ud)
+{
+    struct fleet_names *v = ud;
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 16;
+        char (*p)[ST_NAME_MAX] = kiln_realloc(v->names, cap * sizeof *p);
+        if (!p) {
+            v->oom = 1;
+            return 1;
+        }
+        v->names = p;
+        v->cap = cap;
+    }
+    snprintf(v->names[v->n++], ST_NAME_MAX, "%s", f->name);
+    return 0;
+}
+
+int st_fleet_names(st_state_t *st, char (**names)[ST_NAME_MAX], size_t *n, kiln_err_t *err)
+{
+    struct fleet_names v = {0};
+    *names = NULL;
+    *n = 0;
+    int rc = st_fleet_list(st, name_item, &v, err);
+    if (rc == 0 && v.oom)
+        rc = kiln_err_set(err, KILN_ENOMEM, "listing fleets: out of memory");
+    if (rc < 0) {
+        kiln_free(v.names);
+        return rc;
+    }
+    *names = v.names;
+    *n = v.n;
+    return 0;
 }
 
 int st_fleet_key(st_state_t *st, const char *name, unsigned char key[ST_FLEET_KEY_BYTES],

@@ -711,6 +711,77 @@ static void test_refresh(void **state)
     cleanup();
 }
 
+/* Blobs of rollouts older than the newest `keep` (and the newest full one of
+ * the two newest versions that went full) leave the artifact store; the rows
+ * stay; a blob a kept rollout names too (a rollback's bundle) stays; the
+ * rollbacks still work. */
+static int blob_exists(const char *sha)
+{
+    char root[600], path[800];
+    snprintf(root, sizeof root, "%s/artifacts", dir);
+    assert_int_equal(st_artifact_path(root, sha, path, sizeof path), 0);
+    return access(path, F_OK) == 0;
+}
+
+static void test_gc(void **state)
+{
+    (void)state;
+    char path[512];
+    st_state_t *st = open_fresh(path);
+    kiln_err_t err;
+    assert_int_equal(st_fleet_create(st, "f", 1, 1, 0, NOW, &err), 0);
+    assert_int_equal(st_fleet_create(st, "g", 0, 1, 0, NOW, &err), 0);
+    for (int v = 0; v < 5; v++)
+        add_model(st, "bearing", 1, 1);
+    st_rollout_t r[5], g1, rb;
+    uint64_t seq = 0;
+    char ref[32];
+    for (int v = 0; v < 5; v++) {
+        snprintf(ref, sizeof ref, "bearing@%d", v + 1);
+        ks_publish_t p = {ref, "f", -1, -1, 0};
+        assert_int_equal(ks_fleet_publish(st, dir, &p, NOW, &r[v], &seq, &err), 0);
+        assert_int_equal(st_rollout_set_stage(st, r[v].id, v == 4 ? ST_ROLLOUT_CANARY
+                                                                   : ST_ROLLOUT_FULL,
+                                              "test", NOW, &err), 0);
+    }
+    ks_publish_t pg = {"bearing@1", "g", -1, -1, 0};
+    assert_int_equal(ks_fleet_publish(st, dir, &pg, NOW, &g1, &seq, &err), 0);
+    ks_gc_stats_t gc = {0, 0};
+    assert_int_equal(ks_fleet_gc(st, dir, 0, &gc, &err), KILN_EINVAL);
+    /* keep 2: v5 and v4 (newest), v4 and v3 (newest full): v1 and v2 go */
+    assert_int_equal(ks_fleet_gc(st, dir, 2, &gc, &err), 0);
+    assert_int_equal(gc.files, 4);
+    assert_true(gc.bytes > 0);
+    for (int v = 0; v < 5; v++) {
+        assert_int_equal(blob_exists(r[v].bundle_sha256), v >= 2);
+        assert_int_equal(blob_exists(r[v].envelope_sha256), v >= 2);
+    }
+    assert_true(blob_exists(g1.bundle_sha256));     /* another fleet's newest */
+    st_rollout_t got;
+    assert_int_equal(st_rollout_get(st, r[0].id, &got, &err), 0);  /* the row stays */
+    /* a second pass finds nothing more */
+    gc = (ks_gc_stats_t){0, 0};
+    assert_int_equal(ks_fleet_gc(st, dir, 2, &gc, &err), 0);
+    assert_int_equal(gc.files, 0);
+    /* v5 halts; the rollback to v4 re-uses v4's bundle, kept as long as the
+     * rollback is */
+    assert_int_equal(st_rollout_set_stage(st, r[4].id, ST_ROLLOUT_HALTED, "test", NOW, &err), 0);
+    assert_int_equal(ks_fleet_rollback(st, dir, "f", 0, NOW, &rb, &seq, &err), 0);
+    assert_int_equal(rb.version, 4);
+    assert_int_equal(ks_fleet_gc(st, dir, 1, &gc, &err), 0);
+    assert_true(blob_exists(rb.bundle_sha256));
+    assert_true(blob_exists(rb.envelope_sha256));
+    assert_false(blob_exists(r[4].bundle_sha256));  /* the halted v5: neither newest nor full */
+    /* v3 stays: the newest full one of the second version, where the next
+     * rollback goes */
+    assert_true(blob_exists(r[2].bundle_sha256));
+    st_rollout_t rb2;
+    assert_int_equal(ks_fleet_rollback(st, dir, "f", 0, NOW, &rb2, &seq, &err), 0);
+    assert_int_equal(rb2.version, 3);
+    st_state_close(&st);
+    cleanup();
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -724,6 +795,7 @@ int main(void)
         cmocka_unit_test(test_publisher_key),
         cmocka_unit_test(test_publish_rollback),
         cmocka_unit_test(test_refresh),
+        cmocka_unit_test(test_gc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
